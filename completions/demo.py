@@ -1,0 +1,97 @@
+"""The demo that `make run` seeds: `demo/…` models served by the built-in upstream emulator.
+
+Secrets cannot be read back from the database (keys are hashed), so the demo keeps the operator
+password and the demo API key in a local, git-ignored credentials file and reuses them on later runs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from accounts.keys import key_hash
+from accounts.models import Account, ApiKey
+from accounts.services import account_create, api_key_create
+from billing.services import ledger_credit
+
+from .catalog import catalog_import
+
+DEMO_FUNDS = Decimal("10.00")
+DEMO_ACCOUNT_NAME = "Demo customer"
+OPERATOR_USERNAME = "admin"
+
+
+def demo_catalog(upstream_url: str) -> dict:
+    """The demo catalog: models whose ids say they are served by the emulator."""
+    return {
+        "providers": [{"name": "demo-emulator", "base_url": upstream_url, "api_key": "", "timeout_s": 30}],
+        "models": [
+            {
+                "id": "demo/chat-small",
+                "name": "Demo chat (small) — upstream emulator",
+                "description": "Answers from the built-in upstream emulator; no provider account needed.",
+                "context_length": 16384,
+                "max_output_tokens": 4096,
+                "routes": [{"provider": "demo-emulator", "upstream_model": "emulator-small"}],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+            {
+                "id": "demo/chat-large",
+                "name": "Demo chat (large) — upstream emulator",
+                "description": "Answers from the built-in upstream emulator; priced like a large model.",
+                "context_length": 128000,
+                "max_output_tokens": 16384,
+                "routes": [{"provider": "demo-emulator", "upstream_model": "emulator-large"}],
+                "price": {"prompt": "2.50", "completion": "10.00", "cached_prompt": "1.25"},
+            },
+        ],
+    }
+
+
+@dataclass
+class DemoCredentials:
+    operator_username: str
+    operator_password: str
+    account_id: int
+    api_key: str
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def demo_seed(*, credentials_path: Path, upstream_url: str | None = None) -> DemoCredentials:
+    """Create what the demo needs, reusing whatever already exists; return the credentials."""
+    saved = _load(credentials_path)
+    with transaction.atomic():
+        catalog_import(demo_catalog(upstream_url or settings.DEMO_UPSTREAM_URL))
+        password = saved.get("operator_password") or secrets.token_urlsafe(12)
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=OPERATOR_USERNAME).exists():
+            user_model.objects.create_superuser(OPERATOR_USERNAME, "admin@localhost", password)
+        account = Account.objects.filter(name=DEMO_ACCOUNT_NAME).order_by("pk").first()
+        if account is None:
+            account = account_create(name=DEMO_ACCOUNT_NAME, email="demo@localhost")
+        ledger_credit(account=account, amount=DEMO_FUNDS, idempotency_key=f"demo-seed:{account.pk}", memo="demo funds")
+        secret = saved.get("api_key", "")
+        live = (
+            secret
+            and ApiKey.objects.filter(key_hash=key_hash(secret), account=account, revoked_at__isnull=True).exists()
+        )
+        if not live:
+            secret = api_key_create(account=account, name="demo")[1]
+    credentials = DemoCredentials(OPERATOR_USERNAME, password, account.pk, secret)
+    credentials_path.parent.mkdir(parents=True, exist_ok=True)
+    credentials_path.write_text(json.dumps(credentials.__dict__, indent=2))
+    credentials_path.chmod(0o600)
+    return credentials

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.models import Account
+from completions.demo import demo_seed
+
+
+class Command(BaseCommand):
+    help = "Seed the demo (demo/… models, an operator, a funded customer and its key); safe to run again."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--credentials", type=Path, default=settings.BASE_DIR / ".demo" / "credentials.json")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the demo is served.")
+
+    def handle(self, *args, **options) -> None:
+        creds = demo_seed(credentials_path=options["credentials"])
+        base = options["base_url"].rstrip("/")
+        balance = Account.objects.get(pk=creds.account_id).balance
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    "ML Router demo is ready (models demo/… are answered by the built-in upstream emulator).",
+                    f"  Admin:     {base}/admin/  user {creds.operator_username}  password {creds.operator_password}",
+                    f"  Customer:  account #{creds.account_id}, balance ${balance:.2f}",
+                    f"  API key:   {creds.api_key}",
+                    f"  API base:  {base}/v1",
+                    "  Try it:",
+                    f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {creds.api_key}' \\",
+                    "      -H 'Content-Type: application/json' \\",
+                    '      -d \'{"model": "demo/chat-small", "messages": [{"role": "user", "content": "Hello"}]}\'',
+                    "",
+                ]
+            )
+        )

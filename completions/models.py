@@ -1,0 +1,138 @@
+"""The catalog (providers, models, routes) and one Generation row per request."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from django.db import models
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible upstream: where requests for a model are forwarded."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    base_url = models.URLField(max_length=300, help_text="OpenAI-compatible base, e.g. https://api.openai.com/v1")
+    api_key = models.CharField(max_length=500, blank=True, help_text="Stored here, never shown in full.")
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Environment variable holding the key; wins over api_key."
+    )
+    connect_timeout_s = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("5"))
+    read_timeout_s = models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal("60"), help_text="Longest silence allowed upstream."
+    )
+    extra_headers = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolved_api_key(self) -> str:
+        """The key sent upstream: the environment variable when named, else the stored key."""
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return self.api_key
+
+    @property
+    def api_key_masked(self) -> str:
+        key = self.resolved_api_key()
+        if not key:
+            return "—"
+        return f"…{key[-4:]}" if len(key) > 12 else "set"
+
+
+class Model(models.Model):
+    """A model sold under a public id such as `openai/gpt-4o-mini`; served through its routes."""
+
+    public_id = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    context_length = models.PositiveIntegerField(default=0)
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    enabled = models.BooleanField(default=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["public_id"]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def owned_by(self) -> str:
+        return self.public_id.split("/", 1)[0] if "/" in self.public_id else "mlrouter"
+
+
+class Route(models.Model):
+    """One way to serve a model: a provider and its name for the model; lower priority is tried first."""
+
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="routes")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
+    upstream_model = models.CharField(max_length=200)
+    priority = models.IntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "provider", "upstream_model"], name="route_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} → {self.provider}:{self.upstream_model}"
+
+
+class Generation(models.Model):
+    """One `/v1/chat/completions` request: what was asked, what came back, what it cost.
+
+    Its charge is the ledger entry whose idempotency key is `charge:<id>`; token counts say where they
+    came from (`upstream` usage or our `estimated` count).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        COMPLETED = "completed", "completed"
+        CANCELLED = "cancelled", "cancelled (client disconnected)"
+        FAILED = "failed", "failed"
+
+    class UsageSource(models.TextChoices):
+        UPSTREAM = "upstream", "upstream"
+        ESTIMATED = "estimated", "estimated"
+        NONE = "none", "none"
+
+    id = models.CharField(max_length=64, primary_key=True)
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="generations")
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="generations")
+    model = models.ForeignKey(Model, on_delete=models.PROTECT, related_name="generations")
+    price = models.ForeignKey("billing.Price", on_delete=models.PROTECT, related_name="generations")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True)
+    upstream_model = models.CharField(max_length=200, blank=True)
+    upstream_id = models.CharField(max_length=200, blank=True)
+    stream = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.NONE)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
+    upstream_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    hold_amount = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
+    user = models.CharField(max_length=256, blank=True, help_text="The client's `user` field.")
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["account", "-started_at"])]
+
+    def __str__(self) -> str:
+        return self.id

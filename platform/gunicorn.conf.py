@@ -1,0 +1,23 @@
+"""gunicorn settings for production: gevent workers, one per core (override with --bind/--workers).
+
+The gevent worker monkey-patches the standard library before the app is imported (no preload), so
+DRF views, requests/urllib3, psycopg 3 and redis-py all become cooperative: one worker relays
+thousands of concurrent streams.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "2000"))
+preload_app = False
+# Streams can be silent upstream for a while; keepalive comments keep the client side busy, and the
+# gevent worker does not use this timeout for in-flight requests the way sync workers do.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
