@@ -1,7 +1,7 @@
 """URL map: the admin, the /v1 API and the demo upstream emulator."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "ML Router"
@@ -11,4 +11,6 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    # The built-in upstream emulator: the demo provider (see completions/emulator); no real model behind it.
+    path("emulator/", include("completions.emulator.urls")),
 ]

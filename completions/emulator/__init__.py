@@ -1,0 +1,10 @@
+"""Built-in upstream emulator: a deterministic stand-in for an OpenAI-compatible LLM provider.
+
+It answers ``POST .../v1/chat/completions`` and ``GET .../v1/models`` in the OpenAI wire format
+(plain and SSE streaming, tools, JSON modes) without calling any real model, and can be steered
+per request through the extra ``emulator`` body field (token counts, delays, failures) or through a
+``/fail/<mode>/`` path prefix. Used by demos, tests and benchmarks; never by real traffic.
+
+Modules: ``core`` (pure Python, builds replies), ``wsgi`` (framework-free WSGI app and gevent
+server), ``views``/``urls`` (thin Django adapter).
+"""

@@ -1,0 +1,16 @@
+"""URL patterns of the emulator's Django adapter; the project include()s them under /emulator/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from completions.emulator import views
+
+app_name = "emulator"
+
+urlpatterns = [
+    path("v1/chat/completions", views.chat_completions, name="chat_completions"),
+    path("v1/models", views.models, name="models"),
+    path("fail/<str:fail_mode>/v1/chat/completions", views.chat_completions, name="fail_chat_completions"),
+    path("fail/<str:fail_mode>/v1/models", views.models, name="fail_models"),
+]

@@ -1,0 +1,104 @@
+"""Framework-free WSGI app for the upstream emulator, and a gevent server that runs it standalone.
+
+Routes (any path prefix is accepted, so a provider base_url may point anywhere on this host):
+``POST [prefix][/fail/<mode>]/v1/chat/completions`` and ``GET [prefix][/fail/<mode>]/v1/models``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from completions.emulator import core
+
+if TYPE_CHECKING:
+    from gevent.pywsgi import WSGIServer
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Sleep = Callable[[float], None]
+
+_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|models)/?$")
+_MAX_BODY = 32 * 1024 * 1024
+
+
+def _time_sleep(seconds: float) -> None:
+    """time.sleep looked up per call, so gevent monkey-patching applied later still takes effect."""
+    time.sleep(seconds)
+
+
+def make_app(api_key: str | None = None, *, sleep: Sleep | None = None) -> WSGIApp:
+    """Build the WSGI app; api_key None reads EMULATOR_API_KEY once now, "" disables auth."""
+    key = os.environ.get("EMULATOR_API_KEY", "") if api_key is None else api_key
+    pause = sleep or _time_sleep
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        reply = dispatch(environ, key)
+        if reply.delay:
+            pause(reply.delay)
+        start_response(reply.status_line, reply.header_list())
+        # A generator, not a list, so each SSE event is written (and flushed) as soon as it exists.
+        return [reply.body] if reply.events is None else core.play(reply.events, pause)
+
+    return app
+
+
+def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
+    """Route one request to the core and return its Reply."""
+    path = environ.get("PATH_INFO") or ""
+    match = _ROUTE.search(path)
+    if match is None:
+        return core.error_reply(404, f"Unknown emulator path {path!r}; use .../v1/chat/completions.")
+    denied = core.auth_error(environ.get("HTTP_AUTHORIZATION"), api_key)
+    if denied is not None:
+        return denied
+    fail_mode, endpoint = match.groups()
+    method = environ.get("REQUEST_METHOD", "GET")
+    if endpoint == "models":
+        return core.models_reply(fail_mode) if method == "GET" else core.error_reply(405, "Use GET.")
+    if method != "POST":
+        return core.error_reply(405, "Use POST.")
+    raw = _read_body(environ)
+    if raw is None:
+        return core.error_reply(413, "Request body too large.")
+    headers = {
+        "content-type": environ.get("CONTENT_TYPE"),
+        "user-agent": environ.get("HTTP_USER_AGENT"),
+        "authorization": environ.get("HTTP_AUTHORIZATION"),
+    }
+    return core.chat_reply(raw, headers, fail_mode)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes | None:
+    """The request body, or None when it exceeds the size cap."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > _MAX_BODY:
+        return None
+    stream = environ["wsgi.input"]
+    if length:
+        return stream.read(length)
+    # Only servers that mark input as terminated (gevent, for chunked uploads) may be read to EOF safely.
+    raw = stream.read(_MAX_BODY + 1) if environ.get("wsgi.input_terminated") else b""
+    return None if len(raw) > _MAX_BODY else raw
+
+
+application = make_app()
+
+
+def make_server(host: str = "127.0.0.1", port: int = 8100, app: WSGIApp | None = None) -> WSGIServer:
+    """A gevent WSGIServer for the emulator; delays use gevent.sleep, so no monkey-patching is needed."""
+    import gevent
+    from gevent.pywsgi import WSGIServer
+
+    # log=None: no per-request access log, which would dominate benchmark time.
+    return WSGIServer((host, port), app or make_app(sleep=gevent.sleep), log=None)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8100) -> None:
+    """Serve the emulator forever on host:port (blocking)."""
+    make_server(host, port).serve_forever()
