@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "accounts",
     "billing",
@@ -135,6 +136,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "completions.apis.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -142,6 +144,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "OpenAI-compatible LLM API billed against a prepaid USD balance.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOGGING = {
@@ -178,3 +184,9 @@ TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org
 
 # Where the demo provider (the built-in upstream emulator) answers; `make run` mounts it at /emulator/.
 DEMO_UPSTREAM_URL = env.str("DEMO_UPSTREAM_URL", default="http://127.0.0.1:8000/emulator/v1")
+# How long a process trusts its cached view of a model, its routes and prices.
+CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
+# Streams: a keepalive comment after this much upstream silence; after a client disconnects, keep
+# reading the upstream at most this long to learn the real usage before charging an estimate.
+STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
+STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=30.0)

@@ -11,6 +11,7 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("v1/", include("completions.urls")),
     # The built-in upstream emulator: the demo provider (see completions/emulator); no real model behind it.
     path("emulator/", include("completions.emulator.urls")),
 ]

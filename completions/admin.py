@@ -1,0 +1,217 @@
+"""Admin for the catalog (providers, models, routes) and the read-only record of generations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
+from billing.models import LedgerEntry, Price
+from billing.selectors import price_current_for
+
+from .models import Generation, Model, Provider, Route
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+
+class SecretField(forms.CharField):
+    """A password-style field that is never filled in; blank means "keep what is stored"."""
+
+    widget = forms.PasswordInput(render_value=False)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return bool(data)
+
+
+class ProviderForm(forms.ModelForm):
+    api_key = SecretField(
+        label="API key", required=False, max_length=500, help_text="Leave blank to keep the current key."
+    )
+    clear_api_key = forms.BooleanField(label="Remove the stored key", required=False)
+
+    class Meta:
+        model = Provider
+        fields = (
+            "name",
+            "base_url",
+            "api_key",
+            "clear_api_key",
+            "api_key_env",
+            "connect_timeout_s",
+            "read_timeout_s",
+            "extra_headers",
+            "enabled",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("clear_api_key"):
+            cleaned["api_key"] = ""
+        elif not cleaned.get("api_key"):
+            cleaned["api_key"] = self.instance.api_key
+        return cleaned
+
+
+class RouteInline(admin.TabularInline[Route, Model]):
+    model = Route
+    fields = ("provider", "upstream_model", "priority", "enabled")
+    autocomplete_fields = ("provider",)
+    extra = 0
+
+
+class PriceHistoryInline(ReadOnlyMixin, admin.TabularInline[Price, Model]):
+    """Every price version of the model, newest first; a new version is added from the Price admin."""
+
+    model = Price
+    verbose_name_plural = "price history"
+    fields = ("prompt", "completion", "cached_prompt", "request", "effective_from", "created_by", "created_at")
+    readonly_fields = fields
+    ordering = ("-effective_from",)
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Price]:
+        return super().get_queryset(request).select_related("created_by")
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin[Provider]):
+    form = ProviderForm
+    list_display = (
+        "name",
+        "base_url",
+        "api_key_masked",
+        "api_key_env",
+        "enabled",
+        "route_count",
+        "connect_timeout_s",
+        "read_timeout_s",
+    )
+    list_filter = ("enabled",)
+    search_fields = ("name", "base_url")
+    readonly_fields = ("api_key_masked", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "base_url", "enabled")}),
+        ("Credentials", {"fields": ("api_key_masked", "api_key", "clear_api_key", "api_key_env")}),
+        ("Connection", {"fields": ("connect_timeout_s", "read_timeout_s", "extra_headers")}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="key in use")
+    def api_key_masked(self, obj: Provider) -> str:
+        return obj.api_key_masked
+
+    @admin.display(description="routes", ordering="route_count")
+    def route_count(self, obj: Provider) -> int:
+        return obj.route_count  # type: ignore[attr-defined]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return super().get_queryset(request).annotate(route_count=Count("routes"))
+
+
+@admin.register(Model)
+class CatalogModelAdmin(admin.ModelAdmin[Model]):
+    list_display = ("public_id", "name", "enabled", "current_price", "context_length", "max_output_tokens")
+    list_filter = ("enabled", "routes__provider")
+    search_fields = ("public_id", "name")
+    date_hierarchy = "created_at"
+    readonly_fields = ("current_price", "created_at")
+    fields = (
+        "public_id",
+        "name",
+        "description",
+        "enabled",
+        "context_length",
+        "max_output_tokens",
+        "current_price",
+        "created_at",
+    )
+    inlines = (RouteInline, PriceHistoryInline)
+
+    @admin.display(description="current price / 1M (prompt, completion)")
+    def current_price(self, obj: Model) -> str:
+        add_url = f"{reverse('admin:billing_price_add')}?model={obj.pk}" if obj.pk else ""
+        price = price_current_for(obj.pk) if obj.pk else None
+        if price is None:
+            text = "unpriced: hidden from the API"
+        else:
+            text = f"{usd_display(price.prompt)} / {usd_display(price.completion)}"
+        if not add_url:
+            return text
+        return format_html('{} &nbsp; <a href="{}">add a price version</a>', text, add_url)
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin[Route]):
+    list_display = ("model", "provider", "upstream_model", "priority", "enabled")
+    list_filter = ("enabled", "provider")
+    search_fields = ("model__public_id", "provider__name", "upstream_model")
+    list_select_related = ("model", "provider")
+    autocomplete_fields = ("model", "provider")
+
+
+@admin.register(Generation)
+class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]):
+    """One row per request; written by the request path only."""
+
+    list_display = (
+        "id",
+        "account_link",
+        "model",
+        "status",
+        "usage_source",
+        "tokens",
+        "cost_display",
+        "latency_ms",
+        "started_at",
+    )
+    list_filter = ("status", "usage_source", "stream", "model", "provider", "started_at")
+    search_fields = ("id__exact", "upstream_id__exact", "user", "account__name")
+    search_id_fields = ("account_id",)
+    list_select_related = ("account", "model")
+    autocomplete_fields = ("account", "api_key", "model", "price", "provider")
+    date_hierarchy = "started_at"
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+    fieldsets = (
+        (None, {"fields": ("id", "account", "api_key", "user", "model", "stream")}),
+        ("Upstream", {"fields": ("provider", "upstream_model", "upstream_id")}),
+        ("Outcome", {"fields": ("status", "finish_reason", "error")}),
+        ("Usage", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source")}),
+        ("Money", {"fields": ("price", "hold_display", "cost_display", "upstream_cost_display", "charge")}),
+        ("Timing", {"fields": ("started_at", "finished_at", "latency_ms", "ttft_ms")}),
+    )
+    readonly_fields = ("hold_display", "cost_display", "upstream_cost_display", "charge")
+
+    @admin.display(description="account", ordering="account__name")
+    def account_link(self, obj: Generation) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="tokens in → out")
+    def tokens(self, obj: Generation) -> str:
+        cached = f" ({obj.cached_tokens} cached)" if obj.cached_tokens else ""
+        return f"{obj.prompt_tokens}{cached} → {obj.completion_tokens}"
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_display(self, obj: Generation) -> str:
+        return usd_display(obj.cost)
+
+    @admin.display(description="hold")
+    def hold_display(self, obj: Generation) -> str:
+        return usd_display(obj.hold_amount)
+
+    @admin.display(description="upstream's cost")
+    def upstream_cost_display(self, obj: Generation) -> str:
+        return usd_display(obj.upstream_cost)
+
+    @admin.display(description="charge")
+    def charge(self, obj: Generation) -> str:
+        entry = LedgerEntry.objects.filter(idempotency_key=f"charge:{obj.pk}").first()
+        if entry is None:
+            return "no charge recorded"
+        return admin_link(entry, f"{usd_display(entry.amount)} (entry #{entry.pk})")

@@ -1,0 +1,285 @@
+"""Relaying the upstream's answer to the client: plain JSON, or a server-sent event stream.
+
+A stream is read by its own (green) thread, which owns settlement: whatever way the stream ends —
+completed, upstream failure, client gone — that thread settles the generation exactly once, then the
+client (if still there) gets the final usage chunk with `cost` and `[DONE]`. While relaying, no
+database connection is held.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
+from urllib3.exceptions import HTTPError, TimeoutError
+
+from .models import Generation
+from .openai_format import ApiError, dumps_with_usage, sse, usage_json
+from .services import Finished, Outcome, Started, generation_finish
+from .upstream import UpstreamCall
+
+log = logging.getLogger(__name__)
+
+_END = object()
+MAX_PLAIN_BYTES = 64 * 1024 * 1024
+
+
+def release_db() -> None:
+    """Give the database connection back (to the pool) while the upstream works."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _usage_out(started: Started, finished: Finished, upstream_usage: Any) -> str:
+    """The `usage` object the client sees: our charged counts, with the exact cost."""
+    usage = dict(upstream_usage) if isinstance(upstream_usage, dict) and finished.usage_source == "upstream" else {}
+    usage.pop("cost", None)
+    usage.pop("cost_details", None)
+    usage["prompt_tokens"] = finished.usage.prompt_tokens
+    usage["completion_tokens"] = finished.usage.completion_tokens
+    usage["total_tokens"] = finished.usage.prompt_tokens + finished.usage.completion_tokens
+    details = None
+    price = started.price
+    if finished.breakdown is not None and (price.cached_prompt is not None or price.request):
+        b = finished.breakdown
+        details = {
+            "prompt": b.prompt,
+            "cached_prompt": b.cached_prompt,
+            "completion": b.completion,
+            "request": b.request,
+        }
+    return usage_json(usage, finished.cost, details)
+
+
+def _completion_chars(choices: Any, key: str) -> int:
+    """Characters the upstream generated in these choices (content, refusals, tool-call arguments)."""
+    total = 0
+    for choice in choices if isinstance(choices, list) else ():
+        part = choice.get(key) if isinstance(choice, dict) else None
+        if not isinstance(part, dict):
+            continue
+        for field in ("content", "refusal", "reasoning"):
+            if isinstance(part.get(field), str):
+                total += len(part[field])
+        for call in part.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                total += len(function.get("arguments") or "") + len(function.get("name") or "")
+    return total
+
+
+def response_headers(response: HttpResponse, started: Started, headers: dict[str, str]) -> None:
+    response["X-Generation-Id"] = started.generation_id
+    # The request was charged: a client retry would be charged again.
+    response["x-should-retry"] = "false"
+    for name, value in headers.items():
+        response[name] = value
+
+
+def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -> HttpResponse:
+    """Read the upstream's JSON answer, settle, and return it with our id, model and cost."""
+    try:
+        raw = call.response.read(MAX_PLAIN_BYTES + 1)
+        call.response.release_conn()
+        body = json.loads(raw) if len(raw) <= MAX_PLAIN_BYTES else None
+    except (HTTPError, ValueError) as exc:
+        body, raw = None, b""
+        timed_out = isinstance(exc, TimeoutError)
+    else:
+        timed_out = False
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        why = "timed out" if timed_out else "sent an invalid response"
+        generation_finish(
+            started=started,
+            outcome=Outcome(Generation.Status.FAILED, route=call.route, error=f"upstream {why}", charge=False),
+        )
+        raise ApiError(
+            504 if timed_out else 502,
+            f"The upstream provider {why}. You were not charged; retrying may help.",
+            code="upstream_timeout" if timed_out else "upstream_error",
+        )
+    choices = body["choices"]
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    finished = generation_finish(
+        started=started,
+        outcome=Outcome(
+            Generation.Status.COMPLETED,
+            route=call.route,
+            usage=body.get("usage"),
+            completion_chars=_completion_chars(choices, "message"),
+            finish_reason=str(first.get("finish_reason") or ""),
+            upstream_id=str(body.get("id") or ""),
+        ),
+    )
+    body["id"] = started.generation_id
+    body["model"] = started.entry.public_id
+    response = HttpResponse(
+        dumps_with_usage(body, _usage_out(started, finished, body.get("usage"))), content_type="application/json"
+    )
+    response_headers(response, started, headers)
+    return response
+
+
+def _sse_events(response) -> Iterator[bytes]:
+    """The `data` payloads of an SSE byte stream, as they arrive."""
+    if response.chunked and response.supports_chunked_reads():
+        chunks = response.read_chunked(decode_content=True)
+    else:
+        chunks = iter(lambda: response.read1(65536), b"")
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                yield b"\n".join(data)
+
+
+class StreamRelay:
+    """One streamed generation: a reader thread that relays and settles, a generator the client reads."""
+
+    def __init__(self, started: Started, call: UpstreamCall, headers: dict[str, str]) -> None:
+        self.started = started
+        self.call = call
+        self.headers = headers
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.client_gone_at: float | None = None
+        self.usage: Any = None
+        self.usage_chunk: dict | None = None
+        self.error: str = ""
+        self.finished: Finished | None = None
+        self.created = int(time.time())
+
+    def response(self) -> StreamingHttpResponse:
+        threading.Thread(target=self._read, name=f"relay-{self.started.generation_id}", daemon=True).start()
+        response = StreamingHttpResponse(self._events(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        response_headers(response, self.started, self.headers)
+        return response
+
+    def _put(self, item: Any) -> None:
+        if self.client_gone_at is None or item is _END:
+            self.queue.put(item)
+
+    def _read(self) -> None:
+        outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
+        public_model = self.started.entry.public_id
+        gen_id = self.started.generation_id
+        wants_usage = self.started.chat.wants_usage
+        done = False
+        try:
+            for data in _sse_events(self.call.response):
+                if data == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue
+                if not isinstance(chunk, dict):
+                    continue
+                if "error" in chunk and not chunk.get("choices"):
+                    self.error = "the upstream reported an error mid-stream"
+                    break
+                if chunk.get("usage"):
+                    self.usage = chunk["usage"]
+                choices = chunk.get("choices")
+                if not choices:
+                    if self.usage is not None:
+                        self.usage_chunk = chunk
+                    continue
+                if not outcome.upstream_id:
+                    outcome.upstream_id = str(chunk.get("id") or "")
+                chars = _completion_chars(choices, "delta")
+                if chars and outcome.ttft_ms is None:
+                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                outcome.completion_chars += chars
+                reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+                if reason:
+                    outcome.finish_reason = str(reason)
+                chunk["id"] = gen_id
+                chunk["model"] = public_model
+                if not wants_usage and chunk.get("usage", 0) is None:
+                    del chunk["usage"]
+                self._put(sse(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()))
+                if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
+                    break
+            else:
+                # The connection closed without [DONE]: complete only if the answer had finished.
+                done = bool(outcome.finish_reason)
+                if not done and not self.error:
+                    self.error = "the upstream connection dropped mid-stream"
+        except TimeoutError:
+            self.error = "the upstream stopped sending (read timeout)"
+        except HTTPError:
+            self.error = "the upstream connection dropped mid-stream"
+        finally:
+            self.call.response.release_conn() if done else self.call.response.close()
+            self._settle(outcome, done)
+
+    def _settle(self, outcome: Outcome, done: bool) -> None:
+        outcome.usage = self.usage
+        if self.client_gone_at is not None and not done:
+            outcome.status, outcome.error = Generation.Status.CANCELLED, "client disconnected; upstream abandoned"
+        elif self.client_gone_at is not None:
+            outcome.status, outcome.error = Generation.Status.CANCELLED, "client disconnected"
+        elif done:
+            outcome.status = Generation.Status.COMPLETED
+        else:
+            outcome.status, outcome.error = Generation.Status.FAILED, self.error
+            # Nothing generated, nothing to charge.
+            outcome.charge = outcome.completion_chars > 0 or self.usage is not None
+        try:
+            self.finished = generation_finish(started=self.started, outcome=outcome)
+        except Exception:
+            log.exception("settling %s failed; reconciliation will settle its hold", self.started.generation_id)
+            self.error = self.error or "internal error while settling"
+        finally:
+            connection.close()
+            self.queue.put(_END)
+
+    def _events(self) -> Iterator[bytes]:
+        keepalive = settings.STREAM_KEEPALIVE_SECONDS
+        finished_normally = False
+        try:
+            while True:
+                try:
+                    item = self.queue.get(timeout=keepalive)
+                except queue.Empty:
+                    yield b": keepalive\n\n"
+                    continue
+                if item is _END:
+                    break
+                yield item
+            if self.finished is not None:
+                chunk = self.usage_chunk or {"object": "chat.completion.chunk", "created": self.created, "choices": []}
+                chunk.update(id=self.started.generation_id, model=self.started.entry.public_id)
+                usage = _usage_out(self.started, self.finished, self.usage)
+                yield sse(dumps_with_usage(chunk, usage))
+            if self.error:
+                failure = ApiError(502, f"Stream interrupted: {self.error}.", code="upstream_error")
+                yield sse(json.dumps(failure.body()).encode())
+            yield b"data: [DONE]\n\n"
+            finished_normally = True
+        finally:
+            if not finished_normally:
+                self.client_gone_at = time.monotonic()
+
+
+def _drain_s() -> float:
+    return settings.STREAM_DRAIN_SECONDS
+
+
+def relay_stream(started: Started, call: UpstreamCall, headers: dict[str, str]) -> StreamingHttpResponse:
+    """Start relaying a stream; the response's iterator yields events as the upstream sends them."""
+    return StreamRelay(started, call, headers).response()

@@ -1,0 +1,121 @@
+"""Reads of the catalog. The request path reads it through a short in-process cache."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from billing.models import Price
+
+from .models import Model, Route
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInfo:
+    """What the upstream client needs to call one route."""
+
+    provider_id: int
+    provider_name: str
+    base_url: str
+    api_key: str
+    extra_headers: dict[str, str]
+    connect_timeout_s: float
+    read_timeout_s: float
+    upstream_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """A sellable model as the request path sees it: routes in order and its price versions."""
+
+    model_id: int
+    public_id: str
+    context_length: int
+    max_output_tokens: int
+    routes: tuple[RouteInfo, ...]
+    price: Price
+    next_price: Price | None
+
+    def price_at(self, at: datetime) -> Price:
+        """The price version in force at `at` (a version that starts later is not used before then)."""
+        if self.next_price is not None and self.next_price.effective_from <= at:
+            return self.next_price
+        return self.price
+
+
+def sellable_models() -> QuerySet[Model]:
+    """Enabled models with at least one enabled route to an enabled provider (pricing checked by callers)."""
+    return (
+        Model.objects.filter(enabled=True, routes__enabled=True, routes__provider__enabled=True)
+        .distinct()
+        .order_by("public_id")
+    )
+
+
+def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | None:
+    routes = Route.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    model = (
+        Model.objects.filter(public_id=public_id, enabled=True)
+        .prefetch_related(Prefetch("routes", queryset=routes.order_by("priority", "id"), to_attr="live_routes"))
+        .first()
+    )
+    if model is None or not model.live_routes:
+        return None
+    prices = list(Price.objects.filter(model=model, effective_from__lte=horizon).order_by("-effective_from")[:2])
+    current = next((p for p in prices if p.effective_from <= now), None)
+    if current is None:
+        return None
+    upcoming = prices[0] if prices[0].effective_from > now else None
+    return CatalogEntry(
+        model_id=model.pk,
+        public_id=model.public_id,
+        context_length=model.context_length,
+        max_output_tokens=model.max_output_tokens,
+        routes=tuple(
+            RouteInfo(
+                provider_id=r.provider_id,
+                provider_name=r.provider.name,
+                base_url=r.provider.base_url.rstrip("/"),
+                api_key=r.provider.resolved_api_key(),
+                extra_headers=dict(r.provider.extra_headers or {}),
+                connect_timeout_s=float(r.provider.connect_timeout_s),
+                read_timeout_s=float(r.provider.read_timeout_s),
+                upstream_model=r.upstream_model,
+            )
+            for r in model.live_routes
+        ),
+        price=current,
+        next_price=upcoming,
+    )
+
+
+_cache: dict[str, tuple[float, CatalogEntry | None]] = {}
+
+
+def catalog_entry(public_id: str) -> CatalogEntry | None:
+    """The sellable model with this public id, or None (unknown, disabled, unrouted or unpriced).
+
+    Cached per process for CATALOG_CACHE_SECONDS; the entry also knows the next price version due
+    within that time, so a price change takes effect at its instant even from the cache.
+    """
+    ttl = settings.CATALOG_CACHE_SECONDS
+    clock = time.monotonic()
+    hit = _cache.get(public_id)
+    if hit is not None and hit[0] > clock:
+        return hit[1]
+    now = timezone.now()
+    entry = _load(public_id, now, now + timedelta(seconds=ttl))
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[public_id] = (clock + ttl, entry)
+    return entry
+
+
+def catalog_cache_clear() -> None:
+    """Forget every cached catalog entry in this process."""
+    _cache.clear()

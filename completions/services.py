@@ -1,0 +1,245 @@
+"""A generation's life: hold funds and record it before the upstream call, settle it exactly once after.
+
+Charging rules (README, "What a request costs"): a request is charged for the usage the upstream
+reports when that usage is plausible, and otherwise for our estimate — prompt: one token per four
+bytes of the request; completion: one token per four characters the upstream actually generated
+(error texts excluded). A request on which no route answered is never charged. A charge never
+exceeds the hold placed for the request's worst case.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Case, DecimalField, Sum, When
+from django.utils import timezone
+
+from accounts.models import ApiKey
+from accounts.principals import KeyPrincipal
+from billing.models import Price
+from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for
+from billing.services import hold_place, hold_release, hold_settle
+
+from .models import Generation
+from .openai_format import ChatRequest
+from .selectors import CatalogEntry, RouteInfo
+
+log = logging.getLogger(__name__)
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+DEFAULT_COMPLETION_CAP = 4096
+
+
+class SpendLimitReached(Exception):
+    """The key's spend limit for its period would be exceeded by this request."""
+
+    def __init__(self, *, limit: Decimal, spent: Decimal) -> None:
+        super().__init__(f"spend limit {limit} USD reached ({spent} USD spent this period)")
+        self.limit = limit
+        self.spent = spent
+
+
+def generation_id_new() -> str:
+    """A new public generation id: gen-<unix time>-<random>."""
+    return f"gen-{int(time.time())}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(20))}"
+
+
+def completion_cap(chat: ChatRequest, entry: CatalogEntry) -> int:
+    """The most completion tokens the request can produce (all `n` choices together)."""
+    cap = chat.max_tokens or entry.max_output_tokens or DEFAULT_COMPLETION_CAP
+    if entry.max_output_tokens:
+        cap = min(cap, entry.max_output_tokens)
+    return cap * chat.n
+
+
+def worst_case_cost(chat: ChatRequest, entry: CatalogEntry, price: Price) -> Cost:
+    """What the request can cost at most: the hold placed for it."""
+    return cost_for(Usage(chat.prompt_tokens_upper_bound, completion_cap(chat, entry)), price)
+
+
+def affordable_max_tokens(available: Decimal, chat: ChatRequest, price: Price) -> int:
+    """How many completion tokens (max_tokens) the available balance covers after the prompt."""
+    prompt_cost = cost_for(Usage(chat.prompt_tokens_upper_bound, 0), price).total
+    room = available - prompt_cost
+    if room <= ZERO:
+        return 0
+    if price.completion <= ZERO:
+        return DEFAULT_COMPLETION_CAP
+    return max(int(room * PER_MILLION / price.completion / max(chat.n, 1)), 0)
+
+
+def spend_period_start(period: str, now: datetime) -> datetime | None:
+    """When the current spend period of a key began (None: the limit never resets)."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == ApiKey.SpendPeriod.DAILY:
+        return day
+    if period == ApiKey.SpendPeriod.WEEKLY:
+        return day - timedelta(days=day.weekday())
+    if period == ApiKey.SpendPeriod.MONTHLY:
+        return day.replace(day=1)
+    return None
+
+
+def key_spent(*, key_id: int, since: datetime | None) -> Decimal:
+    """What a key spent since `since`, counting in-flight requests at their hold."""
+    rows = Generation.objects.filter(api_key_id=key_id)
+    if since is not None:
+        rows = rows.filter(started_at__gte=since)
+    total = rows.aggregate(
+        s=Sum(
+            Case(
+                When(status=Generation.Status.PENDING, then="hold_amount"),
+                default="cost",
+                output_field=DecimalField(max_digits=20, decimal_places=10),
+            )
+        )
+    )["s"]
+    return total or ZERO
+
+
+@dataclass
+class Started:
+    """A generation whose funds are held; everything settlement needs."""
+
+    generation_id: str
+    principal: KeyPrincipal
+    entry: CatalogEntry
+    price: Price
+    chat: ChatRequest
+    hold_amount: Decimal
+    started_at: datetime
+    clock: float = field(default_factory=time.monotonic)
+
+
+def generation_start(*, principal: KeyPrincipal, chat: ChatRequest, entry: CatalogEntry) -> Started:
+    """Hold the request's worst-case cost and record the generation, in one transaction.
+
+    Raises billing's InsufficientFunds / AccountInactive, or SpendLimitReached.
+    """
+    started_at = timezone.now()
+    price = entry.price_at(started_at)
+    amount = worst_case_cost(chat, entry, price).total
+    if principal.spend_limit is not None:
+        spent = key_spent(key_id=principal.key_id, since=spend_period_start(principal.spend_period, started_at))
+        if spent + amount > principal.spend_limit:
+            raise SpendLimitReached(limit=principal.spend_limit, spent=spent)
+    started = Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
+    with transaction.atomic():
+        hold_place(account_id=principal.account_id, amount=amount, reference=started.generation_id)
+        Generation.objects.create(
+            id=started.generation_id,
+            account_id=principal.account_id,
+            api_key_id=principal.key_id,
+            model_id=entry.model_id,
+            price=price,
+            stream=chat.stream,
+            user=chat.user,
+            hold_amount=amount,
+            started_at=started_at,
+        )
+    return started
+
+
+@dataclass
+class Outcome:
+    """How a request ended, as the relay saw it."""
+
+    status: str
+    route: RouteInfo | None = None
+    usage: Any = None
+    completion_chars: int = 0
+    finish_reason: str = ""
+    upstream_id: str = ""
+    error: str = ""
+    ttft_ms: int | None = None
+    charge: bool = True
+
+
+@dataclass
+class Finished:
+    """What was charged and why."""
+
+    cost: Decimal
+    usage: Usage
+    usage_source: str
+    breakdown: Cost | None
+
+
+def _count(usage: dict, name: str) -> int | None:
+    value = usage.get(name, 0)
+    if value is None:
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def usage_resolve(started: Started, outcome: Outcome) -> tuple[Usage, str, str]:
+    """The usage to charge, its source (`upstream` or `estimated`) and why an estimate was used."""
+    estimate = Usage(started.chat.prompt_tokens_estimate, math.ceil(outcome.completion_chars / 4))
+    usage = outcome.usage
+    if not isinstance(usage, dict):
+        return estimate, Generation.UsageSource.ESTIMATED, "the upstream reported no usage"
+    prompt, completion = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
+    details = usage.get("prompt_tokens_details") or {}
+    cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
+    if prompt is None or completion is None or cached is None:
+        return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported invalid usage {usage!r}"
+    prompt_cap = max(started.chat.prompt_tokens_upper_bound, started.entry.context_length)
+    if prompt > prompt_cap or completion > completion_cap(started.chat, started.entry):
+        return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported implausible usage {usage!r}"
+    return Usage(prompt, completion, min(cached, prompt)), Generation.UsageSource.UPSTREAM, ""
+
+
+def _upstream_cost(usage: Any) -> Decimal | None:
+    if isinstance(usage, dict) and isinstance(usage.get("cost"), int | float) and not isinstance(usage["cost"], bool):
+        return Decimal(str(usage["cost"]))
+    return None
+
+
+def generation_finish(*, started: Started, outcome: Outcome) -> Finished:
+    """Settle the hold (one charge) or release it, and finish the generation — once, in one transaction."""
+    latency_ms = int((time.monotonic() - started.clock) * 1000)
+    common = {
+        "status": outcome.status,
+        "finish_reason": outcome.finish_reason[:32],
+        "upstream_id": outcome.upstream_id[:200],
+        "provider_id": outcome.route.provider_id if outcome.route else None,
+        "upstream_model": outcome.route.upstream_model if outcome.route else "",
+        "latency_ms": latency_ms,
+        "ttft_ms": outcome.ttft_ms,
+        "finished_at": timezone.now(),
+    }
+    if not outcome.charge:
+        with transaction.atomic():
+            hold_release(reference=started.generation_id, reason=outcome.error[:200] or "not charged")
+            Generation.objects.filter(pk=started.generation_id).update(error=outcome.error, **common)
+        return Finished(ZERO, Usage(0, 0), Generation.UsageSource.NONE, None)
+    usage, source, why = usage_resolve(started, outcome)
+    if why:
+        log.warning("generation %s charged on an estimate: %s", started.generation_id, why)
+    cost = cost_for(usage, started.price)
+    with transaction.atomic():
+        entry = hold_settle(reference=started.generation_id, cost=cost.total, memo=started.entry.public_id)
+        charged = -entry.amount
+        error = "; ".join(filter(None, [outcome.error, why]))
+        if charged < cost.total:
+            error = "; ".join(filter(None, [error, f"cost {cost.total} capped at the hold {charged}"]))
+        Generation.objects.filter(pk=started.generation_id).update(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            usage_source=source,
+            cost=charged,
+            upstream_cost=_upstream_cost(outcome.usage),
+            error=error,
+            **common,
+        )
+    return Finished(charged, usage, source, cost if charged == cost.total else None)

@@ -1,0 +1,127 @@
+"""The client for OpenAI-compatible providers: pooled keep-alive connections, timeouts, fallback.
+
+urllib3 directly (requests' own transport, without its per-call overhead): one PoolManager per
+worker process, so calls to a provider reuse warm connections.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+import urllib3
+from urllib3.exceptions import HTTPError, TimeoutError
+
+from .openai_format import ApiError
+from .selectors import RouteInfo
+
+log = logging.getLogger(__name__)
+
+_pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=False)
+
+# Statuses after which the next route is tried (the provider, not the request, is at fault).
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+@dataclass
+class UpstreamCall:
+    """An upstream response that answered 2xx, still unread, and the route that gave it."""
+
+    route: RouteInfo
+    response: urllib3.BaseHTTPResponse
+
+
+@dataclass
+class _Failure:
+    status: int
+    code: str
+    message: str
+
+
+@dataclass
+class Attempts:
+    """What each route did before one answered (or none did)."""
+
+    failures: list[tuple[str, _Failure]] = field(default_factory=list)
+
+
+def _request(route: RouteInfo, body: bytes) -> urllib3.BaseHTTPResponse:
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    headers.update(route.extra_headers)
+    if route.api_key:
+        headers["Authorization"] = f"Bearer {route.api_key}"
+    return _pool.request(
+        "POST",
+        f"{route.base_url}/chat/completions",
+        body=body,
+        headers=headers,
+        timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
+        preload_content=False,
+        retries=False,
+        redirect=False,
+    )
+
+
+def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiError:
+    """A 4xx from the provider, passed on in OpenAI's shape (the request, not the provider, is wrong)."""
+    raw = response.read(64 * 1024)
+    response.release_conn()
+    message = f"The provider rejected the request (HTTP {response.status})."
+    try:
+        detail = json.loads(raw).get("error") or {}
+        if isinstance(detail, dict) and isinstance(detail.get("message"), str):
+            message = detail["message"]
+    except (ValueError, AttributeError):
+        pass
+    if route.api_key:
+        message = message.replace(route.api_key, "[redacted]")
+    status = response.status if response.status in (400, 404, 413, 422) else 400
+    return ApiError(status, message, code="upstream_invalid_request")
+
+
+def upstream_open(routes: tuple[RouteInfo, ...], body_for: callable) -> UpstreamCall:
+    """Send the request to the first route that answers; fall back on connect errors, timeouts, 5xx.
+
+    `body_for(route)` builds the body for a route (the upstream model name differs per route).
+    Raises ApiError (502/503/504, or the provider's 4xx) when no route answered.
+    """
+    attempts = Attempts()
+    for route in routes:
+        try:
+            response = _request(route, body_for(route))
+        except TimeoutError:
+            attempts.failures.append((route.provider_name, _Failure(504, "upstream_timeout", "timed out")))
+            continue
+        except HTTPError as exc:
+            log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
+            attempts.failures.append((route.provider_name, _Failure(503, "upstream_unavailable", "unreachable")))
+            continue
+        if 200 <= response.status < 300:
+            return UpstreamCall(route=route, response=response)
+        if response.status in RETRY_STATUSES:
+            response.drain_conn()
+            response.release_conn()
+            log.warning("upstream %s answered %s", route.provider_name, response.status)
+            failure = (
+                _Failure(429, "upstream_rate_limited", "rate limited")
+                if response.status == 429
+                else _Failure(502, "upstream_error", f"answered HTTP {response.status}")
+            )
+            attempts.failures.append((route.provider_name, failure))
+            continue
+        raise _client_error(route, response)
+    raise _no_route_answered(attempts)
+
+
+def _no_route_answered(attempts: Attempts) -> ApiError:
+    if not attempts.failures:
+        return ApiError(503, "No provider is available for this model right now.", code="upstream_unavailable")
+    last = attempts.failures[-1][1]
+    tried = "; ".join(f"{name} {failure.message}" for name, failure in attempts.failures)
+    status = 503 if last.status == 429 else last.status
+    return ApiError(
+        status,
+        f"The upstream provider failed ({tried}). You were not charged; retrying may help.",
+        code=last.code,
+    )

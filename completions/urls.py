@@ -1,0 +1,20 @@
+"""The /v1 URL map."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from . import apis
+
+urlpatterns = [
+    path("chat/completions", apis.ChatCompletionsView.as_view(), name="chat-completions"),
+    path("models", apis.ModelsView.as_view(), name="models"),
+    path("models/<path:model_id>", apis.ModelDetailView.as_view(), name="model-detail"),
+    path("prices", apis.PricesView.as_view(), name="prices"),
+    path("generation", apis.GenerationView.as_view(), name="generation"),
+    path("key", apis.KeyView.as_view(), name="key"),
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("docs/", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
+    re_path(r"^.*$", apis.api_not_found),
+]
