@@ -9,7 +9,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import django_stubs_ext
 import environ
+
+# Lets admin and other generic classes be subscripted at run time (ModelAdmin[Account]).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,100 @@
+"""Forms behind the operators' money actions in admin; the admin views call the ledger services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from .models import Price
+
+
+class OperatorMoneyForm(forms.Form):
+    """Amount, memo and the idempotency key minted when the form is first shown.
+
+    The key travels in a hidden field, so submitting the same form twice (a double click, a resent
+    POST) names the same ledger entry and moves the money once.
+    """
+
+    key_prefix: ClassVar[str]
+
+    amount = forms.DecimalField(label="Amount (USD)", max_digits=20, decimal_places=10)
+    memo = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why: kept on the ledger entry and in the admin history.",
+    )
+    idempotency_key = forms.CharField(max_length=200, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", f"{self.key_prefix}:{uuid.uuid4()}")
+
+    def clean_memo(self) -> str:
+        memo = self.cleaned_data["memo"].strip()
+        if not memo:
+            raise ValidationError("Say why.")
+        return memo
+
+    def clean_idempotency_key(self) -> str:
+        key = self.cleaned_data["idempotency_key"]
+        if not key.startswith(f"{self.key_prefix}:"):
+            raise ValidationError("This form is not valid any more; open it again.")
+        return key
+
+
+class TopUpForm(OperatorMoneyForm):
+    key_prefix = "admin-topup"
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise ValidationError("A top-up must be a positive amount.")
+        return amount
+
+
+class AdjustForm(OperatorMoneyForm):
+    key_prefix = "admin-adjust"
+
+    amount = forms.DecimalField(
+        label="Amount (USD)",
+        max_digits=20,
+        decimal_places=10,
+        help_text="Signed: positive adds money, negative takes it away (never below an available $0).",
+    )
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise ValidationError("An adjustment of zero changes nothing.")
+        return amount
+
+
+class PriceForm(forms.ModelForm):
+    """A new price version; prices already in force are history and are never rewritten."""
+
+    # Time for the operator to fill in the form, which shows "now" when it opens.
+    PAST_SLACK = timedelta(minutes=15)
+
+    class Meta:
+        model = Price
+        fields = ("model", "prompt", "completion", "cached_prompt", "request", "effective_from")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in ("prompt", "completion", "cached_prompt", "request"):
+            if (cleaned.get(name) or 0) < 0:
+                self.add_error(name, "A price cannot be negative.")
+        return cleaned
+
+    def clean_effective_from(self) -> Any:
+        effective_from = self.cleaned_data["effective_from"]
+        if effective_from < timezone.now() - self.PAST_SLACK:
+            raise ValidationError("A price cannot start in the past; requests already served keep their price.")
+        return effective_from

@@ -1,0 +1,99 @@
+"""Every admin page opens for an operator, and none for an anonymous visitor."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from accounts.admin import BoundedCountPaginator
+from billing.models import LedgerEntry
+from billing.services import ledger_credit
+from tests.factories import AccountFactory
+
+MY_APPS = {"accounts", "billing", "completions"}
+
+
+def _registered():
+    return sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
+
+
+def _url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def _opens(client, url):
+    """True when the page renders, after any redirect inside the admin (a singleton's list goes to its page)."""
+    response = client.get(url, follow=True)
+    return response.status_code == 200 and response.request["PATH_INFO"] != reverse("admin:login")
+
+
+@pytest.mark.django_db
+def test_every_changelist_change_and_add_page_renders_for_a_superuser(operator_client, operator, rf, one_of_everything):
+    request = rf.get("/")
+    request.user = operator
+    opened_change_pages = set()
+    for model, model_admin in _registered():
+        assert _opens(operator_client, _url(model, "changelist")), model
+        obj = model._default_manager.first()
+        if obj is not None:
+            assert _opens(operator_client, _url(model, "change", obj.pk)), model
+            opened_change_pages.add(model._meta.label)
+        if model_admin.has_add_permission(request):
+            assert _opens(operator_client, _url(model, "add")), model
+    ours = {model._meta.label for model, _ in _registered() if model._meta.app_label in MY_APPS}
+    assert ours <= opened_change_pages
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_the_login_page(client, one_of_everything):
+    for model, _ in _registered():
+        response = client.get(_url(model, "changelist"))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+    account = one_of_everything["account"]
+    for view in ("topup", "adjust"):
+        response = client.get(_url(account, view, account.pk))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.django_db
+def test_the_admin_index_lists_the_operators_models(operator_client):
+    html = operator_client.get(reverse("admin:index")).content.decode()
+    for name in ("Accounts", "API keys", "Ledger entries", "Holds", "Generations", "Providers", "Prices"):
+        assert name in html
+
+
+@pytest.mark.django_db
+def test_big_changelists_do_not_run_a_query_per_row(operator_client, django_assert_max_num_queries):
+    for n in range(30):
+        account = AccountFactory()
+        ledger_credit(account=account, amount=Decimal(n + 1), idempotency_key=f"t:{n}")
+    for model in ("billing_ledgerentry", "accounts_account", "accounts_apikey", "billing_hold"):
+        with django_assert_max_num_queries(12):
+            assert operator_client.get(reverse(f"admin:{model}_changelist")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_ledger_paginator_stops_counting_at_its_cap(monkeypatch):
+    account = AccountFactory()
+    for n in range(5):
+        ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"cap:{n}")
+    monkeypatch.setattr(BoundedCountPaginator, "cap", 3)
+    paginator = BoundedCountPaginator(LedgerEntry.objects.all(), 2)
+    assert paginator.count == 3
+    assert paginator.count_capped is True
+    assert BoundedCountPaginator(LedgerEntry.objects.filter(amount__gt=100), 2).count_capped is False
+
+
+@pytest.mark.django_db
+def test_a_capped_ledger_list_says_there_are_more(operator_client, monkeypatch):
+    account = AccountFactory()
+    for n in range(4):
+        ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"more:{n}")
+    monkeypatch.setattr(BoundedCountPaginator, "cap", 3)
+    html = operator_client.get(reverse("admin:billing_ledgerentry_changelist")).content.decode()
+    assert "3+ ledger entries" in html
