@@ -53,6 +53,7 @@ from .services import (
     ledger_credit,
     price_set,
 )
+from .topups import topup_refund
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
@@ -502,8 +503,31 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
         return None
 
 
+@admin.action(description="Refund selected Telegram Stars payments to the payer")
+def refund_topups_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
+    """Refund each selected paid top-up through Telegram and debit it with a refund entry."""
+    # Checked here rather than through `permissions`: the TopUp admin is read-only, so it grants no "change".
+    if not request.user.has_perm("billing.change_topup"):
+        modeladmin.message_user(request, "Refunding needs the billing.change_topup permission.", messages.ERROR)
+        return
+    refunded = 0
+    for topup in queryset.select_related("account").order_by("pk"):
+        try:
+            topup_refund(topup=topup, created_by=request.user)
+        except BillingError as error:
+            modeladmin.message_user(request, f"Top-up #{topup.pk} not refunded: {error}", messages.ERROR)
+            continue
+        modeladmin.log_change(
+            request, topup, f"Refunded {topup.amount_usd} USD ({topup.amount_minor} {topup.currency})"
+        )
+        refunded += 1
+    if refunded:
+        modeladmin.message_user(request, f"Refunded {refunded} top-up(s).", messages.SUCCESS)
+
+
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[TopUp]):
+    actions = (refund_topups_action,)
     list_display = (
         "id",
         "account_link",

@@ -185,6 +185,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")
 TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", default="https://api.telegram.org")
+TELEGRAM_BOT_USERNAME = env.str("TELEGRAM_BOT_USERNAME", default="ML_Router_bot")
+# Set: /topup invoices in a currency through this payment provider; unset: Telegram Stars.
+TELEGRAM_PAYMENT_PROVIDER_TOKEN = env.str("TELEGRAM_PAYMENT_PROVIDER_TOKEN", default="")
+# The public address of the service, shown by the bot (e.g. https://api.example.com); unset: not shown.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
 # Where the demo provider (the built-in upstream emulator) answers; `make run` mounts it at /emulator/.
 DEMO_UPSTREAM_URL = env.str("DEMO_UPSTREAM_URL", default="http://127.0.0.1:8000/emulator/v1")

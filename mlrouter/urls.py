@@ -12,6 +12,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("v1/", include("completions.urls")),
+    path("telegram/", include("bot.urls")),
     # The built-in upstream emulator: the demo provider (see completions/emulator); no real model behind it.
     path("emulator/", include("completions.emulator.urls")),
 ]
