@@ -32,6 +32,7 @@ from accounts.admin import (
 from accounts.models import Account
 from accounts.services import account_set_status
 
+from .admin_actions import repair_findings, retry_failed_alerts, run_reconciliation_now
 from .forms import AdjustForm, OperatorMoneyForm, PriceForm, TopUpForm
 from .models import (
     Hold,
@@ -626,6 +627,7 @@ class RedemptionAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Redemption]
 
 @admin.register(LowBalanceAlert)
 class LowBalanceAlertAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LowBalanceAlert]):
+    actions = (retry_failed_alerts,)
     list_display = (
         "id",
         "account_link",
@@ -666,6 +668,8 @@ class FindingInline(ReadOnlyMixin, admin.TabularInline[ReconciliationFinding, Re
 
 @admin.register(ReconciliationRun)
 class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin[ReconciliationRun]):
+    actions = (run_reconciliation_now,)
+    change_list_template = "admin/billing/reconciliationrun/change_list.html"
     list_display = ("id", "trigger", "status", "findings_count", "started_at", "finished_at", "error_short")
     list_filter = ("status", "trigger", "started_at")
     search_fields = ("trigger", "error")
@@ -683,9 +687,21 @@ class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin[ReconciliationRun])
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
         return super().get_queryset(request).annotate(findings_count=Count("findings"))
 
+    def get_urls(self) -> list[URLPattern]:
+        run_now = self.admin_site.admin_view(self.run_now_view)
+        return [path("run-now/", run_now, name="billing_reconciliationrun_run_now"), *super().get_urls()]
+
+    def run_now_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's "Run reconciliation now" button (works with no run listed yet)."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        run_reconciliation_now(self, request, ReconciliationRun.objects.none())
+        return HttpResponseRedirect(reverse("admin:billing_reconciliationrun_changelist"))
+
 
 @admin.register(ReconciliationFinding)
 class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[ReconciliationFinding]):
+    actions = (repair_findings,)
     list_display = ("id", "run", "kind", "account_link", "reference", "amount_display", "fix_entry", "created_at")
     list_filter = ("kind", "created_at")
     search_fields = ("reference__exact", "detail", "account__name")

@@ -83,6 +83,8 @@ class LedgerEntry(models.Model):
     objects = LedgerEntryQuerySet.as_manager()
     # Set on the instance a service returns when its idempotency key had already been used.
     replayed = False
+    # Set on a newly appended entry: its account as locked and updated by the service.
+    account_after = None
 
     class Meta:
         verbose_name_plural = "ledger entries"

@@ -20,6 +20,7 @@ from accounts.models import Account
 
 from .models import Hold, LedgerEntry, Price
 from .money import ZERO, usd
+from .tasks import low_balance_enqueue_on_commit
 
 
 class BillingError(Exception):
@@ -62,7 +63,7 @@ def _append(
     if not idempotency_key:
         raise ValueError("every ledger entry needs an idempotency key")
     # Lock the account first: a racing call with the same key waits here, then sees the first entry.
-    account = Account.objects.select_for_update().only("balance", "held").get(pk=account_id)
+    account = Account.objects.select_for_update().only("balance", "held", "low_balance_threshold").get(pk=account_id)
     existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         if (existing.account_id, existing.kind, existing.amount) != (account_id, kind, amount):
@@ -87,6 +88,8 @@ def _append(
     except IntegrityError:
         raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used for another account")
     Account.objects.filter(pk=account_id).update(balance=balance_after)
+    account.balance = balance_after
+    entry.account_after = account
     return entry
 
 
@@ -240,6 +243,13 @@ def hold_settle(*, reference: str, cost: Decimal, memo: str = "", reason: str = 
         memo=memo,
     )
     _close(hold, status=Hold.Status.SETTLED, reason=reason, entry=entry)
+    account = entry.account_after
+    # A charge is what drives a balance under its alert threshold: check right after it commits.
+    low_balance_enqueue_on_commit(
+        hold.account_id,
+        available=account.balance - (account.held - hold.amount),
+        threshold=account.low_balance_threshold,
+    )
     return entry
 
 
