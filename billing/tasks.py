@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 CHECK_DEBOUNCE_SECONDS = 10
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+# Scheduled tasks keep their results (django-celery-results) so every run is visible in admin.
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, ignore_result=False)
 def reconcile_task(trigger: str = "schedule", lookback_hours: float | None = None) -> int | None:
     """Run the usage reconciliation; return the run id, or None when another run was in progress."""
     run = reconcile_run(trigger=trigger, lookback=timedelta(hours=lookback_hours) if lookback_hours else None)
@@ -51,7 +52,7 @@ def low_balance_deliver_task(self, alert_id: int) -> str | None:
     return alert.status if alert is not None else None
 
 
-@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, ignore_result=False)
 def low_balance_sweep_task() -> list[int]:
     """Alert every account whose crossing was missed and re-queue alerts whose delivery was lost."""
     alert_ids = low_balance_sweep()

@@ -9,6 +9,7 @@ class BotConfig(AppConfig):
 
     def ready(self) -> None:
         # billing must not import the bot, so the bot hands billing its Telegram parts here.
+        from billing.alerts import register_channel
         from billing.models import TopUp
         from billing.topups import register_refunder
 
@@ -16,8 +17,4 @@ class BotConfig(AppConfig):
         from .payments import refund_star_payment
 
         register_refunder(TopUp.Method.TELEGRAM_STARS, refund_star_payment)
-        try:
-            from billing.alerts import register_channel
-        except ImportError:  # the alerts module is not there yet
-            return
         register_channel("telegram", send_low_balance_alert)

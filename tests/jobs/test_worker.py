@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django_celery_results.models import TaskResult
 
 from billing.models import Hold, LedgerEntry, LowBalanceAlert, ReconciliationRun
 from billing.services import hold_place, hold_settle
@@ -81,7 +82,7 @@ def test_the_worker_reconciles_and_settles_a_killed_workers_hold(worker):
     generation = make_generation(account, prompt_tokens=1000, completion_tokens=500)
     expired_hold_for(generation, "0.05")
 
-    reconcile_task.delay(trigger="worker")
+    task = reconcile_task.delay(trigger="worker")
 
     runs = ReconciliationRun.objects.filter(trigger="worker").exclude(status="running")
     wait_for(runs.exists, worker)
@@ -89,6 +90,10 @@ def test_the_worker_reconciles_and_settles_a_killed_workers_hold(worker):
     assert run.status == ReconciliationRun.Status.FINDINGS
     assert Hold.objects.get(reference=generation.pk).status == "settled"
     assert LedgerEntry.objects.get(reference=generation.pk).amount == Decimal("-0.00045")
+    # The run is also recorded as a task result, listed in admin with its outcome.
+    results = TaskResult.objects.filter(task_id=task.id, status="SUCCESS")
+    wait_for(results.exists, worker)
+    assert (results.get().task_name, results.get().result) == ("billing.tasks.reconcile_task", str(run.pk))
 
 
 def test_the_worker_creates_and_delivers_a_low_balance_alert(worker):
