@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
@@ -53,7 +54,9 @@ def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     if isinstance(exc, Http404 | exceptions.NotFound):
         return error_response(ApiError(404, "Not found.", code="not_found"))
     if isinstance(exc, exceptions.MethodNotAllowed):
-        return error_response(ApiError(405, str(exc.detail), code="method_not_allowed"))
+        # DRF's own text follows LANGUAGE_CODE; the API speaks English.
+        method = context["request"].method
+        return error_response(ApiError(405, f"Method {method} is not allowed here.", code="method_not_allowed"))
     if isinstance(exc, exceptions.APIException):
         return error_response(ApiError(exc.status_code, str(exc.detail), code=str(exc.get_codes())))
     return None
@@ -156,7 +159,12 @@ def _read_body(request: HttpRequest) -> bytes:
     if length > limit:
         raise too_big
     try:
-        raw = request.body
+        if not length and request.META.get("wsgi.input_terminated"):
+            # A chunked upload has no Content-Length, for which Django reads nothing; the server
+            # (gunicorn) marks the input as ending where the body does, so it can be read to its end.
+            raw = request.META["wsgi.input"].read(limit + 1)
+        else:
+            raw = request.body
     except RequestDataTooBig:
         raise too_big
     if len(raw) > limit:
@@ -281,13 +289,13 @@ class GenerationView(APIView):
             "completion_tokens": gen.completion_tokens,
             "cached_tokens": gen.cached_tokens,
             "usage_source": gen.usage_source,
-            "cost": "__COST__",
+            "cost": "\x00COST\x00",
             "latency_ms": gen.latency_ms,
             "ttft_ms": gen.ttft_ms,
             "finish_reason": gen.finish_reason or None,
             "user": gen.user or None,
         }
-        return _json_with_money({"data": data}, {"__COST__": gen.cost})
+        return _json_with_money({"data": data}, {"\x00COST\x00": gen.cost})
 
 
 class KeyView(APIView):
@@ -300,34 +308,44 @@ class KeyView(APIView):
         account = Account.objects.get(pk=principal.account_id)
         since = spend_period_start(key.spend_period, timezone.now())
         money = {
-            "__BAL__": account.balance,
-            "__AVAIL__": account.available,
-            "__USAGE__": key_spent(key_id=key.pk, since=None),
-            "__PERIOD__": key_spent(key_id=key.pk, since=since),
+            "\x00BAL\x00": account.balance,
+            "\x00AVAIL\x00": account.available,
+            "\x00USAGE\x00": key_spent(key_id=key.pk, since=None),
+            "\x00PERIOD\x00": key_spent(key_id=key.pk, since=since),
         }
         data = {
             "label": key.prefix + "…",
             "name": key.name,
             "rate_limit": {"requests": key.rpm_limit, "interval": "1m"},
-            "limit": None if key.spend_limit is None else "__LIMIT__",
+            "limit": None if key.spend_limit is None else "\x00LIMIT\x00",
             "limit_period": key.spend_period,
-            "usage": "__USAGE__",
-            "usage_period": "__PERIOD__",
-            "account": {"id": account.pk, "balance": "__BAL__", "available": "__AVAIL__", "status": account.status},
+            "usage": "\x00USAGE\x00",
+            "usage_period": "\x00PERIOD\x00",
+            "account": {
+                "id": account.pk,
+                "balance": "\x00BAL\x00",
+                "available": "\x00AVAIL\x00",
+                "status": account.status,
+            },
         }
         if key.spend_limit is not None:
-            money["__LIMIT__"] = key.spend_limit
+            money["\x00LIMIT\x00"] = key.spend_limit
         return _json_with_money({"data": data}, money)
 
 
 def _json_with_money(obj: dict, amounts: dict[str, Decimal]) -> HttpResponse:
-    """JSON whose placeholder strings become exact decimal numbers."""
+    """JSON whose placeholder strings become exact decimal numbers.
+
+    Placeholders are wrapped in NUL, which no stored text (a key name, a `user`) can hold, so a customer's
+    own string is never mistaken for one.
+    """
     text = json.dumps(obj, ensure_ascii=False)
     for slot, amount in amounts.items():
-        text = text.replace(f'"{slot}"', decimal_text(amount))
+        text = text.replace(json.dumps(slot), decimal_text(amount))
     return HttpResponse(text, content_type="application/json")
 
 
+@csrf_exempt  # API clients send no CSRF token: a POST to a wrong path is a 404, not the CSRF 403 page
 def api_not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
     """Unknown /v1 paths answer in OpenAI's error shape."""
     return error_response(ApiError(404, f"Unknown API path {request.path}.", code="not_found"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -80,7 +80,7 @@ class ChatRequest:
     n: int
     user: str
     wants_usage: bool
-    extras: dict[str, Any] = field(default_factory=dict)
+    forward: bytes  # the upstream body but for `model`: see upstream_body()
 
     @property
     def prompt_tokens_upper_bound(self) -> int:
@@ -140,16 +140,44 @@ def _check_message(message: Any, i: int) -> None:
         raise invalid(f"'{where}.tool_call_id' is required for tool messages.", f"{where}.tool_call_id")
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_load(raw: bytes) -> Any:
+    """Strict JSON: UTF-8 text, without the NaN and Infinity that json.loads accepts."""
+    try:
+        return json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
+        raise invalid(f"The request body is not valid JSON: {exc}.")
+    except RecursionError:
+        raise invalid("The request body is not valid JSON: it is nested too deeply.")
+
+
+def _forward_json(body: dict[str, Any], stream: bool) -> bytes:
+    """The body as every route gets it, but for `model`: unchanged, except that streams ask for usage.
+
+    Written once, here: a body that json.loads took but json.dumps cannot write back (a lone surrogate
+    escape, nesting at the recursion limit) is the client's 400, not a failure after funds are held.
+    """
+    rest = {name: value for name, value in body.items() if name != "model"}
+    if stream:
+        rest["stream_options"] = {**(rest.get("stream_options") or {}), "include_usage": True}
+    try:
+        return json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        raise invalid("The request body is not valid JSON: it holds a lone surrogate (\\uD800-\\uDFFF).")
+    except RecursionError:
+        raise invalid("The request body is not valid JSON: it is nested too deeply.")
+
+
 def parse_chat_request(raw: bytes) -> ChatRequest:
     """Validate a chat completion body; unknown fields are kept and forwarded unchanged."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}.")
+    body = _json_load(raw)
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
+    if not isinstance(model, str) or not model.strip() or not model.isprintable():
         raise invalid("'model' is required: a model id from GET /v1/models.", "model")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -196,18 +224,15 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         stream=bool(stream),
         max_tokens=max_tokens,
         n=n,
-        user=(user or "")[:256],
+        user=(user or "").replace("\x00", "")[:256],  # PostgreSQL text cannot hold NUL
         wants_usage=wants_usage,
+        forward=_forward_json(body, bool(stream)),
     )
 
 
 def upstream_body(chat: ChatRequest, upstream_model: str) -> bytes:
     """The body sent upstream: the client's, with the upstream model name and (streams) usage asked for."""
-    body = dict(chat.body)
-    body["model"] = upstream_model
-    if chat.stream:
-        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return b'{"model":' + json.dumps(upstream_model, ensure_ascii=False).encode() + b"," + chat.forward[1:]
 
 
 def decimal_text(amount: Decimal) -> str:

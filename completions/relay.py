@@ -153,6 +153,7 @@ class StreamRelay:
         self.headers = headers
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.client_gone_at: float | None = None
+        self.reading = True
         self.usage: Any = None
         self.usage_chunk: dict | None = None
         self.error: str = ""
@@ -209,8 +210,11 @@ class StreamRelay:
                     outcome.finish_reason = str(reason)
                 chunk["id"] = gen_id
                 chunk["model"] = public_model
-                if not wants_usage and chunk.get("usage", 0) is None:
-                    del chunk["usage"]
+                # The client gets usage once, ours, in the final chunk: never a provider's (with its price)
+                # on a chunk that carries choices. Like OpenAI, `usage: null` until then when it was asked for.
+                chunk.pop("usage", None)
+                if wants_usage:
+                    chunk["usage"] = None
                 self._put(sse(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()))
                 if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
                     break
@@ -224,6 +228,7 @@ class StreamRelay:
         except HTTPError:
             self.error = "the upstream connection dropped mid-stream"
         finally:
+            self.reading = False
             self.call.response.release_conn() if done else self.call.response.close()
             self._settle(outcome, done)
 
@@ -274,6 +279,15 @@ class StreamRelay:
         finally:
             if not finished_normally:
                 self.client_gone_at = time.monotonic()
+                # The reader checks the drain time as chunks arrive; an upstream gone quiet is cut off here.
+                timer = threading.Timer(_drain_s(), self._stop_draining)
+                timer.daemon = True
+                timer.start()
+
+    def _stop_draining(self) -> None:
+        """Unblock a reader still waiting on the upstream when the drain time is up."""
+        if self.reading:
+            self.call.response.shutdown()
 
 
 def _drain_s() -> float:

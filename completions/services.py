@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import ApiKey
 from accounts.principals import KeyPrincipal
 from billing.models import Price
-from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for
+from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for, usd
 from billing.services import hold_place, hold_release, hold_settle
 
 from .models import Generation
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 DEFAULT_COMPLETION_CAP = 4096
+# Far above any real request's cost, and below what the column holds (10**10).
+_UPSTREAM_COST_MAX = Decimal(10**9)
 
 
 class SpendLimitReached(Exception):
@@ -199,9 +201,13 @@ def usage_resolve(started: Started, outcome: Outcome) -> tuple[Usage, str, str]:
 
 
 def _upstream_cost(usage: Any) -> Decimal | None:
-    if isinstance(usage, dict) and isinstance(usage.get("cost"), int | float) and not isinstance(usage["cost"], bool):
-        return Decimal(str(usage["cost"]))
-    return None
+    """The cost the upstream reported (kept for reconciliation), or None when it is not a storable amount."""
+    value = usage.get("cost") if isinstance(usage, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    cost = Decimal(str(value))
+    # Whatever the upstream says must not break settlement.
+    return usd(cost) if cost.is_finite() and abs(cost) < _UPSTREAM_COST_MAX else None
 
 
 def generation_finish(*, started: Started, outcome: Outcome) -> Finished:

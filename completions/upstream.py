@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import urllib3
-from urllib3.exceptions import HTTPError, TimeoutError
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from .openai_format import ApiError
 from .selectors import RouteInfo
@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 _pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=False)
 
-# Statuses after which the next route is tried (the provider, not the request, is at fault).
-RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+# Statuses after which the next route is tried (the provider, not the request, is at fault). A 401 means
+# our key for the provider is wrong: the client can do nothing about it, and must not read the provider's
+# "Incorrect API key" as a verdict on its own key.
+RETRY_STATUSES = frozenset({401, 408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
 
 @dataclass
@@ -90,6 +92,11 @@ def upstream_open(routes: tuple[RouteInfo, ...], body_for: callable) -> Upstream
     for route in routes:
         try:
             response = _request(route, body_for(route))
+        except NewConnectionError as exc:
+            # Refused or unresolvable: urllib3 derives this from ConnectTimeoutError, but nothing timed out.
+            log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
+            attempts.failures.append((route.provider_name, _Failure(503, "upstream_unavailable", "unreachable")))
+            continue
         except TimeoutError:
             attempts.failures.append((route.provider_name, _Failure(504, "upstream_timeout", "timed out")))
             continue
@@ -118,7 +125,8 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
     if not attempts.failures:
         return ApiError(503, "No provider is available for this model right now.", code="upstream_unavailable")
     last = attempts.failures[-1][1]
-    tried = "; ".join(f"{name} {failure.message}" for name, failure in attempts.failures)
+    # Providers are named in our logs, not to customers: the message says what happened, route by route.
+    tried = "; ".join(f"route {i} {failure.message}" for i, (_, failure) in enumerate(attempts.failures, 1))
     status = 503 if last.status == 429 else last.status
     return ApiError(
         status,

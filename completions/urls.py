@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from . import apis
 
@@ -14,7 +14,7 @@ urlpatterns = [
     path("prices", apis.PricesView.as_view(), name="prices"),
     path("generation", apis.GenerationView.as_view(), name="generation"),
     path("key", apis.KeyView.as_view(), name="key"),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs/", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
     re_path(r"^.*$", apis.api_not_found),
 ]

@@ -6,6 +6,8 @@ The router processes use the test database (tests that talk to them must commit 
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import socket
@@ -19,11 +21,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
 
-from completions.models import Model, Provider, Route
+from completions.models import Generation, Model, Provider, Route
 from tests.factories import funded_account, key_for
 
 ROOT = Path(settings.BASE_DIR)
@@ -41,10 +45,11 @@ def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float
         if process.poll() is not None:
             raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=2)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             time.sleep(0.1)
+    stop(process)
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
@@ -120,6 +125,15 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
     return f"http://127.0.0.1:{port}/v1", process
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_rate_limits() -> None:
+    """Forget rate-limit windows of an earlier run: the new test database hands out the same key ids."""
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for name in client.scan_iter("rl:key:*"):
+            client.delete(name)
+
+
 @pytest.fixture(scope="session")
 def routers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[list[str]]:
     """Two independent router processes (base URLs ending in /v1) sharing the database and Redis."""
@@ -128,7 +142,7 @@ def routers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[li
     try:
         with django_db_blocker.unblock():
             for _ in range(2):
-                started.append(start_router(log_dir, STREAM_KEEPALIVE_SECONDS="0.5", STREAM_DRAIN_SECONDS="5"))
+                started.append(start_router(log_dir, STREAM_KEEPALIVE_SECONDS="0.5", STREAM_DRAIN_SECONDS="1.5"))
         yield [url for url, _ in started]
     finally:
         for _, process in started:
@@ -168,6 +182,8 @@ def make_shop(
     rpm: int = 1000,
     routes: list[str] | None = None,
     max_output_tokens: int = 4096,
+    read_timeout: str = "3",
+    provider_key: str = "",
 ) -> Shop:
     """Create a model routed to the emulator (optionally through failing routes first) and a customer."""
     from billing.services import price_set
@@ -181,7 +197,8 @@ def make_shop(
     )
     for priority, base in enumerate(routes or [emulator_url]):
         provider, _ = Provider.objects.get_or_create(
-            name=f"emu-{abs(hash(base)) % 10**8}", defaults={"base_url": base, "read_timeout_s": Decimal("3")}
+            name=f"emu-{abs(hash((base, read_timeout, provider_key))) % 10**8}",
+            defaults={"base_url": base, "read_timeout_s": Decimal(read_timeout), "api_key": provider_key},
         )
         Route.objects.create(model=model, provider=provider, upstream_model="emulator-small", priority=priority)
     price_set(
@@ -199,3 +216,80 @@ def make_shop(
 @pytest.fixture
 def shop(transactional_db, emulator_url) -> Shop:
     return make_shop(emulator_url)
+
+
+def cost_of(
+    prompt: int,
+    completion: int,
+    *,
+    cached: int = 0,
+    prompt_price: str = "0.15",
+    completion_price: str = "0.60",
+    cached_price: str | None = None,
+    fee: str = "0",
+) -> Decimal:
+    """The documented price arithmetic: tokens × USD per 1M tokens, plus the per-request fee."""
+    per_token = Decimal(1_000_000)
+    return (
+        Decimal(prompt - cached) * Decimal(prompt_price) / per_token
+        + Decimal(cached) * Decimal(cached_price or prompt_price) / per_token
+        + Decimal(completion) * Decimal(completion_price) / per_token
+        + Decimal(fee)
+    )
+
+
+def emulated_prompt_tokens(messages: list[dict]) -> int:
+    """The emulator's documented count: 3 + Σ (3 + words of each message's text)."""
+    return 3 + sum(3 + len(m["content"].split()) for m in messages)
+
+
+def estimated_tokens(size: int) -> int:
+    """The router's documented estimate: one token per four bytes (prompt) or characters (completion)."""
+    return math.ceil(size / 4)
+
+
+def chat(router: str, key: str, body: dict, **kwargs) -> requests.Response:
+    """POST a chat completion body with plain `requests` (the body's bytes are exactly json.dumps(body))."""
+    return requests.post(
+        f"{router}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        timeout=kwargs.pop("timeout", 20),
+        **kwargs,
+    )
+
+
+def generation_settled(generation_id: str, timeout: float = 10) -> Generation:
+    """Poll until the router has settled the generation (streams settle in a background reader)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generation = Generation.objects.get(pk=generation_id)
+        if generation.status != Generation.Status.PENDING:
+            return generation
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{generation_id} still pending after {timeout} s")
+        time.sleep(0.05)
+
+
+def assert_settled_once(generation: Generation, cost: Decimal | None) -> None:
+    """One settlement: a single `charge:<id>` entry of `cost` (None: no entry, the hold released), the hold
+    closed, nothing left held on the account and its balance equal to its ledger's sum."""
+    from accounts.models import Account
+    from billing.models import Hold, LedgerEntry
+
+    entries = list(LedgerEntry.objects.filter(reference=generation.id))
+    hold = Hold.objects.get(reference=generation.id)
+    if cost is None:
+        assert entries == []
+        assert hold.status == Hold.Status.RELEASED
+        assert generation.cost == 0
+    else:
+        assert [(e.kind, e.idempotency_key, e.amount) for e in entries] == [
+            ("charge", f"charge:{generation.id}", -cost)
+        ]
+        assert (hold.status, hold.ledger_entry_id) == (Hold.Status.SETTLED, entries[0].id)
+        assert generation.cost == cost
+    assert hold.closed_at is not None
+    account = Account.objects.get(pk=generation.account_id)
+    assert account.held == 0
+    assert account.balance == LedgerEntry.objects.filter(account=account).aggregate(s=Sum("amount"))["s"]
