@@ -7,12 +7,16 @@ unique idempotency key, so a replayed call — sequential or racing — changes 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -178,34 +182,111 @@ def ledger_refund(
     )
 
 
-def hold_place(*, account_id: int, amount: Decimal, reference: str, ttl_seconds: int | None = None) -> Hold:
+@dataclass(frozen=True)
+class AlsoWrite:
+    """A caller's own write that must commit together with a hold being placed or settled.
+
+    On PostgreSQL `sql` runs inside the same single statement, as a data-modifying CTE that may read
+    the CTEs `h` (the hold: id, account_id) and, when settling, `e` (the charge: id, amount); its
+    placeholders are `%(name)s` keys of `params`. Elsewhere `orm` does the same write, in the same
+    transaction.
+    """
+
+    sql: str
+    params: dict[str, Any]
+    orm: Callable[[], Any]
+
+
+def single_statement() -> bool:
+    """Whether holds are placed and settled in one SQL statement each (PostgreSQL) or through the ORM."""
+    return connection.vendor == "postgresql"
+
+
+_PLACE = """
+WITH a AS (
+    UPDATE accounts_account SET held = held + %(_amount)s
+    WHERE id = %(_account)s AND status = 'active' AND balance >= held + %(_needed)s
+    RETURNING id
+), h AS (
+    INSERT INTO billing_hold (account_id, amount, reference, status, created_at, expires_at, close_reason)
+    SELECT id, %(_amount)s, %(_reference)s, 'open', %(_now)s, %(_expires)s, '' FROM a
+    RETURNING id, account_id
+){also}
+SELECT id FROM h
+"""
+
+
+def _statement(sql: str, params: dict[str, Any]) -> tuple | None:
+    """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
+    try:
+        # Alone it is its own transaction; inside a caller's transaction a savepoint keeps that usable.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except IntegrityError as exc:
+        raise IdempotencyConflict(f"the statement collided with an existing entry: {exc}")
+
+
+def _refused(account_id: int, needed: Decimal) -> BillingError:
+    account = Account.objects.only("status", "balance", "held").get(pk=account_id)
+    if account.status != Account.Status.ACTIVE:
+        return AccountInactive(f"account #{account_id} is {account.status}")
+    return InsufficientFunds(available=account.available, needed=needed)
+
+
+def hold_place(
+    *,
+    account_id: int,
+    amount: Decimal,
+    reference: str,
+    ttl_seconds: int | None = None,
+    also: AlsoWrite | None = None,
+) -> Hold:
     """Reserve `amount` for a request, or raise InsufficientFunds / AccountInactive.
 
     The reservation is one conditional UPDATE: PostgreSQL re-checks the condition under the row lock,
-    so concurrent requests can never reserve more than the balance.
+    so concurrent requests can never reserve more than the balance. On PostgreSQL the whole placement
+    (and the caller's `also`) is a single statement: one round trip, its own transaction.
     """
     amount = usd(amount)
     if amount < ZERO:
         raise ValueError("a hold cannot be negative")
     needed = max(amount, settings.MIN_BALANCE_USD)
     now = timezone.now()
+    ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    hold = Hold(
+        account_id=account_id,
+        amount=amount,
+        reference=reference,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    if single_statement():
+        params = {
+            "_amount": amount,
+            "_account": account_id,
+            "_needed": needed,
+            "_reference": reference,
+            "_now": now,
+            "_expires": hold.expires_at,
+            **(also.params if also else {}),
+        }
+        row = _statement(_PLACE.format(also=f", also AS ({also.sql})" if also else ""), params)
+        if row is None:
+            raise _refused(account_id, needed)
+        hold.pk = row[0]
+        hold._state.adding = False
+        return hold
     with transaction.atomic():
         reserved = Account.objects.filter(
             pk=account_id, status=Account.Status.ACTIVE, balance__gte=F("held") + needed
         ).update(held=F("held") + amount)
         if not reserved:
-            account = Account.objects.only("status", "balance", "held").get(pk=account_id)
-            if account.status != Account.Status.ACTIVE:
-                raise AccountInactive(f"account #{account_id} is {account.status}")
-            raise InsufficientFunds(available=account.available, needed=needed)
-        ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
-        return Hold.objects.create(
-            account_id=account_id,
-            amount=amount,
-            reference=reference,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-        )
+            raise _refused(account_id, needed)
+        hold.save(force_insert=True)
+        if also:
+            also.orm()
+    return hold
 
 
 def _close(hold: Hold, *, status: str, reason: str, entry: LedgerEntry | None) -> None:
@@ -217,39 +298,102 @@ def _close(hold: Hold, *, status: str, reason: str, entry: LedgerEntry | None) -
     hold.save(update_fields=["status", "closed_at", "close_reason", "ledger_entry"])
 
 
-@transaction.atomic
-def hold_settle(*, reference: str, cost: Decimal, memo: str = "", reason: str = "settled") -> LedgerEntry:
+_SETTLE = """
+WITH h AS (
+    SELECT id, account_id, amount FROM billing_hold
+    WHERE reference = %(_reference)s AND status = 'open' FOR UPDATE
+), a AS (
+    UPDATE accounts_account acc
+    SET balance = acc.balance - LEAST(%(_cost)s, h.amount), held = acc.held - h.amount
+    FROM h WHERE acc.id = h.account_id
+    RETURNING acc.id, acc.balance, acc.held, acc.low_balance_threshold, LEAST(%(_cost)s, h.amount) AS charge
+), e AS (
+    INSERT INTO billing_ledgerentry
+        (account_id, kind, amount, balance_after, reference, idempotency_key, memo, created_at)
+    SELECT id, 'charge', -charge, balance, %(_reference)s, %(_key)s, %(_memo)s, %(_now)s FROM a
+    RETURNING id, amount
+), closed AS (
+    UPDATE billing_hold SET status = 'settled', closed_at = %(_now)s, close_reason = %(_reason)s,
+        ledger_entry_id = e.id
+    FROM e, h WHERE billing_hold.id = h.id
+){also}
+SELECT e.id, e.amount, a.id, a.balance, a.held, a.low_balance_threshold FROM e, a
+"""
+
+
+def hold_settle(
+    *, reference: str, cost: Decimal, memo: str = "", reason: str = "settled", also: AlsoWrite | None = None
+) -> LedgerEntry:
     """Charge the real cost of a request and close its hold, exactly once.
 
     The charge never exceeds the hold (the worst case the request was allowed to spend). Settling a
-    closed hold changes nothing and returns the charge it was settled with.
+    closed hold changes nothing (nor does `also`) and returns the charge it was settled with. On
+    PostgreSQL the charge, the balance, the hold and the caller's `also` change in one statement.
     """
-    hold = Hold.objects.select_for_update().get(reference=reference)
-    key = f"charge:{reference}"
-    if hold.status != Hold.Status.OPEN:
-        entry = hold.ledger_entry or LedgerEntry.objects.filter(idempotency_key=key).first()
-        if entry is None:
-            raise BillingError(f"hold {reference} was released without a charge")
-        return entry
-    charge = min(usd(cost), hold.amount)
-    if charge < ZERO:
+    cost = usd(cost)
+    if cost < ZERO:
         raise ValueError("a charge cannot be negative")
-    entry = _append(
-        account_id=hold.account_id,
-        kind=LedgerEntry.Kind.CHARGE,
-        amount=-charge,
-        idempotency_key=key,
-        reference=reference,
-        memo=memo,
-    )
-    _close(hold, status=Hold.Status.SETTLED, reason=reason, entry=entry)
-    account = entry.account_after
-    # A charge is what drives a balance under its alert threshold: check right after it commits.
-    low_balance_enqueue_on_commit(
-        hold.account_id,
-        available=account.balance - (account.held - hold.amount),
-        threshold=account.low_balance_threshold,
-    )
+    key = f"charge:{reference}"
+    if single_statement():
+        now = timezone.now()
+        params = {
+            "_reference": reference,
+            "_cost": cost,
+            "_key": key,
+            "_memo": memo,
+            "_now": now,
+            "_reason": reason,
+            **(also.params if also else {}),
+        }
+        row = _statement(_SETTLE.format(also=f", also AS ({also.sql})" if also else ""), params)
+        if row is None:
+            return _settled_before(reference, key)
+        entry_id, amount, account_id, balance, held, threshold = row
+        entry = LedgerEntry(
+            id=entry_id,
+            account_id=account_id,
+            kind=LedgerEntry.Kind.CHARGE,
+            amount=amount,
+            balance_after=balance,
+            reference=reference,
+            idempotency_key=key,
+            memo=memo,
+            created_at=now,
+        )
+        entry._state.adding = False
+        # A charge is what drives a balance under its alert threshold: check right after it commits.
+        low_balance_enqueue_on_commit(account_id, available=balance - held, threshold=threshold)
+        return entry
+    with transaction.atomic():
+        hold = Hold.objects.select_for_update().get(reference=reference)
+        if hold.status != Hold.Status.OPEN:
+            return _settled_before(reference, key)
+        entry = _append(
+            account_id=hold.account_id,
+            kind=LedgerEntry.Kind.CHARGE,
+            amount=-min(cost, hold.amount),
+            idempotency_key=key,
+            reference=reference,
+            memo=memo,
+        )
+        _close(hold, status=Hold.Status.SETTLED, reason=reason, entry=entry)
+        if also:
+            also.orm()
+        account = entry.account_after
+        low_balance_enqueue_on_commit(
+            hold.account_id,
+            available=account.balance - (account.held - hold.amount),
+            threshold=account.low_balance_threshold,
+        )
+    return entry
+
+
+def _settled_before(reference: str, key: str) -> LedgerEntry:
+    """The charge a closed hold was settled with (a replayed settlement changes nothing)."""
+    hold = Hold.objects.get(reference=reference)
+    entry = hold.ledger_entry or LedgerEntry.objects.filter(idempotency_key=key).first()
+    if entry is None:
+        raise BillingError(f"hold {reference} was {hold.status} without a charge")
     return entry
 
 

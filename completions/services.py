@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, DecimalField, Sum, When
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from accounts.models import ApiKey
 from accounts.principals import KeyPrincipal
 from billing.models import Price
 from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for, usd
-from billing.services import hold_place, hold_release, hold_settle
+from billing.services import AlsoWrite, hold_place, hold_release, hold_settle
 
 from .models import Generation
 from .openai_format import ChatRequest
@@ -135,20 +135,48 @@ def generation_start(*, principal: KeyPrincipal, chat: ChatRequest, entry: Catal
         if spent + amount > principal.spend_limit:
             raise SpendLimitReached(limit=principal.spend_limit, spent=spent)
     started = Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
-    with transaction.atomic():
-        hold_place(account_id=principal.account_id, amount=amount, reference=started.generation_id)
-        Generation.objects.create(
-            id=started.generation_id,
-            account_id=principal.account_id,
-            api_key_id=principal.key_id,
-            model_id=entry.model_id,
-            price=price,
-            stream=chat.stream,
-            user=chat.user,
-            hold_amount=amount,
-            started_at=started_at,
-        )
+    generation = Generation(
+        id=started.generation_id,
+        account_id=principal.account_id,
+        api_key_id=principal.key_id,
+        model_id=entry.model_id,
+        price=price,
+        stream=chat.stream,
+        user=chat.user,
+        hold_amount=amount,
+        started_at=started_at,
+    )
+    hold_place(
+        account_id=principal.account_id, amount=amount, reference=started.generation_id, also=_insert(generation)
+    )
     return started
+
+
+def _insert(generation: Generation) -> AlsoWrite:
+    """Write a new Generation together with its hold (in the same statement on PostgreSQL)."""
+    fields = Generation._meta.concrete_fields
+    values = {f.column: f.get_db_prep_save(getattr(generation, f.attname), connection) for f in fields}
+    columns = ", ".join(f'"{column}"' for column in values)
+    placeholders = ", ".join(f"%(g_{column})s" for column in values)
+    # Identifiers come from the model's own fields; every value is a bound parameter.
+    return AlsoWrite(
+        sql=f"INSERT INTO {Generation._meta.db_table} ({columns}) SELECT {placeholders} FROM h",  # noqa: S608
+        params={f"g_{column}": value for column, value in values.items()},
+        orm=lambda: generation.save(force_insert=True),
+    )
+
+
+def _finish(generation_id: str, changes: dict[str, Any], charged: Decimal) -> AlsoWrite:
+    """Finish a Generation together with its charge; its cost is the charge's amount."""
+    fields = {f.attname: f for f in Generation._meta.concrete_fields}
+    values = {fields[name].column: fields[name].get_db_prep_save(v, connection) for name, v in changes.items()}
+    assignments = ", ".join(f'"{column}" = %(g_{column})s' for column in values)
+    table = Generation._meta.db_table
+    return AlsoWrite(
+        sql=f"UPDATE {table} SET {assignments}, cost = -e.amount FROM e WHERE {table}.id = %(g_id)s",  # noqa: S608
+        params={**{f"g_{column}": value for column, value in values.items()}, "g_id": generation_id},
+        orm=lambda: Generation.objects.filter(pk=generation_id).update(cost=charged, **changes),
+    )
 
 
 @dataclass
@@ -232,20 +260,24 @@ def generation_finish(*, started: Started, outcome: Outcome) -> Finished:
     if why:
         log.warning("generation %s charged on an estimate: %s", started.generation_id, why)
     cost = cost_for(usage, started.price)
-    with transaction.atomic():
-        entry = hold_settle(reference=started.generation_id, cost=cost.total, memo=started.entry.public_id)
-        charged = -entry.amount
-        error = "; ".join(filter(None, [outcome.error, why]))
-        if charged < cost.total:
-            error = "; ".join(filter(None, [error, f"cost {cost.total} capped at the hold {charged}"]))
-        Generation.objects.filter(pk=started.generation_id).update(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            usage_source=source,
-            cost=charged,
-            upstream_cost=_upstream_cost(outcome.usage),
-            error=error,
-            **common,
-        )
+    charged = min(cost.total, started.hold_amount)
+    error = "; ".join(filter(None, [outcome.error, why]))
+    if charged < cost.total:
+        error = "; ".join(filter(None, [error, f"cost {cost.total} capped at the hold {charged}"]))
+    changes = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "usage_source": source,
+        "upstream_cost": _upstream_cost(outcome.usage),
+        "error": error,
+        **common,
+    }
+    entry = hold_settle(
+        reference=started.generation_id,
+        cost=cost.total,
+        memo=started.entry.public_id,
+        also=_finish(started.generation_id, changes, charged),
+    )
+    charged = -entry.amount
     return Finished(charged, usage, source, cost if charged == cost.total else None)

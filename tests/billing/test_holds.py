@@ -13,6 +13,8 @@ from billing.selectors import ledger_sum, open_holds_sum
 from billing.services import AccountInactive, InsufficientFunds, hold_place, hold_release, hold_settle
 from tests.factories import funded_account
 
+pytestmark = pytest.mark.usefixtures("money_path")
+
 
 @pytest.mark.django_db
 def test_a_hold_reserves_funds_and_settling_charges_the_real_cost_once():

@@ -113,6 +113,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("money_path")
 def test_balance_equals_ledger_sum_and_available_never_negative():
     run_state_machine_as_test(
         LedgerMachine,

@@ -8,11 +8,11 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.messages.storage.fallback import FallbackStorage
 from django.test import RequestFactory
 
+from billing.admin import refund_topups_action
 from billing.models import LedgerEntry, TopUp
 from billing.selectors import ledger_sum
 from billing.services import InsufficientFunds, hold_place, ledger_credit
 from billing.topups import TopUpError, topup_complete, topup_refund, topup_start
-from billing.admin import refund_topups_action
 from tests.factories import AccountFactory, UserFactory
 
 from . import updates

@@ -11,7 +11,7 @@ from billing.models import LowBalanceAlert
 from billing.services import hold_place, hold_settle
 from tests.factories import funded_account
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("money_path")]
 
 
 @pytest.fixture(autouse=True)
