@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "billing",
     "completions",
     "bot",
+    "docs",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("completions.urls")),
     path("telegram/", include("bot.urls")),
+    path("docs/", include("docs.urls")),
     # The built-in upstream emulator: the demo provider (see completions/emulator); no real model behind it.
     path("emulator/", include("completions.emulator.urls")),
 ]

@@ -1,0 +1,57 @@
+"""Every error the API answers with: HTTP status and `code`, as the error-codes page lists them.
+
+The `type` of each is not written here but computed by the API's own ApiError. tests/docs checks this
+list against the codes the API's source can raise, so a new code cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from completions.openai_format import ApiError
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedError:
+    """One `error.code`, the HTTP statuses it comes with and, per status, the exception the openai SDK raises."""
+
+    code: str
+    statuses: tuple[int, ...]
+    python: tuple[str, ...]
+
+    @property
+    def status_text(self) -> str:
+        return " / ".join(str(status) for status in self.statuses)
+
+    @property
+    def types(self) -> str:
+        """The `error.type` values the API sends with this code."""
+        found = dict.fromkeys(ApiError(status, "", code=self.code).type for status in self.statuses)
+        return ", ".join(found)
+
+    @property
+    def python_text(self) -> str:
+        return ", ".join(dict.fromkeys(self.python))
+
+
+API_ERRORS: tuple[DocumentedError, ...] = (
+    DocumentedError("invalid_request", (400,), ("BadRequestError",)),
+    DocumentedError("invalid_api_key", (401,), ("AuthenticationError",)),
+    DocumentedError("insufficient_funds", (402,), ("APIStatusError",)),
+    DocumentedError("account_suspended", (403,), ("PermissionDeniedError",)),
+    DocumentedError("key_spend_limit", (403,), ("PermissionDeniedError",)),
+    DocumentedError("model_not_found", (404,), ("NotFoundError",)),
+    DocumentedError("not_found", (404,), ("NotFoundError",)),
+    DocumentedError("method_not_allowed", (405,), ("APIStatusError",)),
+    DocumentedError("request_too_large", (413,), ("APIStatusError",)),
+    DocumentedError("rate_limit", (429,), ("RateLimitError",)),
+    DocumentedError(
+        "upstream_invalid_request",
+        (400, 404, 413, 422),
+        ("BadRequestError", "NotFoundError", "APIStatusError", "UnprocessableEntityError"),
+    ),
+    DocumentedError("upstream_error", (502,), ("InternalServerError",)),
+    DocumentedError("upstream_unavailable", (503,), ("InternalServerError",)),
+    DocumentedError("upstream_rate_limited", (503,), ("InternalServerError",)),
+    DocumentedError("upstream_timeout", (504,), ("InternalServerError",)),
+)
