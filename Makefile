@@ -38,6 +38,11 @@ test: $(STAMP) lint
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest -q
 
+# The benchmark (bench/README.md): starts what it needs on 127.0.0.1 and stops it; a few minutes.
+# BENCH_QUICK=1 for a smoke run, BENCH_LITELLM=0 to skip LiteLLM, BENCH_PROFILE=1 for a py-spy pass.
+bench: $(STAMP)
+	$(PY) bench/run.py
+
 worker: $(STAMP)
 	$(VENV)/bin/celery -A mlrouter worker -l info
 

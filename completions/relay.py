@@ -229,7 +229,12 @@ class StreamRelay:
             self.error = "the upstream connection dropped mid-stream"
         finally:
             self.reading = False
-            self.call.response.release_conn() if done else self.call.response.close()
+            if done:
+                # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
+                self.call.response.drain_conn()
+                self.call.response.release_conn()
+            else:
+                self.call.response.close()
             self._settle(outcome, done)
 
     def _settle(self, outcome: Outcome, done: bool) -> None:

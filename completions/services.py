@@ -9,10 +9,10 @@ exceeds the hold placed for the request's worst case.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import secrets
-import string
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,7 +35,6 @@ from .selectors import CatalogEntry, RouteInfo
 
 log = logging.getLogger(__name__)
 
-_ID_ALPHABET = string.ascii_lowercase + string.digits
 DEFAULT_COMPLETION_CAP = 4096
 # Far above any real request's cost, and below what the column holds (10**10).
 _UPSTREAM_COST_MAX = Decimal(10**9)
@@ -51,8 +50,8 @@ class SpendLimitReached(Exception):
 
 
 def generation_id_new() -> str:
-    """A new public generation id: gen-<unix time>-<random>."""
-    return f"gen-{int(time.time())}-{''.join(secrets.choice(_ID_ALPHABET) for _ in range(20))}"
+    """A new public generation id: gen-<unix time>-<20 random base32 characters (100 bits)>."""
+    return f"gen-{int(time.time())}-{base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]}"
 
 
 def completion_cap(chat: ChatRequest, entry: CatalogEntry) -> int:

@@ -1,0 +1,528 @@
+"""`make bench`: ML Router side by side with the emulator called directly and with the LiteLLM proxy.
+
+Starts everything it needs on 127.0.0.1 (a fresh `mlrouter_bench` PostgreSQL database, Redis db 13,
+the upstream emulator, the router under gunicorn + gevent with one worker, the LiteLLM proxy from
+its own venv), runs bounded loads, stops everything it started and prints one table. Raw results go
+to bench/results/latest.json. See bench/README.md for what each scenario measures.
+
+Environment:
+  BENCH_QUICK=1          short smoke run (seconds per load instead of ~10 s; 200 held streams)
+  BENCH_LITELLM=0        do not install or run LiteLLM
+  BENCH_PROFILE=1        an extra P2 pass on the router under `py-spy record` (needs py-spy)
+  BENCH_DATABASE_URL     default postgres://postgres@127.0.0.1:5432/mlrouter_bench (dropped and re-created!)
+  BENCH_REDIS_URL        default redis://127.0.0.1:6379/13 (flushed!)
+  BENCH_DB_POOL_MAX      the router's DB_POOL_MAX_SIZE, default 16
+  BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import procs  # noqa: E402
+import profile_summary  # noqa: E402
+import report  # noqa: E402
+
+PY = sys.executable
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlrouter_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+POOL_MAX = int(os.environ.get("BENCH_DB_POOL_MAX", "16"))
+STREAMS = int(os.environ.get("BENCH_STREAMS", "200" if QUICK else "1000"))
+WANT_LITELLM = os.environ.get("BENCH_LITELLM", "1") not in ("0", "")
+WANT_PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+WARMUP = 1.0 if QUICK else 2.0
+DURATION = 3.0 if QUICK else 10.0
+KEYS = 32
+LITELLM_VENV = BENCH / ".venv-litellm"
+RESULTS = BENCH / "results"
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Say hello to the benchmark in one short sentence, please."},
+]
+# Streams are paced like a real model (~50 tokens/s) so that TTFT measures the gateway, not a queue.
+PACED = {"completion_tokens": 16, "chunk_delay_ms": 20}
+# Held streams last ~16 s (quick: ~4 s), so that all of them are open at once.
+HELD = {"completion_tokens": 20, "chunk_delay_ms": 200 if QUICK else 750}
+
+SCENARIOS = [
+    # key, title, concurrency, stream, emulator options, targets, keys
+    ("P1", "plain c=1", 1, False, None, ("direct", "router", "litellm"), "spread"),
+    ("P2", "plain c=32", 32, False, None, ("direct", "router", "litellm"), "spread"),
+    # Right after P2, so that both run under the same conditions on a shared machine.
+    ("P4", "plain c=32, one account", 32, False, None, ("router",), "shared"),
+    ("P3", "stream c=32", 32, True, PACED, ("direct", "router", "litellm"), "spread"),
+]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def admin_dsn() -> tuple[str, str]:
+    """A DSN for the maintenance database `postgres`, and the benchmark database's name."""
+    parts = urlsplit(DATABASE_URL)
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: the benchmark database's name must contain 'bench'")
+    return urlunsplit(parts._replace(path="/postgres")), name
+
+
+def prepare_stores() -> None:
+    import psycopg
+    import redis
+
+    dsn, name = admin_dsn()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def django_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "DB_POOL_", "REDIS_"))}
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        DEBUG="false",
+        DJANGO_SETTINGS_MODULE="mlrouter.settings",
+        GUNICORN_ACCESSLOG="",
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def ensure_litellm() -> tuple[Path | None, str]:
+    """The LiteLLM CLI from bench/.venv-litellm, installing it once; (None, why) when unavailable."""
+    if not WANT_LITELLM:
+        return None, "skipped (BENCH_LITELLM=0)"
+    cli = LITELLM_VENV / "bin" / "litellm"
+    stamp = LITELLM_VENV / ".installed"
+    if not stamp.exists():
+        log("installing the LiteLLM proxy into bench/.venv-litellm (once; takes a few minutes)")
+        base = shutil.which("python3") or PY
+        try:
+            subprocess.run([base, "-m", "venv", str(LITELLM_VENV)], check=True, timeout=300)
+            subprocess.run(
+                [str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"],
+                check=True,
+                timeout=1800,
+                stdout=subprocess.DEVNULL,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            return None, f"skipped: installing litellm[proxy] failed ({exc})"
+        stamp.touch()
+    # Like Python 3.13's venv: git, and ruff through it, ignore everything in here.
+    (LITELLM_VENV / ".gitignore").write_text("# Created by bench/run.py: the LiteLLM venv is never committed.\n*\n")
+    if not cli.exists():
+        return None, "skipped: bench/.venv-litellm has no litellm CLI"
+    version = subprocess.run(
+        [str(LITELLM_VENV / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    return cli, f"litellm {version}"
+
+
+def body(model: str, *, stream: bool, emulator: dict | None) -> bytes:
+    payload: dict = {"model": model, "messages": MESSAGES, "max_tokens": 64}
+    if stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    if emulator:
+        payload["emulator"] = emulator
+    return json.dumps(payload).encode()
+
+
+class Bench:
+    """The running set: emulator, router, LiteLLM, and how to load each of them."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes = procs.Processes(workdir)
+        self.server_core, self.load_core = procs.pinning()
+        dsn, name = admin_dsn()
+        self.sampler = procs.Sampler(dsn, name)
+        self.urls: dict[str, str] = {}
+        self.models = {
+            "direct": "emulator-small",
+            "router": "bench/emulator",
+            "litellm": "bench/emulator",
+        }
+        self.server_pid: dict[str, int] = {}
+        self.keys: dict[str, Path] = {}
+        self.litellm_key = ""
+        self.litellm_note = ""
+
+    # --- starting -------------------------------------------------------------------------------
+    def start_emulator(self) -> None:
+        port = procs.free_port()
+        entry = self.processes.start(
+            "emulator", [*self.load_core, PY, "manage.py", "run_emulator", "--port", str(port)],
+            env={**django_env(), "EMULATOR_API_KEY": ""}, cwd=ROOT,
+        )  # fmt: skip
+        self.urls["direct"] = f"http://127.0.0.1:{port}/v1"
+        procs.wait_http(f"{self.urls['direct']}/models", entry)
+
+    def migrate_and_seed(self) -> None:
+        env = django_env()
+        subprocess.run([PY, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True, timeout=600)
+        out = subprocess.run(
+            [PY, str(BENCH / "seed.py"), "--emulator-url", self.urls["direct"], "--keys", str(KEYS)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=600,
+            capture_output=True,
+            text=True,
+        ).stdout
+        seeded = json.loads(out.strip().splitlines()[-1])
+        for group in ("spread", "shared"):
+            path = self.workdir / f"keys-{group}.txt"
+            path.write_text("\n".join(seeded[group]) + "\n")
+            self.keys[group] = path
+
+    def start_router(self, name: str = "router", app: list[str] | None = None) -> None:
+        """gunicorn + gevent, one worker, exactly as production serves it (`app`: another WSGI entry point)."""
+        port = procs.free_port()
+        # application_name tells this router's PostgreSQL connections apart from any other's.
+        env = django_env(
+            DATABASE_URL=f"{DATABASE_URL}{'&' if '?' in DATABASE_URL else '?'}application_name=bench-{name}",
+            DB_POOL_MAX_SIZE=str(POOL_MAX),
+            DB_POOL_MIN_SIZE="4",
+            GUNICORN_WORKER_CONNECTIONS="4000",
+        )
+        argv = [
+            *self.server_core, PY, "-m", "gunicorn", "-c", "platform/gunicorn.conf.py",
+            "--bind", f"127.0.0.1:{port}", "--workers", "1", *(app or ["mlrouter.wsgi"]),
+        ]  # fmt: skip
+        entry = self.processes.start(name, argv, env=env, cwd=ROOT)
+        self.urls[name] = f"http://127.0.0.1:{port}/v1"
+        procs.wait_http(f"{self.urls[name]}/models", entry)
+        workers = procs.children(entry.process.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"expected one gunicorn worker, found {workers}")
+        self.server_pid[name] = workers[0]
+
+    def start_litellm(self, cli: Path) -> None:
+        port = procs.free_port()
+        self.litellm_key = "sk-bench-" + secrets.token_urlsafe(24)
+        config = self.workdir / "litellm.yaml"
+        config.write_text(
+            "model_list:\n"
+            "  - model_name: bench/emulator\n"
+            "    litellm_params:\n"
+            "      model: openai/emulator-small\n"
+            f"      api_base: {self.urls['direct']}\n"
+            "      api_key: sk-bench-emulator\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "DJANGO_"))}
+        env.update(
+            LITELLM_LOCAL_MODEL_COST_MAP="True",
+            LITELLM_MASTER_KEY=self.litellm_key,
+            LITELLM_LOG="ERROR",
+            LITELLM_TELEMETRY="False",
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        argv = [
+            *self.server_core, str(cli), "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+            "--num_workers", "1",
+        ]  # fmt: skip
+        entry = self.processes.start("litellm", argv, env=env, cwd=self.workdir)
+        self.urls["litellm"] = f"http://127.0.0.1:{port}/v1"
+        auth = {"Authorization": f"Bearer {self.litellm_key}"}
+        procs.wait_http(f"{self.urls['litellm']}/models", entry, timeout=180, headers=auth)
+        self.server_pid["litellm"] = entry.process.pid
+
+    # --- loading --------------------------------------------------------------------------------
+    def load(
+        self,
+        target: str,
+        *,
+        concurrency: int,
+        stream: bool,
+        emulator: dict | None,
+        keys: str = "spread",
+        once: bool = False,
+        ramp: float = 0.0,
+    ) -> dict:
+        body_file = self.workdir / f"body-{target}-{int(stream)}-{abs(hash(json.dumps(emulator)))}.json"
+        body_file.write_bytes(body(self.models[target], stream=stream, emulator=emulator))
+        argv = [
+            *self.load_core, PY, str(BENCH / "loadgen.py"),
+            "--url", f"{self.urls[target]}/chat/completions", "--body-file", str(body_file),
+            "--concurrency", str(concurrency),
+        ]  # fmt: skip
+        if once:
+            argv += ["--once", "--ramp", str(ramp), "--timeout", "60"]
+            bound = ramp + 200
+        else:
+            argv += ["--duration", str(DURATION), "--warmup", str(WARMUP), "--timeout", "30"]
+            bound = WARMUP + DURATION + 120
+        if stream:
+            argv.append("--stream")
+        if target.startswith("router"):
+            argv += ["--keys-file", str(self.keys[keys])]
+        elif target == "litellm":
+            argv += ["--header", f"Authorization: Bearer {self.litellm_key}"]
+        pid = self.server_pid.get(target)
+        self.sampler.pid = pid
+        self.sampler.application = f"bench-{target}"
+        cpu_before = procs.cpu_seconds(pid) if pid else None
+        with self.sampler:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=bound)
+        if done.returncode != 0:
+            raise RuntimeError(f"loadgen failed against {target}:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout)
+        if pid:
+            cpu_after = procs.cpu_seconds(pid)
+            result["server_cpu_s"] = None if cpu_after is None else round(cpu_after - cpu_before, 3)
+            # Warm-up requests included: the CPU was spent on them too.
+            total = result["requests_total"]
+            if result["server_cpu_s"] is not None and total:
+                result["cpu_ms_per_request"] = round(1000 * result["server_cpu_s"] / total, 3)
+            result["max_rss_mb"] = None if self.sampler.max_rss is None else round(self.sampler.max_rss, 1)
+        if target.startswith("router"):
+            result["max_pg_connections"] = self.sampler.max_conns
+        return result
+
+    def profile(self, target: str) -> dict | None:
+        """An extra P2 pass on a router under py-spy (never counted in the table)."""
+        spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+        if not Path(spy).exists():
+            log("profile skipped: py-spy is not installed (pip install py-spy)")
+            return None
+        out = RESULTS / f"profile-p2-{target}.txt"
+        pid = self.server_pid[target]
+        argv = [*self.load_core, spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+        argv += ["--duration", str(int(WARMUP + DURATION)), "--output", str(out)]
+        spy_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)
+            run = self.load(target, concurrency=32, stream=False, emulator=None)
+            spy_proc.wait(timeout=60)
+        finally:
+            if spy_proc.poll() is None:
+                spy_proc.terminate()
+                spy_proc.wait(timeout=10)
+        if not out.exists():
+            log(f"profile failed: {spy_proc.stderr.read().decode()[-500:] if spy_proc.stderr else ''}")
+            return None
+        summary = profile_summary.summarize(str(out))
+        summary["file"] = str(out.relative_to(ROOT))
+        summary["rps_while_profiled"] = run["rps"]
+        return summary
+
+
+def accounting_check() -> dict:
+    """After the loads: every generation settled, no hold left open, balances equal their ledgers."""
+    import psycopg
+
+    try:
+        return _accounting(psycopg)
+    except psycopg.Error as exc:  # a schema change must not cost the run its figures
+        return {"error": str(exc).splitlines()[0]}
+
+
+def _accounting(psycopg) -> dict:
+    _, name = admin_dsn()
+    parts = urlsplit(DATABASE_URL)
+    with psycopg.connect(urlunsplit(parts._replace(path=f"/{name}")), autocommit=True) as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM completions_generation GROUP BY status").fetchall())
+        open_holds = conn.execute("SELECT count(*) FROM billing_hold WHERE status = 'open'").fetchone()[0]
+        charges = conn.execute("SELECT count(*) FROM billing_ledgerentry WHERE kind = 'charge'").fetchone()[0]
+        mismatched = conn.execute(
+            "SELECT count(*) FROM accounts_account a WHERE a.balance <> "
+            "(SELECT coalesce(sum(e.amount), 0) FROM billing_ledgerentry e WHERE e.account_id = a.id) OR a.held <> 0"
+        ).fetchone()[0]
+    return {
+        "generations": statuses,
+        "charges": charges,
+        "open_holds": open_holds,
+        "accounts_off_ledger_or_holding": mismatched,
+    }
+
+
+def machine() -> dict:
+    model = ""
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as fh:
+        mem_kb = int(fh.readline().split()[1])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "commit": commit.stdout.strip(),
+    }
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def run_scenarios(bench: Bench) -> list[dict]:
+    """P1, P2, P4, P3 and the held streams against every target that is running."""
+    results = []
+    for key, title, concurrency, stream, emulator, targets, keys in SCENARIOS:
+        runs = {}
+        for target in targets:
+            if target not in bench.urls:
+                continue
+            log(f"{key} {title}: {target}")
+            runs[target] = bench.load(target, concurrency=concurrency, stream=stream, emulator=emulator, keys=keys)
+            log(
+                f"    {runs[target]['rps']} RPS, p50 {runs[target]['p50_ms']} ms, "
+                f"p99 {runs[target]['p99_ms']} ms, ok {runs[target]['ok']}/{runs[target]['requests']}"
+            )
+        results.append({"key": key, "title": title, "concurrency": concurrency, "runs": runs})
+        if key == "P3":
+            held_runs = {}
+            for target in ("router",):
+                if target not in bench.urls:
+                    continue
+                log(f"P3h {STREAMS} concurrent streams held by one worker: {target}")
+                ramp = 2.0 if QUICK else 3.0
+                held = bench.load(target, concurrency=STREAMS, stream=True, emulator=HELD, once=True, ramp=ramp)
+                held["streams"] = STREAMS
+                log(
+                    f"    {held['ok']}/{STREAMS} ok, {held['max_streaming']} streaming at once, "
+                    f"{held.get('max_pg_connections')} PG connections, {held.get('max_rss_mb')} MB RSS"
+                )
+                held_runs[target] = held
+            title = f"{STREAMS} held streams"
+            results.append({"key": "P3h", "title": title, "concurrency": STREAMS, "runs": held_runs})
+    return results
+
+
+def print_report(out: dict) -> None:
+    """The table, the targets, the books and the profiles."""
+    m = out["machine"]
+    print()
+    print(
+        f"ML Router benchmark — {'QUICK ' if QUICK else ''}{out['when']}, {m['nproc']} × {m['cpu']}, "
+        f"{m['ram_gb']} GB RAM, Python {m['python']}, commit {m['commit']}; {out['pinning']}; "
+        f"load average {out['load_average_before']} → {out['load_average_after']}"
+    )
+    print(f"LiteLLM: {out['litellm']}")
+    print()
+    print(report.table(out["scenarios"]))
+    print()
+    print(report.targets_text(out["targets"]))
+    acc = out["accounting"]
+    if "error" in acc:
+        print(f"\naccounting check failed: {acc['error']}")
+    else:
+        print(
+            f"\naccounting after the run: generations {acc['generations']}, {acc['charges']} charges, "
+            f"{acc['open_holds']} open holds, {acc['accounts_off_ledger_or_holding']} accounts off their ledger"
+        )
+    for target, summary in (out.get("profiles") or {}).items():
+        if summary:
+            print(f"\nprofile of the {report.LABELS[target]} worker during P2 ({summary['file']}):")
+            p2 = report.find(out["scenarios"], "P2", target) or {}
+            print(profile_summary.text(summary, p2.get("cpu_ms_per_request")))
+
+
+def run() -> int:
+    started = time.time()
+    RESULTS.mkdir(exist_ok=True)
+    out: dict = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": QUICK,
+        "machine": machine(),
+        "load_average_before": loadavg(),
+        "config": {
+            "warmup_s": WARMUP,
+            "duration_s": DURATION,
+            "db_pool_max_size": POOL_MAX,
+            "held_streams": STREAMS,
+            "paced_stream": PACED,
+            "held_stream": HELD,
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="mlrouter-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        out["pinning"] = "router/LiteLLM on core 0, loadgen + emulator on core 1" if bench.server_core else "none"
+        try:
+            kind = "quick" if QUICK else "full"
+            log(f"{kind} run; pinning: {out['pinning']}; load average {out['load_average_before']}")
+            cli, out["litellm"] = ensure_litellm()
+            log(f"LiteLLM: {out['litellm']}")
+            prepare_stores()
+            bench.start_emulator()
+            log("migrating and seeding mlrouter_bench")
+            bench.migrate_and_seed()
+            bench.start_router()
+            if cli is not None:
+                try:
+                    bench.start_litellm(cli)
+                except RuntimeError as exc:
+                    out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
+                    log(out["litellm"])
+            out["scenarios"] = run_scenarios(bench)
+            if WANT_PROFILE:
+                out["profiles"] = {}
+                log("profiling the router worker during an extra P2 pass (py-spy)")
+                out["profiles"]["router"] = bench.profile("router")
+            out["accounting"] = accounting_check()
+        finally:
+            bench.processes.stop_all()
+    out["load_average_after"] = loadavg()
+    out["elapsed_s"] = round(time.time() - started, 1)
+    out["targets"] = report.targets(out["scenarios"])
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+
+    print_report(out)
+    print(f"\nraw results: bench/results/latest.json ({out['elapsed_s']} s)")
+    return 0
+
+
+def main() -> None:
+    if os.cpu_count() and os.cpu_count() >= 2 and shutil.which("taskset"):
+        os.sched_setaffinity(0, {1})  # the orchestrator and its sampler stay off the server's core
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    # Explicit for SIGINT too: a shell that starts us in the background may have left it ignored.
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        sys.exit(run())
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the benchmark started was stopped", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Seed the benchmark database through the project's own services; print the keys as JSON.
+
+Creates a provider pointing at the emulator, one priced model routed to it, and two sets of customers:
+`spread` — one funded account per key (load spread over many account rows, as real traffic is), and
+`shared` — one funded account holding every key (P4: all holds and charges contend for one row).
+Every key has a huge RPM so the rate limit is checked (one Redis call) but never refuses.
+
+    DATABASE_URL=… python bench/seed.py --emulator-url http://127.0.0.1:8100/v1 --keys 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_ID = "bench/emulator"
+FUNDS = Decimal("1000000")
+RPM = 100_000_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--emulator-url", required=True)
+    parser.add_argument("--keys", type=int, default=32)
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlrouter.settings")
+    import django
+
+    django.setup()
+    from accounts.services import account_create, api_key_create
+    from billing.services import ledger_credit
+    from completions.catalog import catalog_import
+
+    catalog_import(
+        {
+            "providers": [{"name": "bench-emulator", "base_url": args.emulator_url, "timeout_s": 60}],
+            "models": [
+                {
+                    "id": MODEL_ID,
+                    "name": "Benchmark model (upstream emulator)",
+                    "context_length": 128000,
+                    "max_output_tokens": 4096,
+                    "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
+                    "price": {"prompt": "0.15", "completion": "0.60"},
+                }
+            ],
+        }
+    )
+
+    def funded(name: str):
+        account = account_create(name=name, email=f"{name}@bench.invalid")
+        ledger_credit(account=account, amount=FUNDS, idempotency_key=f"bench-fund:{account.pk}")
+        return account
+
+    spread = []
+    for i in range(args.keys):
+        account = funded(f"bench-spread-{i}")
+        spread.append(api_key_create(account=account, name="bench", rpm_limit=RPM)[1])
+    shared_account = funded("bench-shared")
+    shared = [api_key_create(account=shared_account, name=f"bench-{i}", rpm_limit=RPM)[1] for i in range(args.keys)]
+    json.dump({"model": MODEL_ID, "spread": spread, "shared": shared, "shared_account": shared_account.pk}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
