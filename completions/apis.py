@@ -22,6 +22,7 @@ from accounts.models import Account, ApiKey
 from accounts.principals import KeyPrincipal
 from billing.money import PER_MILLION
 from billing.services import AccountInactive, InsufficientFunds
+from docs.pages import docs_url
 
 from .models import Generation
 from .openai_format import ApiError, ChatRequest, decimal_text, error_response, parse_chat_request, upstream_body
@@ -41,6 +42,11 @@ from .services import (
 from .upstream import upstream_open
 
 TOPUP_HINT = "Top up with /topup in @ML_Router_bot."
+
+
+def rate_limit_message(limit: int, retry_s: int, docs: str) -> str:
+    """The 429 message (the docs show it too): the limit, when to retry, where to read more."""
+    return f"Rate limit reached: this key allows {limit} requests per minute. Retry in {retry_s} s. See {docs}"
 
 
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
@@ -66,12 +72,15 @@ def usd_text(amount: Decimal) -> str:
     return f"${amount.quantize(Decimal('0.0001'))}"
 
 
-def _insufficient(exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price) -> ApiError:
+def _insufficient(
+    exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price, request: Request
+) -> ApiError:
     minimum = settings.MIN_BALANCE_USD
+    docs = request.build_absolute_uri(docs_url("errors#insufficient_funds"))
     if exc.available < minimum:
         message = (
             f"Insufficient funds: your available balance is {usd_text(exc.available)}, below the "
-            f"{usd_text(minimum)} minimum. {TOPUP_HINT}"
+            f"{usd_text(minimum)} minimum. {TOPUP_HINT} See {docs}"
         )
     else:
         affordable = affordable_max_tokens(exc.available, chat, started_price)
@@ -79,7 +88,7 @@ def _insufficient(exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry
         message = (
             f"Insufficient funds: this request may cost up to {usd_text(worst)} and your available balance "
             f"is {usd_text(exc.available)}. It affords max_tokens={affordable}; set a lower max_tokens or top up. "
-            f"{TOPUP_HINT}"
+            f"{TOPUP_HINT} See {docs}"
         )
     return ApiError(402, message, code="insufficient_funds")
 
@@ -103,10 +112,10 @@ class ChatCompletionsView(APIView):
         decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit)
         headers = decision.headers()
         if not decision.allowed:
+            docs = request.build_absolute_uri(docs_url("rate-limits#rate_limit"))
             raise ApiError(
                 429,
-                f"Rate limit reached: this key allows {decision.limit} requests per minute. "
-                f"Retry in {decision.reset_s} s.",
+                rate_limit_message(decision.limit, decision.reset_s, docs),
                 code="rate_limit",
                 headers={**headers, "Retry-After": str(decision.reset_s)},
             )
@@ -122,7 +131,7 @@ class ChatCompletionsView(APIView):
         try:
             started = generation_start(principal=principal, chat=chat, entry=entry)
         except InsufficientFunds as exc:
-            error = _insufficient(exc, chat, entry, entry.price_at(timezone.now()))
+            error = _insufficient(exc, chat, entry, entry.price_at(timezone.now()), request)
             error.headers = headers
             raise error
         except AccountInactive:

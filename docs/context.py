@@ -18,7 +18,7 @@ from django.http import HttpRequest
 
 from billing.models import Price
 from billing.money import Usage, cost_for
-from completions.apis import TOPUP_HINT
+from completions.apis import TOPUP_HINT, rate_limit_message
 from completions.openai_format import ROLES, ApiError, ChatRequest, decimal_text, parse_chat_request
 from completions.ratelimit import WINDOW_MS
 from completions.selectors import CatalogEntry, catalog_entry, sellable_models
@@ -176,11 +176,8 @@ def _invalid_request_example() -> str:
 
 
 def _rate_limit_example() -> str:
-    error = ApiError(
-        429,
-        f"Rate limit reached: this key allows {settings.DEFAULT_KEY_RPM} requests per minute. Retry in 42 s.",
-        code="rate_limit",
-    )
+    docs = docs_url("rate-limits#rate_limit")
+    error = ApiError(429, rate_limit_message(settings.DEFAULT_KEY_RPM, 42, docs), code="rate_limit")
     return json.dumps(error.body(), ensure_ascii=False, indent=2)
 
 

@@ -164,3 +164,23 @@ def test_every_error_raises_the_sdks_matching_exception(
     assert exc.value.status_code == status
     assert exc.value.code == code
     assert exc.value.body["code"] == code
+
+
+def test_402_and_429_messages_link_to_the_docs(router, emulator_url, transactional_db):
+    from .conftest import make_shop
+
+    poor = make_shop(emulator_url, funds="0.05")
+    with pytest.raises(openai.APIStatusError) as exc:
+        client(router, poor.key).chat.completions.create(
+            model=poor.model.public_id, messages=[{"role": "user", "content": "hi"}]
+        )
+    host = router.removesuffix("/v1")
+    assert exc.value.body["message"].endswith(f"See {host}/docs/errors/#insufficient_funds")
+
+    limited = make_shop(emulator_url, rpm=1)
+    api = client(router, limited.key)
+    kwargs = {"model": limited.model.public_id, "messages": [{"role": "user", "content": "hi"}]}
+    api.chat.completions.create(**kwargs)
+    with pytest.raises(openai.RateLimitError) as exc:
+        api.chat.completions.create(**kwargs)
+    assert exc.value.body["message"].endswith(f"See {host}/docs/rate-limits/#rate_limit")
