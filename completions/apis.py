@@ -44,9 +44,10 @@ from .upstream import upstream_open
 TOPUP_HINT = "Top up with /topup in @ML_Router_bot."
 
 
-def rate_limit_message(limit: int, retry_s: int, docs: str) -> str:
+def rate_limit_message(limit: int, retry_s: int, docs: str, scope: str = "key") -> str:
     """The 429 message (the docs show it too): the limit, when to retry, where to read more."""
-    return f"Rate limit reached: this key allows {limit} requests per minute. Retry in {retry_s} s. See {docs}"
+    who = "this key allows" if scope == "key" else "your account (all its keys together) allows"
+    return f"Rate limit reached: {who} {limit} requests per minute. Retry in {retry_s} s. See {docs}"
 
 
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
@@ -109,13 +110,13 @@ class ChatCompletionsView(APIView):
         raw = _read_body(request._request)
         chat = parse_chat_request(raw)
         principal = principal_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
-        decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit)
+        decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit, account_id=principal.account_id)
         headers = decision.headers()
         if not decision.allowed:
             docs = request.build_absolute_uri(docs_url("rate-limits#rate_limit"))
             raise ApiError(
                 429,
-                rate_limit_message(decision.limit, decision.reset_s, docs),
+                rate_limit_message(decision.limit, decision.reset_s, docs, decision.scope),
                 code="rate_limit",
                 headers={**headers, "Retry-After": str(decision.reset_s)},
             )

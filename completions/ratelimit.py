@@ -1,8 +1,9 @@
-"""Requests-per-minute limits per API key, shared by every process through Redis.
+"""Requests-per-minute limits per API key (and optionally per account), shared through Redis.
 
-A sliding window: a key may make at most `limit` requests in any 60 seconds. One Lua script call
-per request (one round trip) checks and records atomically, using Redis's clock so that every host
-agrees. Without REDIS_URL (the demo) the window lives in this process.
+A sliding window: a key may make at most its `rpm_limit` requests in any 60 seconds, and an account
+(all its keys together) at most ACCOUNT_RPM when that is set. One Lua script call per request (one
+round trip) checks both windows and records the request in both atomically, using Redis's clock so
+that every host agrees. Without REDIS_URL (the demo) the windows live in this process.
 """
 
 from __future__ import annotations
@@ -20,33 +21,44 @@ from django.conf import settings
 
 WINDOW_MS = 60_000
 
+# KEYS: the windows (key first); ARGV: window ms, member, then one limit per window.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  count = count + 1
-  allowed = 1
+local counts = {}
+local blocked = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  counts[i] = redis.call('ZCARD', key)
+  if blocked == 0 and counts[i] >= tonumber(ARGV[2 + i]) then blocked = i end
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local reset = window
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-return {allowed, limit - count, reset}
+local result = {blocked}
+for i, key in ipairs(KEYS) do
+  if blocked == 0 then
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, window)
+    counts[i] = counts[i] + 1
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local reset = window
+  if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+  table.insert(result, tonumber(ARGV[2 + i]) - counts[i])
+  table.insert(result, reset)
+end
+return result
 """
 
 
 @dataclass(frozen=True, slots=True)
 class RateDecision:
+    """The outcome for one request; `scope` says which window refused it ("key" or "account")."""
+
     allowed: bool
     limit: int
     remaining: int
     reset_ms: int
+    scope: str = "key"
 
     @property
     def reset_s(self) -> int:
@@ -64,7 +76,7 @@ class RateDecision:
 _client: redis.Redis | None = None
 _script = None
 _members = itertools.count()
-_local: dict[int, deque[float]] = {}
+_local: dict[str, deque[float]] = {}
 _local_lock = threading.Lock()
 
 
@@ -76,23 +88,38 @@ def _redis_script():
     return _script
 
 
-def rate_limit_hit(*, key_id: int, limit: int) -> RateDecision:
-    """Count one request of a key against its per-minute limit."""
+def rate_limit_hit(*, key_id: int, limit: int, account_id: int | None = None) -> RateDecision:
+    """Count one request of a key (and its account, when ACCOUNT_RPM is set) against the limits."""
+    windows = [(f"rl:key:{key_id}", limit)]
+    if account_id is not None and settings.ACCOUNT_RPM > 0:
+        windows.append((f"rl:account:{account_id}", settings.ACCOUNT_RPM))
     if settings.REDIS_URL:
         member = f"{os.getpid()}:{threading.get_ident()}:{next(_members)}"
-        allowed, remaining, reset = _redis_script()(keys=[f"rl:key:{key_id}"], args=[WINDOW_MS, limit, member])
-        return RateDecision(bool(allowed), limit, int(remaining), int(reset))
-    return _local_hit(key_id, limit)
+        args = [WINDOW_MS, member, *(cap for _, cap in windows)]
+        raw = _redis_script()(keys=[name for name, _ in windows], args=args)
+        blocked, per_window = int(raw[0]), [(int(raw[1 + 2 * i]), int(raw[2 + 2 * i])) for i in range(len(windows))]
+    else:
+        blocked, per_window = _local_hit(windows)
+    if blocked:
+        remaining, reset = per_window[blocked - 1]
+        scope = "key" if blocked == 1 else "account"
+        return RateDecision(False, windows[blocked - 1][1], remaining, reset, scope)
+    remaining, reset = per_window[0]
+    return RateDecision(True, limit, remaining, reset)
 
 
-def _local_hit(key_id: int, limit: int) -> RateDecision:
+def _local_hit(windows: list[tuple[str, int]]) -> tuple[int, list[tuple[int, int]]]:
     now = time.monotonic() * 1000
     with _local_lock:
-        window = _local.setdefault(key_id, deque())
-        while window and window[0] <= now - WINDOW_MS:
-            window.popleft()
-        allowed = len(window) < limit
-        if allowed:
-            window.append(now)
-        reset = int(window[0] + WINDOW_MS - now) if window else WINDOW_MS
-        return RateDecision(allowed, limit, limit - len(window), reset)
+        queues = [_local.setdefault(name, deque()) for name, _ in windows]
+        for window in queues:
+            while window and window[0] <= now - WINDOW_MS:
+                window.popleft()
+        blocked = next((i for i, (w, (_, cap)) in enumerate(zip(queues, windows, strict=True), 1) if len(w) >= cap), 0)
+        if not blocked:
+            for window in queues:
+                window.append(now)
+        return blocked, [
+            (cap - len(w), int(w[0] + WINDOW_MS - now) if w else WINDOW_MS)
+            for w, (_, cap) in zip(queues, windows, strict=True)
+        ]

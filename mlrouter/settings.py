@@ -176,6 +176,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ML Router <noreply@l
 MIN_BALANCE_USD = Decimal(env.str("MIN_BALANCE_USD", default="0.10"))
 # A new key's requests-per-minute cap unless the operator sets another.
 DEFAULT_KEY_RPM = env.int("DEFAULT_KEY_RPM", default=60)
+# Requests per minute of one account, all its keys together; 0: no account-wide cap.
+ACCOUNT_RPM = env.int("ACCOUNT_RPM", default=0)
 # How long a process trusts what it cached about a key: bounds how long a revoked key or a suspended
 # account keeps working on other processes.
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)

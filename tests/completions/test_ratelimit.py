@@ -1,0 +1,70 @@
+"""Per-key and per-account request windows, in Redis (shared by processes) and in-process (demo)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+
+from completions import ratelimit
+
+
+@pytest.fixture(params=["redis", "in-process"])
+def backend(request, settings):
+    if request.param == "in-process":
+        settings.REDIS_URL = ""
+        ratelimit._local.clear()
+    return request.param
+
+
+def _ids() -> tuple[int, int, int]:
+    base = secrets.randbelow(10**12) + 10**12
+    return base, base + 1, base + 2
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    yield
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    for key in client.scan_iter("rl:*:1????????????"):
+        client.delete(key)
+
+
+def test_a_key_gets_its_rpm_and_then_a_refusal(backend):
+    key, _, _ = _ids()
+    decisions = [ratelimit.rate_limit_hit(key_id=key, limit=3) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    refused = decisions[3]
+    assert (refused.limit, refused.scope) == (3, "key")
+    assert 1 <= refused.reset_s <= 60
+    assert refused.headers() == {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"}
+
+
+def test_keys_have_separate_windows(backend):
+    first, second, _ = _ids()
+    assert ratelimit.rate_limit_hit(key_id=first, limit=1).allowed
+    assert not ratelimit.rate_limit_hit(key_id=first, limit=1).allowed
+    assert ratelimit.rate_limit_hit(key_id=second, limit=1).allowed
+
+
+def test_an_account_cap_counts_all_its_keys_together(backend, settings):
+    settings.ACCOUNT_RPM = 3
+    first, second, account = _ids()
+    hits = [
+        ratelimit.rate_limit_hit(key_id=key_id, limit=100, account_id=account)
+        for key_id in (first, second, first, second)
+    ]
+    assert [h.allowed for h in hits] == [True, True, True, False]
+    assert (hits[-1].scope, hits[-1].limit) == ("account", 3)
+    # The refused request used up nothing: the second key has one request in its window, not two.
+    assert ratelimit.rate_limit_hit(key_id=second, limit=2).allowed
+    assert not ratelimit.rate_limit_hit(key_id=second, limit=2).allowed
+
+
+def test_no_account_cap_by_default(backend, settings):
+    settings.ACCOUNT_RPM = 0
+    key, _, account = _ids()
+    assert all(ratelimit.rate_limit_hit(key_id=key, limit=10, account_id=account).allowed for _ in range(10))
