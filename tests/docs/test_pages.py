@@ -324,3 +324,11 @@ def test_the_documented_parameter_ranges_are_the_validators(name, bounds):
     assert not _rejects(name, high)
     assert _rejects(name, low - step)
     assert _rejects(name, high + step)
+
+
+@pytest.mark.parametrize("lang_prefix", ["/docs/", "/docs/en/"])
+def test_the_account_wide_cap_is_shown_only_when_set(db, client, settings, lang_prefix):
+    settings.ACCOUNT_RPM = 0
+    assert "777" not in client.get(f"{lang_prefix}rate-limits/").content.decode()
+    settings.ACCOUNT_RPM = 777
+    assert "777" in client.get(f"{lang_prefix}rate-limits/").content.decode()
