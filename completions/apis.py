@@ -221,7 +221,7 @@ class ModelsView(APIView):
 
     permission_classes: list = []
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="List models")
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="List models", operation_id="models_list")
     def get(self, request: Request) -> JsonResponse:
         data = [model_json(entry, int(model.created_at.timestamp()), model.name) for entry, model in _listed()]
         return JsonResponse({"object": "list", "data": data})
@@ -232,7 +232,7 @@ class ModelDetailView(APIView):
 
     permission_classes: list = []
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Retrieve a model")
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Retrieve a model", operation_id="models_retrieve")
     def get(self, request: Request, model_id: str) -> JsonResponse:
         for entry, model in _listed():
             if entry.public_id == model_id:
