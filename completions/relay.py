@@ -128,6 +128,53 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
     return response
 
 
+class _Rewrite:
+    """Turns an upstream chunk into ours: our id and model, and no provider usage on chunks with choices.
+
+    Most chunks are rewritten on their bytes (the upstream's own serialization, found once in its first
+    chunk); anything unexpected is re-serialized from the parsed chunk, which is always right.
+    """
+
+    def __init__(self, old: list[tuple[bytes, bytes]], gen_id: str, model: str, wants_usage: bool) -> None:
+        self.old = old
+        self.gen_id = gen_id
+        self.model = model
+        self.wants_usage = wants_usage
+
+    @classmethod
+    def for_first(cls, chunk: dict, gen_id: str, model: str, wants_usage: bool) -> _Rewrite:
+        pairs = []
+        for key, new in (("id", gen_id), ("model", model)):
+            if isinstance(chunk.get(key), str):
+                pairs.append(
+                    (b'"%s":%s' % (key.encode(), _dumps(chunk[key])), b'"%s":%s' % (key.encode(), _dumps(new)))
+                )
+        return cls(pairs, gen_id, model, wants_usage)
+
+    def apply(self, data: bytes, chunk: dict) -> bytes:
+        usage = chunk.get("usage", _MISSING)
+        # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's
+        # usage on a chunk with choices never reaches the client (ours comes once, at the end).
+        fast = len(self.old) == 2 and (usage is _MISSING or (usage is None and self.wants_usage))
+        if fast and all(data.count(old) == 1 for old, _ in self.old):
+            for old, new in self.old:
+                data = data.replace(old, new, 1)
+            return data
+        chunk["id"] = self.gen_id
+        chunk["model"] = self.model
+        chunk.pop("usage", None)
+        if self.wants_usage:
+            chunk["usage"] = None
+        return _dumps(chunk)
+
+
+_MISSING = object()
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _sse_events(response) -> Iterator[bytes]:
     """The `data` payloads of an SSE byte stream, as they arrive."""
     if response.chunked and response.supports_chunked_reads():
@@ -177,6 +224,7 @@ class StreamRelay:
         public_model = self.started.entry.public_id
         gen_id = self.started.generation_id
         wants_usage = self.started.chat.wants_usage
+        rewrite: _Rewrite | None = None
         done = False
         try:
             for data in _sse_events(self.call.response):
@@ -201,6 +249,7 @@ class StreamRelay:
                     continue
                 if not outcome.upstream_id:
                     outcome.upstream_id = str(chunk.get("id") or "")
+                    rewrite = _Rewrite.for_first(chunk, gen_id, public_model, wants_usage)
                 chars = _completion_chars(choices, "delta")
                 if chars and outcome.ttft_ms is None:
                     outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
@@ -208,14 +257,7 @@ class StreamRelay:
                 reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
                 if reason:
                     outcome.finish_reason = str(reason)
-                chunk["id"] = gen_id
-                chunk["model"] = public_model
-                # The client gets usage once, ours, in the final chunk: never a provider's (with its price)
-                # on a chunk that carries choices. Like OpenAI, `usage: null` until then when it was asked for.
-                chunk.pop("usage", None)
-                if wants_usage:
-                    chunk["usage"] = None
-                self._put(sse(json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode()))
+                self._put(sse(rewrite.apply(data, chunk)))
                 if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
                     break
             else:
@@ -270,7 +312,15 @@ class StreamRelay:
                     continue
                 if item is _END:
                     break
-                yield item
+                # Events that arrived together leave in one write.
+                batch = [item]
+                while not self.queue.empty() and len(batch) < 64:
+                    nxt = self.queue.get_nowait()
+                    if nxt is _END:
+                        self.queue.put(_END)
+                        break
+                    batch.append(nxt)
+                yield b"".join(batch)
             if self.finished is not None:
                 chunk = self.usage_chunk or {"object": "chat.completion.chunk", "created": self.created, "choices": []}
                 chunk.update(id=self.started.generation_id, model=self.started.entry.public_id)

@@ -1,0 +1,41 @@
+"""Rewriting upstream stream chunks: our id and model, never a provider's usage on a chunk with choices."""
+
+from __future__ import annotations
+
+import json
+
+from completions.relay import _Rewrite
+
+
+def _first(raw: bytes, wants_usage: bool = False) -> _Rewrite:
+    return _Rewrite.for_first(json.loads(raw), "gen-1-abc", "demo/chat-small", wants_usage)
+
+
+def test_a_compact_chunk_is_rewritten_on_its_bytes():
+    raw = b'{"id":"chatcmpl-9","object":"chat.completion.chunk","model":"gpt-x","choices":[{"delta":{"content":"hi"}}]}'
+    out = _first(raw).apply(raw, json.loads(raw))
+    assert out == raw.replace(b"chatcmpl-9", b"gen-1-abc").replace(b'"gpt-x"', b'"demo/chat-small"')
+
+
+def test_a_spaced_chunk_is_reserialized_with_the_same_result():
+    raw = b'{"id": "chatcmpl-9", "model": "gpt-x", "choices": [{"delta": {"content": "hi"}}]}'
+    out = json.loads(_first(raw).apply(raw, json.loads(raw)))
+    assert out == {"id": "gen-1-abc", "model": "demo/chat-small", "choices": [{"delta": {"content": "hi"}}]}
+
+
+def test_content_that_looks_like_the_model_name_is_left_alone():
+    raw = b'{"id":"c","model":"gpt-x","choices":[{"delta":{"content":"gpt-x"}}]}'
+    out = json.loads(_first(raw).apply(raw, json.loads(raw)))
+    assert (out["model"], out["choices"][0]["delta"]["content"]) == ("demo/chat-small", "gpt-x")
+
+
+def test_a_providers_usage_on_a_chunk_with_choices_is_dropped():
+    raw = b'{"id":"c","model":"m","choices":[{"delta":{}}],"usage":{"prompt_tokens":5,"cost":0.01}}'
+    assert "usage" not in json.loads(_first(raw).apply(raw, json.loads(raw)))
+    assert json.loads(_first(raw, wants_usage=True).apply(raw, json.loads(raw)))["usage"] is None
+
+
+def test_usage_null_is_kept_only_when_the_client_asked_for_usage():
+    raw = b'{"id":"c","model":"m","choices":[{"delta":{"content":"x"}}],"usage":null}'
+    assert json.loads(_first(raw, wants_usage=True).apply(raw, json.loads(raw)))["usage"] is None
+    assert "usage" not in json.loads(_first(raw).apply(raw, json.loads(raw)))
