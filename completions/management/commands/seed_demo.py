@@ -29,6 +29,7 @@ class Command(BaseCommand):
                     f"  Customer:  account #{creds.account_id}, balance ${balance:.2f}",
                     f"  API key:   {creds.api_key}",
                     f"  API base:  {base}/v1",
+                    f"  Docs:      {base}/docs/  (English: {base}/docs/en/)",
                     "  Try it:",
                     f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {creds.api_key}' \\",
                     "      -H 'Content-Type: application/json' \\",
