@@ -1,6 +1,6 @@
 """Admin for API keys, plus the small helpers every ML Router admin module shares.
 
-The Account admin lives in billing/admin.py: its page is where operators move money, and nothing in
+The Account admin lives in billing/admin/accounts.py: its page is where operators move money, and nothing in
 `accounts` may import `billing`.
 """
 

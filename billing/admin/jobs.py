@@ -1,0 +1,115 @@
+"""The billing jobs' records: low-balance alerts, reconciliation runs (with "run now") and their findings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.text import Truncator
+
+from accounts.admin import IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
+
+from ..admin_actions import repair_findings, retry_failed_alerts, run_reconciliation_now
+from ..models import LowBalanceAlert, ReconciliationFinding, ReconciliationRun
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import URLPattern
+
+
+@admin.register(LowBalanceAlert)
+class LowBalanceAlertAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LowBalanceAlert]):
+    actions = (retry_failed_alerts,)
+    list_display = (
+        "id",
+        "account_link",
+        "channel",
+        "status",
+        "balance_display",
+        "threshold_display",
+        "attempts",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("status", "channel", "created_at")
+    search_fields = ("account__name", "crossing")
+    search_id_fields = ("account_id",)
+    list_select_related = ("account",)
+    autocomplete_fields = ("account",)
+    date_hierarchy = "created_at"
+
+    @admin.display(description="account", ordering="account__name")
+    def account_link(self, obj: LowBalanceAlert) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="available then", ordering="balance")
+    def balance_display(self, obj: LowBalanceAlert) -> str:
+        return usd_display(obj.balance)
+
+    @admin.display(description="threshold", ordering="threshold")
+    def threshold_display(self, obj: LowBalanceAlert) -> str:
+        return usd_display(obj.threshold)
+
+
+class FindingInline(ReadOnlyMixin, admin.TabularInline[ReconciliationFinding, ReconciliationRun]):
+    model = ReconciliationFinding
+    fields = ("kind", "account", "reference", "detail", "amount", "fix_entry", "created_at")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin[ReconciliationRun]):
+    actions = (run_reconciliation_now,)
+    change_list_template = "admin/billing/reconciliationrun/change_list.html"
+    list_display = ("id", "trigger", "status", "findings_count", "started_at", "finished_at", "error_short")
+    list_filter = ("status", "trigger", "started_at")
+    search_fields = ("trigger", "error")
+    date_hierarchy = "started_at"
+    inlines = (FindingInline,)
+
+    @admin.display(description="findings", ordering="findings_count")
+    def findings_count(self, obj: ReconciliationRun) -> int:
+        return obj.findings_count  # type: ignore[attr-defined]
+
+    @admin.display(description="error")
+    def error_short(self, obj: ReconciliationRun) -> str:
+        return Truncator(obj.error).chars(80)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
+        return super().get_queryset(request).annotate(findings_count=Count("findings"))
+
+    def get_urls(self) -> list[URLPattern]:
+        run_now = self.admin_site.admin_view(self.run_now_view)
+        return [path("run-now/", run_now, name="billing_reconciliationrun_run_now"), *super().get_urls()]
+
+    def run_now_view(self, request: HttpRequest) -> HttpResponse:
+        """The changelist's "Run reconciliation now" button (works with no run listed yet)."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        run_reconciliation_now(self, request, ReconciliationRun.objects.none())
+        return HttpResponseRedirect(reverse("admin:billing_reconciliationrun_changelist"))
+
+
+@admin.register(ReconciliationFinding)
+class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[ReconciliationFinding]):
+    actions = (repair_findings,)
+    list_display = ("id", "run", "kind", "account_link", "reference", "amount_display", "fix_entry", "created_at")
+    list_filter = ("kind", "created_at")
+    search_fields = ("reference__exact", "detail", "account__name")
+    search_id_fields = ("account_id", "run_id")
+    list_select_related = ("run", "account", "fix_entry")
+    autocomplete_fields = ("run", "account", "fix_entry")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="account", ordering="account__name")
+    def account_link(self, obj: ReconciliationFinding) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj: ReconciliationFinding) -> str:
+        return usd_display(obj.amount)
