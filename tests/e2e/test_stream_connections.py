@@ -12,9 +12,7 @@ from .conftest import Shop
 
 def _router_connections() -> int:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mlrouter-e2e-router'"
-        )
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mlrouter-e2e-router'")
         return cursor.fetchone()[0]
 
 
