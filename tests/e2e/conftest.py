@@ -96,7 +96,7 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "DB_POOL_MAX_SIZE": "4",
-        "PGAPPNAME": "mlrouter-e2e-router",
+        "PGAPPNAME": f"mlrouter-router-{port}",
         "AUTH_CACHE_SECONDS": "1",
         "CATALOG_CACHE_SECONDS": "1",
         "GUNICORN_ACCESSLOG": "",

@@ -10,9 +10,11 @@ from django.db import connection
 from .conftest import Shop
 
 
-def _router_connections() -> int:
+def _router_connections(routers: list[str]) -> int:
+    """Connections held by these router processes (each names itself after its port)."""
+    names = [f"mlrouter-router-{url.rsplit(':', 1)[1].split('/')[0]}" for url in routers]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mlrouter-e2e-router'")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = ANY(%s)", [names])
         return cursor.fetchone()[0]
 
 
@@ -41,7 +43,7 @@ def test_thirty_open_streams_use_no_more_connections_than_the_pools(routers: lis
         thread.start()
     opened.wait(timeout=20)
     # Every stream is open and relaying (the upstream is paused mid-answer) right now.
-    during = _router_connections()
+    during = _router_connections(routers)
     for thread in threads:
         thread.join(timeout=30)
     assert outcomes == [True] * 30
