@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from .conftest import chat, free_port, make_shop
+from .conftest import chat, local_http_server, make_shop
 
 PROVIDER_KEY = "sk-secret-e2e-0123456789abcdefABCDEF"
 
@@ -34,13 +33,8 @@ class KeyQuotingProvider(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def key_quoting_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), KeyQuotingProvider)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(KeyQuotingProvider) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from .conftest import assert_settled_once, chat, cost_of, free_port, generation_settled, make_shop
+from .conftest import assert_settled_once, chat, cost_of, generation_settled, local_http_server, make_shop
 
 HEAD = {"id": "chatcmpl-quirk", "object": "chat.completion.chunk", "created": 1, "model": "quirk"}
 
@@ -54,13 +53,8 @@ class ScriptedProvider(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def scripted_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), ScriptedProvider)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(ScriptedProvider) as url:
+        yield url
 
 
 @pytest.mark.parametrize("script", ["last", "every"])
