@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -220,10 +221,15 @@ def _statement(sql: str, params: dict[str, Any]) -> tuple | None:
     """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
     try:
         # Alone it is its own transaction; inside a caller's transaction a savepoint keeps that usable.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    except IntegrityError as exc:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            connection.ensure_connection()
+            # psycopg's own cursor binds parameters server-side, so PostgreSQL prepares these two
+            # statements after a few runs instead of parsing and planning them on every request
+            # (Django's cursor interpolates values into the text, which defeats that).
+            with connection.connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+    except (IntegrityError, psycopg.IntegrityError) as exc:
         raise IdempotencyConflict(f"the statement collided with an existing entry: {exc}")
 
 
