@@ -210,15 +210,9 @@ def account_balance_recompute(
     is the truth and is left as it is; the cache is realigned with it under the account's row lock
     (which every entry-appending service takes first) and the repair is noted on the finding.
     """
-    locked = _locked_account_for(finding, BALANCE_MISMATCH, account)
-    total = ledger_sum(locked)
-    if locked.balance == total:
-        _note(finding, f"balance already equals the ledger sum {total} USD; nothing changed", by)
-    else:
-        Account.objects.filter(pk=locked.pk).update(balance=total)
-        _note(finding, f"cached balance {locked.balance} USD recomputed from the ledger: {total} USD", by)
-    account.balance = total
-    return total
+    return _cache_recompute(
+        account, finding, by, kind=BALANCE_MISMATCH, field="balance", truth=ledger_sum, source="the ledger"
+    )
 
 
 @transaction.atomic
@@ -227,14 +221,31 @@ def account_held_recompute(
 ) -> Decimal:
     """Set a drifted cached `held` to the sum of open holds; only reconciliation may call this."""
     # Placing or closing a hold updates the account row first, so under this lock the holds stand still.
-    locked = _locked_account_for(finding, HELD_MISMATCH, account)
-    total = open_holds_sum(locked)
-    if locked.held == total:
-        _note(finding, f"held already equals the open holds {total} USD; nothing changed", by)
+    return _cache_recompute(
+        account, finding, by, kind=HELD_MISMATCH, field="held", truth=open_holds_sum, source="the open holds"
+    )
+
+
+def _cache_recompute(
+    account: Account,
+    finding: ReconciliationFinding,
+    by: AbstractBaseUser | None,
+    *,
+    kind: str,
+    field: str,
+    truth: Callable[[Account], Decimal],
+    source: str,
+) -> Decimal:
+    """Realign one cached sum of an account with what it sums, under the account's row lock."""
+    locked = _locked_account_for(finding, kind, account)
+    total = truth(locked)
+    cached = getattr(locked, field)
+    if cached == total:
+        _note(finding, f"{field} already equals {source}: {total} USD; nothing changed", by)
     else:
-        Account.objects.filter(pk=locked.pk).update(held=total)
-        _note(finding, f"cached held {locked.held} USD recomputed from the open holds: {total} USD", by)
-    account.held = total
+        Account.objects.filter(pk=locked.pk).update(**{field: total})
+        _note(finding, f"cached {field} {cached} USD recomputed from {source}: {total} USD", by)
+    setattr(account, field, total)
     return total
 
 
