@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from accounts.authentication import principal_authenticate
 from accounts.models import Account, ApiKey
 from accounts.principals import KeyPrincipal
+from billing.models import Price
 from billing.money import PER_MILLION
 from billing.services import AccountInactive, InsufficientFunds
 from docs.pages import docs_url
@@ -74,7 +75,7 @@ def usd_text(amount: Decimal) -> str:
 
 
 def _insufficient(
-    exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price, request: Request
+    exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price: Price, request: Request
 ) -> ApiError:
     minimum = settings.MIN_BALANCE_USD
     docs = request.build_absolute_uri(docs_url("errors#insufficient_funds"))
