@@ -8,7 +8,6 @@ unique idempotency key, so a replayed call — sequential or racing — changes 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,9 +16,12 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
+from django.db.utils import DatabaseErrorWrapper
 from django.utils import timezone
+from psycopg_pool import ConnectionPool
 
 from accounts.models import Account
 
@@ -200,13 +202,20 @@ class AlsoWrite:
 
 def single_statement() -> bool:
     """Whether holds are placed and settled in one SQL statement each (PostgreSQL) or through the ORM."""
-    return connection.vendor == "postgresql"
+    # From the settings rather than `connection.vendor`: under gevent, looking up a green thread's
+    # connection creates its DatabaseWrapper, which the pooled path below does without.
+    return settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.postgresql"
 
 
+# A hold is a reservation, not money: when the statement is its own transaction it commits without
+# waiting for the WAL flush (`set_config(..., true)` lasts until that commit). A crash of the database
+# server can then lose the last moment's holds with their generations, and the requests in flight go
+# uncharged; no charge is ever lost or doubled, since a charge commits durably, flushing in WAL order
+# the hold it settles.
 _PLACE = """
 WITH a AS (
     UPDATE accounts_account SET held = held + %(_amount)s
-    WHERE id = %(_account)s AND status = 'active' AND balance >= held + %(_needed)s
+    WHERE id = %(_account)s AND status = 'active' AND balance >= held + %(_needed)s{unflushed}
     RETURNING id
 ), h AS (
     INSERT INTO billing_hold (account_id, amount, reference, status, created_at, expires_at, close_reason)
@@ -215,22 +224,57 @@ WITH a AS (
 ){also}
 SELECT id FROM h
 """
+_UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off'"
 
 
 def _statement(sql: str, params: dict[str, Any]) -> tuple | None:
     """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
+    db = opened_connection()
     try:
-        # Alone it is its own transaction; inside a caller's transaction a savepoint keeps that usable.
-        with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            connection.ensure_connection()
-            # psycopg's own cursor binds parameters server-side, so PostgreSQL prepares these two
-            # statements after a few runs instead of parsing and planning them on every request
-            # (Django's cursor interpolates values into the text, which defeats that).
-            with connection.connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchone()
+        if db is not None and db.in_atomic_block:
+            # Inside a caller's transaction a savepoint keeps that transaction usable.
+            with db.wrap_database_errors, transaction.atomic():
+                return _fetch_one(db.connection, sql, params)
+        pool = None if db is not None and db.connection is not None else _pool()
+        if pool is None:
+            db = connection if db is None else db
+            db.ensure_connection()
+            with db.wrap_database_errors:
+                return _fetch_one(db.connection, sql, params)
+        # Alone the statement is its own transaction: a pooled connection for just its round trip,
+        # without this thread's Django connection being set up (or even looked up) at all.
+        with DatabaseErrorWrapper(connection), pool.connection() as raw:
+            return _fetch_one(raw, sql, params)
     except (IntegrityError, psycopg.IntegrityError) as exc:
         raise IdempotencyConflict(f"the statement collided with an existing entry: {exc}")
+
+
+def opened_connection() -> BaseDatabaseWrapper | None:
+    """This thread's default database connection if the thread has used it, else None (and none is made)."""
+    return next((db for db in connections.all(initialized_only=True) if db.alias == DEFAULT_DB_ALIAS), None)
+
+
+_pools: list[ConnectionPool] = []
+
+
+def _pool() -> ConnectionPool | None:
+    """The process's PostgreSQL connection pool (Django's own), or None when pooling is off."""
+    if not _pools or _pools[0].closed:
+        pool = connection.pool
+        if pool is None:
+            return None
+        if pool.closed:
+            pool.open()
+        _pools[:] = [pool]
+    return _pools[0]
+
+
+def _fetch_one(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> tuple | None:
+    # A server-side binding cursor (Django's own cursors interpolate values into the text), so that
+    # PostgreSQL prepares these statements after a few runs instead of parsing and planning each time.
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _refused(account_id: int, needed: Decimal) -> BillingError:
@@ -277,7 +321,11 @@ def hold_place(
             "_expires": hold.expires_at,
             **(also.params if also else {}),
         }
-        row = _statement(_PLACE.format(also=f", also AS ({also.sql})" if also else ""), params)
+        sql = _PLACE.format(
+            also=f", also AS ({also.sql})" if also else "",
+            unflushed="" if connection.in_atomic_block else _UNFLUSHED,
+        )
+        row = _statement(sql, params)
         if row is None:
             raise _refused(account_id, needed)
         hold.pk = row[0]

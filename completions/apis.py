@@ -75,7 +75,7 @@ def usd_text(amount: Decimal) -> str:
 
 
 def _insufficient(
-    exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price: Price, request: Request
+    exc: InsufficientFunds, chat: ChatRequest, entry: CatalogEntry, started_price: Price, request: HttpRequest
 ) -> ApiError:
     minimum = settings.MIN_BALANCE_USD
     docs = request.build_absolute_uri(docs_url("errors#insufficient_funds"))
@@ -95,69 +95,75 @@ def _insufficient(
     return ApiError(402, message, code="insufficient_funds")
 
 
-class ChatCompletionsView(APIView):
-    """POST /v1/chat/completions — OpenAI-compatible, plain or streamed."""
+@csrf_exempt  # API clients send no CSRF token
+def chat_completions(request: HttpRequest) -> HttpResponse:
+    """POST /v1/chat/completions — OpenAI-compatible, plain or streamed.
 
-    authentication_classes: list = []
-    permission_classes: list = []
+    The hot path is a plain Django view: DRF's request wrapping and content negotiation would do
+    nothing here but cost time on every call. Its OpenAPI operation is in `completions/schema.py`.
+    """
+    try:
+        if request.method != "POST":
+            raise exceptions.MethodNotAllowed(request.method)
+        return _chat(request)
+    except (ApiError, exceptions.APIException) as exc:
+        response = api_exception_handler(exc, {"request": request})
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            response["Allow"] = "POST"
+        return response
 
-    @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
-        summary="Create a chat completion",
-        description="OpenAI-compatible. Every parameter is forwarded; `usage.cost` is what was charged (USD).",
-    )
-    def post(self, request: Request) -> HttpResponse:
-        raw = _read_body(request._request)
-        chat = parse_chat_request(raw)
-        principal = principal_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
-        decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit, account_id=principal.account_id)
-        headers = decision.headers()
-        if not decision.allowed:
-            docs = request.build_absolute_uri(docs_url("rate-limits#rate_limit"))
-            raise ApiError(
-                429,
-                rate_limit_message(decision.limit, decision.reset_s, docs, decision.scope),
-                code="rate_limit",
-                headers={**headers, "Retry-After": str(decision.reset_s)},
-            )
-        entry = catalog_entry(chat.model)
-        if entry is None:
-            raise ApiError(
-                404,
-                f"The model '{chat.model}' does not exist or is not available. See GET /v1/models.",
-                code="model_not_found",
-                param="model",
-                headers=headers,
-            )
-        try:
-            started = generation_start(principal=principal, chat=chat, entry=entry)
-        except InsufficientFunds as exc:
-            error = _insufficient(exc, chat, entry, entry.price_at(timezone.now()), request)
-            error.headers = headers
-            raise error
-        except AccountInactive:
-            raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
-        except SpendLimitReached as exc:
-            raise ApiError(
-                403,
-                f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
-                code="key_spend_limit",
-                headers=headers,
-            )
-        release_db()
-        try:
-            call = upstream_open(entry.routes, lambda route: upstream_body(chat, route.upstream_model))
-        except ApiError as error:
-            generation_finish(
-                started=started,
-                outcome=Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False),
-            )
-            error.headers = headers
-            raise
-        if chat.stream:
-            return relay_stream(started, call, headers)
-        return relay_plain(started, call, headers)
+
+def _chat(request: HttpRequest) -> HttpResponse:
+    raw = _read_body(request)
+    chat = parse_chat_request(raw)
+    principal = principal_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
+    decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit, account_id=principal.account_id)
+    headers = decision.headers()
+    if not decision.allowed:
+        docs = request.build_absolute_uri(docs_url("rate-limits#rate_limit"))
+        raise ApiError(
+            429,
+            rate_limit_message(decision.limit, decision.reset_s, docs, decision.scope),
+            code="rate_limit",
+            headers={**headers, "Retry-After": str(decision.reset_s)},
+        )
+    entry = catalog_entry(chat.model)
+    if entry is None:
+        raise ApiError(
+            404,
+            f"The model '{chat.model}' does not exist or is not available. See GET /v1/models.",
+            code="model_not_found",
+            param="model",
+            headers=headers,
+        )
+    try:
+        started = generation_start(principal=principal, chat=chat, entry=entry)
+    except InsufficientFunds as exc:
+        error = _insufficient(exc, chat, entry, entry.price_at(timezone.now()), request)
+        error.headers = headers
+        raise error
+    except AccountInactive:
+        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
+    except SpendLimitReached as exc:
+        raise ApiError(
+            403,
+            f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
+            code="key_spend_limit",
+            headers=headers,
+        )
+    release_db()
+    try:
+        call = upstream_open(entry.routes, lambda route: upstream_body(chat, route.upstream_model))
+    except ApiError as error:
+        generation_finish(
+            started=started,
+            outcome=Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False),
+        )
+        error.headers = headers
+        raise
+    if chat.stream:
+        return relay_stream(started, call, headers)
+    return relay_plain(started, call, headers)
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -16,14 +16,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent.monkey
+import gevent.pool
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from urllib3.exceptions import HTTPError, TimeoutError
 
+from billing.services import opened_connection
+
 from .models import Generation
 from .openai_format import ApiError, dumps_with_usage, sse, usage_json
-from .services import Finished, Outcome, Started, generation_finish
+from .services import Closing, Finished, Outcome, Started, generation_close, generation_finish
 from .upstream import UpstreamCall
 
 log = logging.getLogger(__name__)
@@ -33,9 +36,10 @@ MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
 def release_db() -> None:
-    """Give the database connection back (to the pool) while the upstream works."""
-    if not connection.in_atomic_block:
-        connection.close()
+    """Give this thread's database connection back (to the pool), unless a transaction is open on it."""
+    db = opened_connection()
+    if db is not None and not db.in_atomic_block:
+        db.close()
 
 
 def _usage_out(started: Started, finished: Finished, upstream_usage: Any) -> str:
@@ -108,7 +112,7 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
         )
     choices = body["choices"]
     first = choices[0] if choices and isinstance(choices[0], dict) else {}
-    finished = generation_finish(
+    closing = generation_close(
         started=started,
         outcome=Outcome(
             Generation.Status.COMPLETED,
@@ -121,11 +125,57 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
     )
     body["id"] = started.generation_id
     body["model"] = started.entry.public_id
-    response = HttpResponse(
-        dumps_with_usage(body, _usage_out(started, finished, body.get("usage"))), content_type="application/json"
-    )
+    content = dumps_with_usage(body, _usage_out(started, closing.finished, body.get("usage")))
+    response = SettledWhenSent(closing, content, content_type="application/json")
     response_headers(response, started, headers)
     return response
+
+
+class SettledWhenSent(HttpResponse):
+    """A plain answer whose charge is written once the answer has been sent.
+
+    The charge is known exactly before anything is sent (`Closing.finished`); committing it is not a
+    wait the client sits through. The WSGI server calls `close()` once the body is written (the test
+    client does too); under gevent the commit then runs in its own green thread, so the connection
+    takes its next request at once, and the worker waits for such commits before it exits
+    (`settlements_wait`). Should the process die in between, the hold stays open and reconciliation
+    releases it: the request goes uncharged, never charged twice.
+    """
+
+    def __init__(self, closing: Closing, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing: Closing | None = closing
+
+    def close(self) -> None:
+        closing, self.closing = self.closing, None
+        if closing is not None:
+            if _settlements is not None:
+                _settlements.spawn(_commit, closing)
+            else:
+                _commit(closing)
+        super().close()
+
+
+def _commit(closing: Closing) -> None:
+    try:
+        closing.commit()
+    except Exception:
+        log.exception("settling %s failed; reconciliation will resolve its hold", closing.started.generation_id)
+    finally:
+        if _settlements is not None:
+            release_db()  # this green thread's own connection, if the commit opened one
+
+
+# Commits running after their answers were sent (only under gevent; elsewhere they run inline).
+_settlements = gevent.pool.Group() if gevent.monkey.is_module_patched("socket") else None
+
+
+def settlements_wait(timeout: float) -> int:
+    """Wait for the commits still running (a stopping worker calls this); return how many did not finish."""
+    if _settlements is None:
+        return 0
+    _settlements.join(timeout=timeout)
+    return len(_settlements)
 
 
 class _Rewrite:
@@ -297,7 +347,7 @@ class StreamRelay:
             log.exception("settling %s failed; reconciliation will settle its hold", self.started.generation_id)
             self.error = self.error or "internal error while settling"
         finally:
-            connection.close()
+            release_db()
             self.queue.put(_END)
 
     def _events(self) -> Iterator[bytes]:

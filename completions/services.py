@@ -10,6 +10,7 @@ exceeds the hold placed for the request's worst case.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import math
 import secrets
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Case, DecimalField, Sum, When
 from django.utils import timezone
 
@@ -134,41 +135,49 @@ def generation_start(*, principal: KeyPrincipal, chat: ChatRequest, entry: Catal
         if spent + amount > principal.spend_limit:
             raise SpendLimitReached(limit=principal.spend_limit, spent=spent)
     started = Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
-    generation = Generation(
-        id=started.generation_id,
-        account_id=principal.account_id,
-        api_key_id=principal.key_id,
-        model_id=entry.model_id,
-        price=price,
-        stream=chat.stream,
-        user=chat.user,
-        hold_amount=amount,
-        started_at=started_at,
-    )
-    hold_place(
-        account_id=principal.account_id, amount=amount, reference=started.generation_id, also=_insert(generation)
-    )
+    row = {
+        "id": started.generation_id,
+        "account_id": principal.account_id,
+        "api_key_id": principal.key_id,
+        "model_id": entry.model_id,
+        "price_id": price.pk,
+        "stream": chat.stream,
+        "user": chat.user,
+        "hold_amount": amount,
+        "started_at": started_at,
+    }
+    hold_place(account_id=principal.account_id, amount=amount, reference=started.generation_id, also=_insert(row))
     return started
 
 
-def _insert(generation: Generation) -> AlsoWrite:
-    """Write a new Generation together with its hold (in the same statement on PostgreSQL)."""
-    fields = Generation._meta.concrete_fields
-    values = {f.column: f.get_db_prep_save(getattr(generation, f.attname), connection) for f in fields}
-    columns = ", ".join(f'"{column}"' for column in values)
-    placeholders = ", ".join(f"%(g_{column})s" for column in values)
+@functools.cache
+def _columns() -> dict[str, tuple[str, Any]]:
+    """Every Generation column by attribute name, with its default: rows are written without model instances."""
+    return {f.attname: (f.column, f.get_default()) for f in Generation._meta.concrete_fields}
+
+
+@functools.cache
+def _insert_sql() -> str:
+    columns = _columns().values()
+    names = ", ".join(f'"{column}"' for column, _ in columns)
+    placeholders = ", ".join(f"%(g_{column})s" for column, _ in columns)
     # Identifiers come from the model's own fields; every value is a bound parameter.
-    return AlsoWrite(
-        sql=f"INSERT INTO {Generation._meta.db_table} ({columns}) SELECT {placeholders} FROM h",  # noqa: S608
-        params={f"g_{column}": value for column, value in values.items()},
-        orm=lambda: generation.save(force_insert=True),
-    )
+    return f"INSERT INTO {Generation._meta.db_table} ({names}) SELECT {placeholders} FROM h"  # noqa: S608
+
+
+def _insert(row: dict[str, Any]) -> AlsoWrite:
+    """Write a new Generation together with its hold (in the same statement on PostgreSQL).
+
+    `row` holds plain values (ints, strings, Decimals, aware datetimes) that the driver adapts as they are.
+    """
+    params = {f"g_{column}": row.get(name, default) for name, (column, default) in _columns().items()}
+    return AlsoWrite(sql=_insert_sql(), params=params, orm=lambda: Generation.objects.create(**row))
 
 
 def _finish(generation_id: str, changes: dict[str, Any], charged: Decimal) -> AlsoWrite:
     """Finish a Generation together with its charge; its cost is the charge's amount."""
-    fields = {f.attname: f for f in Generation._meta.concrete_fields}
-    values = {fields[name].column: fields[name].get_db_prep_save(v, connection) for name, v in changes.items()}
+    columns = _columns()
+    values = {columns[name][0]: value for name, value in changes.items()}
     assignments = ", ".join(f'"{column}" = %(g_{column})s' for column in values)
     table = Generation._meta.db_table
     return AlsoWrite(
@@ -237,24 +246,21 @@ def _upstream_cost(usage: Any) -> Decimal | None:
     return usd(cost) if cost.is_finite() and abs(cost) < _UPSTREAM_COST_MAX else None
 
 
-def generation_finish(*, started: Started, outcome: Outcome) -> Finished:
-    """Settle the hold (one charge) or release it, and finish the generation — once, in one transaction."""
-    latency_ms = int((time.monotonic() - started.clock) * 1000)
+def generation_close(*, started: Started, outcome: Outcome) -> Closing:
+    """Price how a generation ended; nothing is written until `Closing.commit()`."""
     common = {
         "status": outcome.status,
         "finish_reason": outcome.finish_reason[:32],
         "upstream_id": outcome.upstream_id[:200],
         "provider_id": outcome.route.provider_id if outcome.route else None,
         "upstream_model": outcome.route.upstream_model if outcome.route else "",
-        "latency_ms": latency_ms,
+        "latency_ms": int((time.monotonic() - started.clock) * 1000),
         "ttft_ms": outcome.ttft_ms,
         "finished_at": timezone.now(),
     }
     if not outcome.charge:
-        with transaction.atomic():
-            hold_release(reference=started.generation_id, reason=outcome.error[:200] or "not charged")
-            Generation.objects.filter(pk=started.generation_id).update(error=outcome.error, **common)
-        return Finished(ZERO, Usage(0, 0), Generation.UsageSource.NONE, None)
+        nothing = Finished(ZERO, Usage(0, 0), Generation.UsageSource.NONE, None)
+        return Closing(started, nothing, {**common, "error": outcome.error}, charge=False)
     usage, source, why = usage_resolve(started, outcome)
     if why:
         log.warning("generation %s charged on an estimate: %s", started.generation_id, why)
@@ -272,11 +278,41 @@ def generation_finish(*, started: Started, outcome: Outcome) -> Finished:
         "error": error,
         **common,
     }
-    entry = hold_settle(
-        reference=started.generation_id,
-        cost=cost.total,
-        memo=started.entry.public_id,
-        also=_finish(started.generation_id, changes, charged),
-    )
-    charged = -entry.amount
-    return Finished(charged, usage, source, cost if charged == cost.total else None)
+    finished = Finished(charged, usage, source, cost if charged == cost.total else None)
+    return Closing(started, finished, changes, charge=True, cost=cost.total)
+
+
+@dataclass
+class Closing:
+    """A generation's ending, priced: what it is charged is known before `commit()` writes it, once."""
+
+    started: Started
+    finished: Finished
+    changes: dict[str, Any]
+    charge: bool
+    cost: Decimal = ZERO
+
+    def commit(self) -> Finished:
+        """Settle the hold (one charge) or release it, and finish the generation, in one transaction."""
+        reference = self.started.generation_id
+        if not self.charge:
+            with transaction.atomic():
+                hold_release(reference=reference, reason=self.changes["error"][:200] or "not charged")
+                Generation.objects.filter(pk=reference).update(**self.changes)
+            return self.finished
+        entry = hold_settle(
+            reference=reference,
+            cost=self.cost,
+            memo=self.started.entry.public_id,
+            also=_finish(reference, self.changes, self.finished.cost),
+        )
+        if -entry.amount != self.finished.cost:
+            # Settled before (a replay, or reconciliation after the hold expired): that charge stands.
+            log.warning("generation %s was already settled at %s", reference, -entry.amount)
+            return Finished(-entry.amount, self.finished.usage, self.finished.usage_source, None)
+        return self.finished
+
+
+def generation_finish(*, started: Started, outcome: Outcome) -> Finished:
+    """Settle the hold (one charge) or release it, and finish the generation — once, in one transaction."""
+    return generation_close(started=started, outcome=outcome).commit()

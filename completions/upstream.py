@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
+from urllib3.util import parse_url
 
 from .openai_format import ApiError
 from .selectors import RouteInfo
@@ -48,17 +49,55 @@ class Attempts:
     failures: list[tuple[str, _Failure]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where and how a route is called: its host's connection pool, the path, headers and timeouts."""
+
+    pool: urllib3.HTTPConnectionPool
+    path: str
+    headers: dict[str, str]
+    timeout: urllib3.Timeout
+
+
+_targets: dict[tuple, _Target] = {}
+
+
+def _target(route: RouteInfo) -> _Target:
+    # Built once per route (and per change of its provider), not on every call.
+    key = (
+        route.base_url,
+        route.api_key,
+        tuple(route.extra_headers.items()),
+        route.connect_timeout_s,
+        route.read_timeout_s,
+    )
+    target = _targets.get(key)
+    if target is None:
+        url = f"{route.base_url}/chat/completions"
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        headers.update(route.extra_headers)
+        if route.api_key:
+            headers["Authorization"] = f"Bearer {route.api_key}"
+        target = _Target(
+            pool=_pool.connection_from_url(url),
+            path=parse_url(url).request_uri,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
+        )
+        if len(_targets) >= 1024:
+            _targets.clear()
+        _targets[key] = target
+    return target
+
+
 def _request(route: RouteInfo, body: bytes) -> urllib3.BaseHTTPResponse:
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    headers.update(route.extra_headers)
-    if route.api_key:
-        headers["Authorization"] = f"Bearer {route.api_key}"
-    return _pool.request(
+    target = _target(route)
+    return target.pool.urlopen(
         "POST",
-        f"{route.base_url}/chat/completions",
+        target.path,
         body=body,
-        headers=headers,
-        timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
+        headers=target.headers,
+        timeout=target.timeout,
         preload_content=False,
         retries=False,
         redirect=False,

@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 from . import apis
 
 urlpatterns = [
-    path("chat/completions", apis.ChatCompletionsView.as_view(), name="chat-completions"),
+    path("chat/completions", apis.chat_completions, name="chat-completions"),
     path("models", apis.ModelsView.as_view(), name="models"),
     path("models/<path:model_id>", apis.ModelDetailView.as_view(), name="model-detail"),
     path("prices", apis.PricesView.as_view(), name="prices"),

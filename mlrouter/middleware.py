@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
@@ -25,3 +27,14 @@ class SiteLocaleMiddleware(LocaleMiddleware):
         if request.path_info.startswith("/v1/"):
             return response
         return super().process_response(request, response)
+
+
+def ApiLanguageMiddleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """The API's language: English, with no negotiation and no `Content-Language`."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        translation.activate("en")
+        request.LANGUAGE_CODE = "en"
+        return get_response(request)
+
+    return middleware

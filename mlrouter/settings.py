@@ -57,6 +57,14 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# /v1/ is served with these only (mlrouter/handlers.py): an API client has no session, CSRF token or
+# language to negotiate (the API speaks English), and the hot path should not pay for them.
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "mlrouter.middleware.ApiLanguageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
 ROOT_URLCONF = "mlrouter.urls"
 WSGI_APPLICATION = "mlrouter.wsgi.application"
 
@@ -79,6 +87,12 @@ TEMPLATES = [
 # and in tests. A pool is mandatory on the request path: a new connection per checkout costs ~10 ms.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Statements bound server-side (the hold and the charge, billing/services.py) are prepared after this
+    # many runs on a connection, so PostgreSQL stops parsing and planning them per request. Django's own
+    # queries bind client-side and are unaffected. Empty: never prepare (a transaction-pooling PgBouncer
+    # before 1.21 cannot carry prepared statements).
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = int(_prepare) if _prepare else None
     _pool_max = env.int("DB_POOL_MAX_SIZE", default=8)
     if _pool_max > 0:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -157,6 +171,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "completions.schema.add_chat_completions",
+    ],
 }
 
 LOGGING = {

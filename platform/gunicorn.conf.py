@@ -21,3 +21,12 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def worker_exit(server, worker):
+    """Let the charges of answers already sent commit before the worker goes (completions/relay.py)."""
+    from completions.relay import settlements_wait
+
+    left = settlements_wait(timeout=graceful_timeout)
+    if left:
+        worker.log.error("%d charges were still being written at exit; reconciliation will resolve their holds", left)

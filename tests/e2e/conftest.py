@@ -178,10 +178,16 @@ class Shop:
     account_id: int
     key: str
 
-    def balance(self) -> Decimal:
+    def balance(self, timeout: float = 10) -> Decimal:
+        """The balance once nothing is in flight (a plain answer is charged right after it is sent)."""
         from accounts.models import Account
 
-        return Account.objects.get(pk=self.account_id).balance
+        deadline = time.monotonic() + timeout
+        while True:
+            account = Account.objects.get(pk=self.account_id)
+            if not account.held or time.monotonic() > deadline:
+                return account.balance
+            time.sleep(0.02)
 
 
 _shops = iter(range(1, 1_000_000))

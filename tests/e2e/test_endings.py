@@ -16,7 +16,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from django.db import OperationalError
+from django.test import RequestFactory
+from django.urls import resolve
 
+from billing.models import Hold
+from completions import services
 from completions.models import Generation
 
 from .conftest import (
@@ -61,12 +66,54 @@ def streamed_text(events: list) -> str:
 # ---- completed ------------------------------------------------------------------------------------------
 
 
+def test_a_plain_answer_is_sent_before_its_charge_is_written_and_charged_once_after(shop: Shop, caplog):
+    # In-process, so that the moment between the answer and the WSGI server's close() can be looked at.
+    request = RequestFactory().post(
+        "/v1/chat/completions",
+        data=json.dumps(body_for(shop, completion_tokens=5)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {shop.key}",
+    )
+    response = resolve("/v1/chat/completions").func(request)
+    assert response.status_code == 200
+    usage = decimal_json(response.content)["usage"]
+    assert usage["cost"] == cost_of(PROMPT, 5)
+    generation_id = response["X-Generation-Id"]
+    assert Generation.objects.get(pk=generation_id).status == Generation.Status.PENDING
+    assert Hold.objects.get(reference=generation_id).status == Hold.Status.OPEN
+
+    response.close()
+    response.close()  # a second close (some servers call it twice) writes nothing more
+    assert_settled_once(Generation.objects.get(pk=generation_id), usage["cost"])
+
+
+def test_a_charge_that_cannot_be_written_after_sending_is_logged_and_left_to_reconciliation(
+    shop: Shop, caplog, monkeypatch
+):
+    request = RequestFactory().post(
+        "/v1/chat/completions",
+        data=json.dumps(body_for(shop)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {shop.key}",
+    )
+    response = resolve("/v1/chat/completions").func(request)
+    generation_id = response["X-Generation-Id"]
+
+    def broken(**kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(services, "hold_settle", broken)
+    response.close()
+    assert f"settling {generation_id} failed" in caplog.text
+    assert Hold.objects.get(reference=generation_id).status == Hold.Status.OPEN
+
+
 def test_a_completed_plain_request_is_charged_its_reported_usage_once(router: str, shop: Shop):
     response = chat(router, shop.key, body_for(shop, completion_tokens=7))
     assert response.status_code == 200
     usage = decimal_json(response.text)["usage"]
     assert (usage["prompt_tokens"], usage["completion_tokens"], usage["cost"]) == (PROMPT, 7, cost_of(PROMPT, 7))
-    generation = Generation.objects.get(pk=response.headers["X-Generation-Id"])
+    generation = generation_settled(response.headers["X-Generation-Id"])
     assert (generation.status, generation.usage_source) == ("completed", "upstream")
     assert_settled_once(generation, cost_of(PROMPT, 7))
 
@@ -96,7 +143,7 @@ def test_an_answer_without_believable_usage_is_charged_the_estimate(router: str,
     expected = cost_of(prompt, completion)
     assert (answer["usage"]["prompt_tokens"], answer["usage"]["completion_tokens"]) == (prompt, completion)
     assert answer["usage"]["cost"] == expected
-    generation = Generation.objects.get(pk=answer["id"])
+    generation = generation_settled(answer["id"])
     assert (generation.status, generation.usage_source) == ("completed", "estimated")
     assert (generation.prompt_tokens, generation.completion_tokens) == (prompt, completion)
     assert_settled_once(generation, expected)
@@ -160,7 +207,7 @@ def test_a_failed_route_falls_back_and_the_route_that_answered_is_charged_once(
     response = chat(router, shop.key, body_for(shop, completion_tokens=4))
     assert response.status_code == 200, response.text
     assert decimal_json(response.text)["usage"]["cost"] == cost_of(PROMPT, 4)
-    generation = Generation.objects.get(pk=response.json()["id"])
+    generation = generation_settled(response.json()["id"])
     assert generation.provider.base_url == emulator_url
     assert_settled_once(generation, cost_of(PROMPT, 4))
     assert before - shop.balance() == cost_of(PROMPT, 4)

@@ -13,7 +13,7 @@ from accounts.services import api_key_revoke
 from billing.services import price_set
 from completions.models import Model, Route
 
-from .conftest import Shop, chat, cost_of, emulated_prompt_tokens, make_shop
+from .conftest import Shop, chat, cost_of, emulated_prompt_tokens, generation_settled, make_shop
 from .test_openai_sdk import client
 
 HI = [{"role": "user", "content": "hi"}]
@@ -78,6 +78,8 @@ def test_a_generation_is_looked_up_by_its_own_account_only(router: str, emulator
     # A `user` that looks like a placeholder the router once used for amounts comes back as sent.
     response = chat(router, shop.key, {"model": shop.model.public_id, "messages": HI, "user": "__COST__"})
     generation_id = response.json()["id"]
+    # A plain answer is charged right after it is sent: wait for that before looking it up.
+    generation_settled(generation_id)
     found = requests.get(f"{router}/generation", params={"id": generation_id}, headers=auth(shop.key), timeout=10)
     assert found.status_code == 200
     data = decimal_json(found)["data"]
@@ -99,7 +101,10 @@ def test_a_generation_is_looked_up_by_its_own_account_only(router: str, emulator
 def test_the_key_endpoint_reports_limits_usage_and_the_balance(router: str, shop: Shop):
     api_key = ApiKey.objects.get(account_id=shop.account_id)
     ApiKey.objects.filter(pk=api_key.pk).update(name="__BAL__", spend_limit=Decimal("5"), spend_period="daily")
-    chat(router, shop.key, {"model": shop.model.public_id, "messages": HI, "emulator": {"completion_tokens": 3}})
+    answer = chat(
+        router, shop.key, {"model": shop.model.public_id, "messages": HI, "emulator": {"completion_tokens": 3}}
+    )
+    generation_settled(answer.json()["id"])
     cost = cost_of(emulated_prompt_tokens(HI), 3)
 
     response = requests.get(f"{router}/key", headers=auth(shop.key), timeout=10)

@@ -6,9 +6,8 @@ import json
 from decimal import Decimal
 
 from billing.models import LedgerEntry
-from completions.models import Generation
 
-from .conftest import Shop, assert_settled_once, cost_of, emulated_prompt_tokens, make_shop
+from .conftest import Shop, assert_settled_once, cost_of, emulated_prompt_tokens, generation_settled, make_shop
 from .test_openai_sdk import client
 
 
@@ -66,7 +65,7 @@ def test_cached_prompt_tokens_are_priced_apart_and_broken_down_in_cost_details(r
     assert completion.usage.prompt_tokens_details.cached_tokens == 4
     usage = json.loads(response.http_response.text, parse_float=Decimal)["usage"]
     assert (usage["cost"], usage["cost_details"]) == (expected, details)
-    generation = Generation.objects.get(pk=completion.id)
+    generation = generation_settled(completion.id)
     assert (generation.prompt_tokens, generation.cached_tokens, generation.completion_tokens) == (8, 4, 5)
     assert_settled_once(generation, expected)
 

@@ -1,0 +1,53 @@
+"""The WSGI entry point serves /v1/ with the API's middleware and everything else with the site's."""
+
+from __future__ import annotations
+
+import io
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from mlrouter.wsgi import application
+
+# The handlers close the request's database connection when it ends, as under a real server.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wsgi_call(path: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[str, dict, bytes]:
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "wsgi.input": io.BytesIO(b""), **(headers or {})}
+    setup_testing_defaults(environ)
+    environ["HTTP_HOST"] = "localhost"
+    seen: dict = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info=None):
+        seen["status"], seen["headers"] = status, dict(response_headers)
+
+    result = application(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()
+    return seen["status"], seen["headers"], body
+
+
+def test_the_api_is_served_without_the_sites_session_csrf_and_language_middleware():
+    status, headers, _ = wsgi_call("/v1/models", headers={"HTTP_ACCEPT_LANGUAGE": "ru"})
+    assert status.startswith("200")
+    assert "Vary" not in headers and "Content-Language" not in headers
+    # What an API response still gets: the security middleware's headers.
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+
+
+def test_api_errors_stay_in_english_whatever_the_accept_language():
+    status, _, body = wsgi_call("/v1/chat/completions", method="GET", headers={"HTTP_ACCEPT_LANGUAGE": "ru"})
+    assert status.startswith("405")
+    assert b"Method GET is not allowed here." in body
+
+
+def test_the_site_keeps_its_middleware():
+    status, headers, _ = wsgi_call("/admin/login/", headers={"HTTP_ACCEPT_LANGUAGE": "en"})
+    assert status.startswith("200")
+    assert headers["Content-Language"] == "en"
+    assert "Cookie" in headers["Vary"]
+    assert "csrftoken" in headers.get("Set-Cookie", "")
