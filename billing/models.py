@@ -68,14 +68,18 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment", "adjustment"
         PROMO = "promo", "promo"
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="ledger_entries")
-    kind = models.CharField(max_length=16, choices=Kind.choices, db_index=True)
+    # Every charge writes a row here: only the indexes that reads need (see Meta), each one is written
+    # on every request. The account's is the (account, -id) index.
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = _money(help_text="Signed: credits are positive, charges negative.")
     balance_after = _money()
-    reference = models.CharField(max_length=200, blank=True, db_index=True)
+    reference = models.CharField(max_length=200, blank=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     memo = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -89,7 +93,11 @@ class LedgerEntry(models.Model):
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering = ["-id"]
-        indexes = [models.Index(fields=["account", "-id"])]
+        indexes = [
+            models.Index(fields=["account", "-id"]),
+            # A plain btree: `db_index` on a text field would add a second, LIKE-only index.
+            models.Index(fields=["reference"], name="ledger_reference"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount:+} on #{self.account_id}"
@@ -125,7 +133,10 @@ class Hold(models.Model):
     expires_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     close_reason = models.CharField(max_length=200, blank=True)
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # Never looked up from the entry's side (nor is a ledger entry ever deleted): no index to write.
+    ledger_entry = models.ForeignKey(
+        LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         ordering = ["-id"]
