@@ -113,6 +113,13 @@ def chat_completions(request: HttpRequest) -> HttpResponse:
         return response
 
 
+def internal_error() -> HttpResponse:
+    """The answer to an unexpected error (it is logged, never described to the client)."""
+    return error_response(
+        ApiError(500, "The server had an error while processing your request. Retry later.", code="internal_error")
+    )
+
+
 def _chat(request: HttpRequest) -> HttpResponse:
     raw = _read_body(request)
     chat = parse_chat_request(raw)

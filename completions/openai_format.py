@@ -30,6 +30,7 @@ class ApiError(Exception):
         405: "invalid_request_error",
         413: "invalid_request_error",
         429: "rate_limit_error",
+        500: "server_error",
     }
 
     def __init__(

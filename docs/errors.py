@@ -54,4 +54,5 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("upstream_unavailable", (503,), ("InternalServerError",)),
     DocumentedError("upstream_rate_limited", (503,), ("InternalServerError",)),
     DocumentedError("upstream_timeout", (504,), ("InternalServerError",)),
+    DocumentedError("internal_error", (500,), ("InternalServerError",)),
 )

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import io
+import json
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from completions import apis
 from mlrouter.wsgi import application
 
 # The handlers close the request's database connection when it ends, as under a real server.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wsgi_call(path: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[str, dict, bytes]:
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "wsgi.input": io.BytesIO(b""), **(headers or {})}
+def wsgi_call(
+    path: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b""
+) -> tuple[str, dict, bytes]:
+    environ = {
+        "PATH_INFO": path,
+        "REQUEST_METHOD": method,
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        **(headers or {}),
+    }
     setup_testing_defaults(environ)
     environ["HTTP_HOST"] = "localhost"
     seen: dict = {}
@@ -51,3 +62,28 @@ def test_the_site_keeps_its_middleware():
     assert headers["Content-Language"] == "en"
     assert "Cookie" in headers["Vary"]
     assert "csrftoken" in headers.get("Set-Cookie", "")
+
+
+CHAT = json.dumps({"model": "x/y", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+def test_chat_completions_is_served_straight_from_wsgi_with_the_apis_middleware():
+    status, headers, body = wsgi_call("/v1/chat/completions", method="POST", body=CHAT)
+    assert status.startswith("401")
+    assert json.loads(body)["error"]["code"] == "invalid_api_key"
+    assert headers["Content-Type"] == "application/json"
+    assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"]) == ("nosniff", "DENY")
+    assert "Vary" not in headers
+
+
+def test_an_unexpected_error_on_chat_completions_is_logged_and_answered_in_openais_shape(monkeypatch, caplog):
+    def broken(raw: bytes):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(apis, "parse_chat_request", broken)
+    status, _, body = wsgi_call("/v1/chat/completions", method="POST", body=CHAT)
+    assert status.startswith("500")
+    error = json.loads(body)["error"]
+    assert (error["code"], error["type"]) == ("internal_error", "server_error")
+    assert "a bug" not in body.decode()
+    assert "Internal Server Error: /v1/chat/completions" in caplog.text
