@@ -30,3 +30,14 @@ def worker_exit(server, worker):
     left = settlements_wait(timeout=graceful_timeout)
     if left:
         worker.log.error("%d charges were still being written at exit; reconciliation will resolve their holds", left)
+
+
+def post_worker_init(worker):
+    """Move everything loaded so far (Django, the app) out of the garbage collector's way.
+
+    The collector would otherwise walk these long-lived objects in every full collection, a pause of
+    tens of milliseconds under load that shows in the tail latency.
+    """
+    import gc
+
+    gc.freeze()
