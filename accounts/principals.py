@@ -37,7 +37,11 @@ class KeyPrincipal:
     is_authenticated = True
 
 
-_cache: dict[str, tuple[float, KeyPrincipal | None]] = {}
+# key hash -> (fresh until, usable until, principal), in time.monotonic() seconds
+_cache: dict[str, tuple[float, float, KeyPrincipal | None]] = {}
+# After AUTH_CACHE_SECONDS an entry is reloaded; this much longer it still answers the key's requests that
+# arrive while one of them reloads it, so that they do not all query the database at once.
+_RELOAD_GRACE_S = 2.0
 _last_used_written: dict[int, float] = {}
 
 
@@ -62,16 +66,25 @@ def principal_for_secret(secret: str) -> KeyPrincipal | None:
     digest = key_hash(secret)
     now = time.monotonic()
     hit = _cache.get(digest)
-    if hit is not None and hit[0] > now:
-        principal = hit[1]
+    if hit is not None and now < hit[0]:
+        principal = hit[2]
+    elif hit is not None and now < hit[1]:
+        _cache[digest] = (hit[1], hit[1], hit[2])
+        principal = _load(digest, now)
     else:
-        api_key = ApiKey.objects.select_related("account").filter(key_hash=digest).first()
-        principal = principal_from_key(api_key) if api_key else None
-        if len(_cache) >= _MAX_ENTRIES:
-            _cache.clear()
-        _cache[digest] = (now + settings.AUTH_CACHE_SECONDS, principal)
+        principal = _load(digest, now)
     if principal is not None and not principal.revoked:
         _touch_last_used(principal.key_id, now)
+    return principal
+
+
+def _load(digest: str, now: float) -> KeyPrincipal | None:
+    api_key = ApiKey.objects.select_related("account").filter(key_hash=digest).first()
+    principal = principal_from_key(api_key) if api_key else None
+    if len(_cache) >= _MAX_ENTRIES:
+        _cache.clear()
+    ttl = settings.AUTH_CACHE_SECONDS
+    _cache[digest] = (now + ttl, now + ttl + _RELOAD_GRACE_S, principal)
     return principal
 
 

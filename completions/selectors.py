@@ -94,25 +94,35 @@ def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | No
     )
 
 
-_cache: dict[str, tuple[float, CatalogEntry | None]] = {}
+# After CATALOG_CACHE_SECONDS an entry is reloaded; for this long beyond that it may still answer the
+# requests that arrive while one of them reloads it (it knows the prices due until then too).
+RELOAD_GRACE_SECONDS = 2.0
+
+# public id -> (fresh until, usable until, entry), in time.monotonic() seconds
+_cache: dict[str, tuple[float, float, CatalogEntry | None]] = {}
 
 
 def catalog_entry(public_id: str) -> CatalogEntry | None:
     """The sellable model with this public id, or None (unknown, disabled, unrouted or unpriced).
 
     Cached per process for CATALOG_CACHE_SECONDS; the entry also knows the next price version due
-    within that time, so a price change takes effect at its instant even from the cache.
+    within that time and the reload grace, so a price change takes effect at its instant even from
+    the cache. When an entry expires, one request reloads it while the others go on with it.
     """
     ttl = settings.CATALOG_CACHE_SECONDS
     clock = time.monotonic()
     hit = _cache.get(public_id)
-    if hit is not None and hit[0] > clock:
-        return hit[1]
+    if hit is not None:
+        fresh_until, usable_until, entry = hit
+        if clock < fresh_until:
+            return entry
+        if clock < usable_until:
+            _cache[public_id] = (usable_until, usable_until, entry)
     now = timezone.now()
-    entry = _load(public_id, now, now + timedelta(seconds=ttl))
+    entry = _load(public_id, now, now + timedelta(seconds=ttl + RELOAD_GRACE_SECONDS))
     if len(_cache) > 10_000:
         _cache.clear()
-    _cache[public_id] = (clock + ttl, entry)
+    _cache[public_id] = (clock + ttl, clock + ttl + RELOAD_GRACE_SECONDS, entry)
     return entry
 
 
