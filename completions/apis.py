@@ -28,7 +28,7 @@ from docs.pages import docs_url
 from .models import Generation
 from .openai_format import ApiError, ChatRequest, decimal_text, error_response, parse_chat_request, upstream_body
 from .ratelimit import rate_limit_hit
-from .relay import relay_plain, relay_stream, release_db
+from .relay import relay_plain, relay_stream, release_db, settlements_wait_for
 from .selectors import CatalogEntry, catalog_entry, sellable_models
 from .services import (
     Outcome,
@@ -294,6 +294,7 @@ class GenerationView(APIView):
     )
     def get(self, request: Request) -> JsonResponse:
         principal = _caller(request)
+        settlements_wait_for(principal.account_id)
         generation_id = request.query_params.get("id", "")
         if not generation_id:
             raise ApiError(400, "'id' is required.", code="invalid_request", param="id")
@@ -328,6 +329,7 @@ class KeyView(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Current key and balance")
     def get(self, request: Request) -> JsonResponse:
         principal = _caller(request)
+        settlements_wait_for(principal.account_id)
         key = ApiKey.objects.get(pk=principal.key_id)
         account = Account.objects.get(pk=principal.account_id)
         since = spend_period_start(key.spend_period, timezone.now())

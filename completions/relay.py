@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gevent
 import gevent.monkey
 import gevent.pool
 from django.conf import settings
@@ -150,7 +151,10 @@ class SettledWhenSent(HttpResponse):
         closing, self.closing = self.closing, None
         if closing is not None:
             if _settlements is not None:
-                _settlements.spawn(_commit, closing)
+                commit = _settlements.spawn(_commit, closing)
+                account = closing.started.principal.account_id
+                _in_flight.setdefault(account, set()).add(commit)
+                commit.link(lambda done: _forget(account, done))
             else:
                 _commit(closing)
         super().close()
@@ -168,6 +172,29 @@ def _commit(closing: Closing) -> None:
 
 # Commits running after their answers were sent (only under gevent; elsewhere they run inline).
 _settlements = gevent.pool.Group() if gevent.monkey.is_module_patched("socket") else None
+
+
+# Account id -> its commits still running in this process, so that the account's own reads can wait.
+_in_flight: dict[int, set[gevent.Greenlet]] = {}
+
+
+def _forget(account: int, commit: gevent.Greenlet) -> None:
+    running = _in_flight.get(account)
+    if running is not None:
+        running.discard(commit)
+        if not running:
+            del _in_flight[account]
+
+
+def settlements_wait_for(account_id: int, timeout: float = 5.0) -> None:
+    """Wait for this process's commits of the account's answers already sent.
+
+    A client's next request on the same connection comes to the same process: reading its generation
+    or balance right after an answer then sees the charge.
+    """
+    running = _in_flight.get(account_id)
+    if running:
+        gevent.joinall(list(running), timeout=timeout)
 
 
 def settlements_wait(timeout: float) -> int:

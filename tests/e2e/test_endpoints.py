@@ -193,3 +193,20 @@ def test_charged_responses_say_do_not_retry_and_carry_rate_limit_headers(router:
     poor = chat(router, shop.key, body)
     assert (poor.status_code, poor.headers["X-RateLimit-Remaining"]) == (402, "46")
     assert "x-should-retry" not in poor.headers
+
+
+def test_reads_on_the_same_connection_see_the_charge_of_the_answer_before(router: str, shop: Shop):
+    # The charge is committed right after the answer is sent; the client's next request on that
+    # connection (so, to that server process) waits for it rather than reading a pending generation.
+    session = requests.Session()
+    session.headers.update(auth(shop.key))
+    body = {"model": shop.model.public_id, "messages": HI, "emulator": {"completion_tokens": 2}}
+    cost = cost_of(emulated_prompt_tokens(HI), 2)
+    for n in range(1, 21):
+        answer = session.post(f"{router}/chat/completions", json=body, timeout=10)
+        assert answer.status_code == 200
+        found = session.get(f"{router}/generation", params={"id": answer.json()["id"]}, timeout=10)
+        assert decimal_json(found)["data"]["status"] == "completed"
+        assert decimal_json(found)["data"]["cost"] == cost
+        account = decimal_json(session.get(f"{router}/key", timeout=10))["data"]["account"]
+        assert account["balance"] == Decimal("10") - n * cost
