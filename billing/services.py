@@ -7,6 +7,7 @@ unique idempotency key, so a replayed call — sequential or racing — changes 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -227,6 +228,12 @@ SELECT id FROM h
 _UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off'"
 
 
+@functools.lru_cache(maxsize=64)
+def _sql(template: str, **parts: str) -> str:
+    """A money statement with its parts filled in (the same few texts every time: PostgreSQL prepares them)."""
+    return template.format(**parts)
+
+
 def _statement(sql: str, params: dict[str, Any]) -> tuple | None:
     """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
     db = opened_connection()
@@ -321,11 +328,11 @@ def hold_place(
             "_expires": hold.expires_at,
             **(also.params if also else {}),
         }
-        sql = _PLACE.format(
-            also=f", also AS ({also.sql})" if also else "",
-            unflushed="" if connection.in_atomic_block else _UNFLUSHED,
+        db = opened_connection()
+        alone = db is None or not db.in_atomic_block
+        row = _statement(
+            _sql(_PLACE, also=f", also AS ({also.sql})" if also else "", unflushed=_UNFLUSHED if alone else ""), params
         )
-        row = _statement(sql, params)
         if row is None:
             raise _refused(account_id, needed)
         hold.pk = row[0]
@@ -399,7 +406,7 @@ def hold_settle(
             "_reason": reason,
             **(also.params if also else {}),
         }
-        row = _statement(_SETTLE.format(also=f", also AS ({also.sql})" if also else ""), params)
+        row = _statement(_sql(_SETTLE, also=f", also AS ({also.sql})" if also else ""), params)
         if row is None:
             return _settled_before(reference, key)
         entry_id, amount, account_id, balance, held, threshold = row
