@@ -138,6 +138,9 @@ class Hold(models.Model):
         LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
 
+    # Set on a hold `hold_place` just placed in one statement: the account's available balance right after.
+    available_after: Decimal | None = None
+
     class Meta:
         ordering = ["-id"]
         indexes = [

@@ -217,13 +217,13 @@ _PLACE = """
 WITH a AS (
     UPDATE accounts_account SET held = held + %(_amount)s
     WHERE id = %(_account)s AND status = 'active' AND balance >= held + %(_needed)s{unflushed}
-    RETURNING id
+    RETURNING id, balance - held AS available
 ), h AS (
     INSERT INTO billing_hold (account_id, amount, reference, status, created_at, expires_at, close_reason)
     SELECT id, %(_amount)s, %(_reference)s, 'open', %(_now)s, %(_expires)s, '' FROM a
     RETURNING id, account_id
 ){also}
-SELECT id FROM h
+SELECT h.id, a.available FROM h, a
 """
 _UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off'"
 
@@ -335,7 +335,7 @@ def hold_place(
         )
         if row is None:
             raise _refused(account_id, needed)
-        hold.pk = row[0]
+        hold.pk, hold.available_after = row
         hold._state.adding = False
         return hold
     with transaction.atomic():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -29,18 +30,22 @@ from .models import Generation
 from .openai_format import ApiError, ChatRequest, decimal_text, error_response, parse_chat_request, upstream_body
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db, settlements_wait_for
-from .selectors import CatalogEntry, catalog_entry, sellable_models
+from .selectors import CatalogEntry, RouteInfo, catalog_entry, sellable_models
 from .services import (
     Outcome,
     SpendLimitReached,
     affordable_max_tokens,
     generation_finish,
+    generation_plan,
     generation_start,
     key_spent,
     spend_period_start,
+    upstream_may_start_early,
     worst_case_cost,
 )
-from .upstream import upstream_open
+from .upstream import upstream_open, upstream_open_early
+
+log = logging.getLogger(__name__)
 
 TOPUP_HINT = "Top up with /topup in @ML_Router_bot."
 
@@ -143,24 +148,35 @@ def _chat(request: HttpRequest) -> HttpResponse:
             param="model",
             headers=headers,
         )
+    started = generation_plan(principal=principal, chat=chat, entry=entry)
+
+    def body_for(route: RouteInfo) -> bytes:
+        return upstream_body(chat, route.upstream_model)
+
+    early = upstream_open_early(entry.routes, body_for) if upstream_may_start_early(started) else None
     try:
-        started = generation_start(principal=principal, chat=chat, entry=entry)
-    except InsufficientFunds as exc:
-        error = _insufficient(exc, chat, entry, entry.price_at(timezone.now()), request)
-        error.headers = headers
-        raise error
-    except AccountInactive:
-        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
-    except SpendLimitReached as exc:
-        raise ApiError(
-            403,
-            f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
-            code="key_spend_limit",
-            headers=headers,
-        )
+        generation_start(started=started)
+    except BaseException as exc:
+        if early is not None:
+            early.abandon()
+            log.warning("upstream call for %s abandoned: %s", started.generation_id, type(exc).__name__)
+        if isinstance(exc, InsufficientFunds):
+            error = _insufficient(exc, chat, entry, started.price, request)
+            error.headers = headers
+            raise error from None
+        if isinstance(exc, AccountInactive):
+            raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended") from None
+        if isinstance(exc, SpendLimitReached):
+            raise ApiError(
+                403,
+                f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
+                code="key_spend_limit",
+                headers=headers,
+            ) from None
+        raise
     release_db()
     try:
-        call = upstream_open(entry.routes, lambda route: upstream_body(chat, route.upstream_model))
+        call = early.result() if early is not None else upstream_open(entry.routes, body_for)
     except ApiError as error:
         generation_finish(
             started=started,

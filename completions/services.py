@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, DecimalField, Sum, When
 from django.utils import timezone
@@ -28,7 +29,7 @@ from accounts.models import ApiKey
 from accounts.principals import KeyPrincipal
 from billing.models import Price
 from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for, usd
-from billing.services import AlsoWrite, hold_place, hold_release, hold_settle
+from billing.services import AlsoWrite, BillingError, hold_place, hold_release, hold_settle
 
 from .models import Generation
 from .openai_format import ChatRequest
@@ -122,32 +123,74 @@ class Started:
     clock: float = field(default_factory=time.monotonic)
 
 
-def generation_start(*, principal: KeyPrincipal, chat: ChatRequest, entry: CatalogEntry) -> Started:
+def generation_plan(*, principal: KeyPrincipal, chat: ChatRequest, entry: CatalogEntry) -> Started:
+    """The request's generation id, price version and hold (its worst-case cost); nothing is written."""
+    started_at = timezone.now()
+    price = entry.price_at(started_at)
+    amount = worst_case_cost(chat, entry, price).total
+    return Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
+
+
+def generation_start(*, started: Started) -> None:
     """Hold the request's worst-case cost and record the generation, in one transaction.
 
     Raises billing's InsufficientFunds / AccountInactive, or SpendLimitReached.
     """
-    started_at = timezone.now()
-    price = entry.price_at(started_at)
-    amount = worst_case_cost(chat, entry, price).total
+    principal = started.principal
     if principal.spend_limit is not None:
-        spent = key_spent(key_id=principal.key_id, since=spend_period_start(principal.spend_period, started_at))
-        if spent + amount > principal.spend_limit:
+        since = spend_period_start(principal.spend_period, started.started_at)
+        spent = key_spent(key_id=principal.key_id, since=since)
+        if spent + started.hold_amount > principal.spend_limit:
             raise SpendLimitReached(limit=principal.spend_limit, spent=spent)
-    started = Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
     row = {
         "id": started.generation_id,
         "account_id": principal.account_id,
         "api_key_id": principal.key_id,
-        "model_id": entry.model_id,
-        "price_id": price.pk,
-        "stream": chat.stream,
-        "user": chat.user,
-        "hold_amount": amount,
-        "started_at": started_at,
+        "model_id": started.entry.model_id,
+        "price_id": started.price.pk,
+        "stream": started.chat.stream,
+        "user": started.chat.user,
+        "hold_amount": started.hold_amount,
+        "started_at": started.started_at,
     }
-    hold_place(account_id=principal.account_id, amount=amount, reference=started.generation_id, also=_insert(row))
-    return started
+    try:
+        hold = hold_place(
+            account_id=principal.account_id,
+            amount=started.hold_amount,
+            reference=started.generation_id,
+            also=_insert(row),
+        )
+    except BillingError:
+        _headroom.pop(principal.account_id, None)
+        raise
+    if hold.available_after is not None:
+        if len(_headroom) >= 100_000:
+            _headroom.clear()
+        _headroom[principal.account_id] = (time.monotonic(), hold.available_after)
+
+
+# Account id -> (when, its available balance right after this process's last hold on it).
+_headroom: dict[int, tuple[float, Decimal]] = {}
+# An upstream call may go out before its hold is placed only for an account seen this recently with at
+# least this many times the request's worst case available.
+EARLY_START_WITHIN_S = 5.0
+EARLY_START_MARGIN = 10
+
+
+def upstream_may_start_early(started: Started) -> bool:
+    """Whether the upstream call may be sent while the request's hold is being placed.
+
+    Only when the hold is all but certain: this process placed one for the account moments ago and left
+    it many times this request's worst case available, and the key has no spend limit. Should the hold
+    be refused after all, the call is abandoned before anything reaches the client: a customer is never
+    served or charged without a hold (the provider may bill us for the abandoned call).
+    """
+    if started.principal.spend_limit is not None:
+        return False
+    seen = _headroom.get(started.principal.account_id)
+    if seen is None or time.monotonic() - seen[0] > EARLY_START_WITHIN_S:
+        return False
+    return seen[1] >= started.hold_amount * EARLY_START_MARGIN + settings.MIN_BALANCE_USD
 
 
 @functools.cache

@@ -10,6 +10,8 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+import gevent
+import gevent.monkey
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
@@ -172,3 +174,30 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
         f"The upstream provider failed ({tried}). You were not charged; retrying may help.",
         code=last.code,
     )
+
+
+class EarlyCall:
+    """`upstream_open` in its own green thread, started while the request's hold is being placed."""
+
+    def __init__(self, routes: tuple[RouteInfo, ...], body_for: callable) -> None:
+        self._greenlet = gevent.spawn(upstream_open, routes, body_for)
+
+    def result(self) -> UpstreamCall:
+        """The call that answered (waiting for it), or the ApiError of none answering."""
+        return self._greenlet.get()
+
+    def abandon(self) -> None:
+        """The hold was refused: drop the call at whatever stage it is (its connection is closed, not reused)."""
+        if not self._greenlet.ready():
+            self._greenlet.kill()
+        elif self._greenlet.successful():
+            self._greenlet.value.response.close()
+
+
+# Only a cooperative (gevent) server runs a call beside the hold; elsewhere the two stay sequential.
+_cooperative = gevent.monkey.is_module_patched("socket")
+
+
+def upstream_open_early(routes: tuple[RouteInfo, ...], body_for: callable) -> EarlyCall | None:
+    """Start the call now, beside the hold being placed; None when this server cannot run the two at once."""
+    return EarlyCall(routes, body_for) if _cooperative else None
