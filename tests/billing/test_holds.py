@@ -119,21 +119,6 @@ def test_fifty_threads_placing_holds_never_exceed_the_balance(settings):
     assert account.held == Decimal("0")
 
 
-@pytest.mark.django_db
-def test_postgresql_prepares_the_hold_and_charge_statements_instead_of_planning_them_per_request(money_path):
-    if money_path == "orm":
-        pytest.skip("the ORM path runs Django's own (client-side bound) queries")
-    account = funded_account("1.00")
-    for n in range(6):
-        hold_place(account_id=account.pk, amount=Decimal("0.01"), reference=f"gen-prep-{n}")
-        hold_settle(reference=f"gen-prep-{n}", cost=Decimal("0.001"))
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = [row[0] for row in cursor.fetchall()]
-    assert any("INSERT INTO billing_hold" in statement for statement in prepared)
-    assert any("INSERT INTO billing_ledgerentry" in statement for statement in prepared)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_hold_commits_unflushed_without_leaving_the_connection_so(money_path):
     # Alone, the placement is its own transaction and asks for an asynchronous commit for that
