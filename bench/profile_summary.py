@@ -32,7 +32,7 @@ IDLE = re.compile(r"_WorkerGreenlet\.run \(gevent/threadpool\.py")
 OURS = re.compile(r"\((completions|billing|accounts)/")
 # The request's steps, by the function that performs each (inclusive time; nested steps are indented).
 BUDGET: list[tuple[str, re.Pattern[str]]] = [
-    ("whole view (ChatCompletionsView.post)", re.compile(r"^ChatCompletionsView\.post ")),
+    ("the request's view (chat_completions)", re.compile(r"^chat_completions ")),
     ("  parse + validate the body", re.compile(r"^parse_chat_request ")),
     ("  key check (in-process cache)", re.compile(r"^principal_authenticate ")),
     ("  rate limit (one Redis Lua call)", re.compile(r"^rate_limit_hit ")),
@@ -40,8 +40,8 @@ BUDGET: list[tuple[str, re.Pattern[str]]] = [
     ("  hold + Generation row (generation_start)", re.compile(r"^generation_start ")),
     ("  give the DB connection back (release_db)", re.compile(r"^release_db ")),
     ("  upstream request (upstream_open, urllib3)", re.compile(r"^upstream_open ")),
-    ("  read upstream + settle + respond (relay_plain)", re.compile(r"^relay_plain ")),
-    ("    settle: charge, close hold, finish Generation", re.compile(r"^generation_finish ")),
+    ("  read upstream + price + respond (relay_plain)", re.compile(r"^relay_plain ")),
+    ("after the answer was sent: the charge (Closing.commit)", re.compile(r"^Closing\.commit ")),
 ]
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 
@@ -128,7 +128,7 @@ def text(summary: dict, ms_per_request: float | None = None) -> str:
     ):
         lines.append(f"  {title}:")
         lines += [f"    {pct:5.1f}%  {name}" for name, pct in summary[key]]
-    lines.append("  the request's steps (inclusive; the rest is gunicorn, gevent, Django handler and middleware, DRF):")
+    lines.append("  the request's steps (inclusive; the rest is gunicorn, gevent, the WSGI handler, middleware):")
     for label, pct in summary["request_steps_percent"]:
         ms = f"  ≈ {pct * ms_per_request / 100:.2f} ms" if ms_per_request else ""
         lines.append(f"    {pct:5.1f}%{ms}  {label}")
