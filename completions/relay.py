@@ -33,6 +33,8 @@ from .upstream import UpstreamCall
 log = logging.getLogger(__name__)
 
 _END = object()
+# Served by gevent (gunicorn's gevent worker): green threads are spawned directly.
+_COOPERATIVE = gevent.monkey.is_module_patched("socket")
 MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
@@ -171,7 +173,7 @@ def _commit(closing: Closing) -> None:
 
 
 # Commits running after their answers were sent (only under gevent; elsewhere they run inline).
-_settlements = gevent.pool.Group() if gevent.monkey.is_module_patched("socket") else None
+_settlements = gevent.pool.Group() if _COOPERATIVE else None
 
 
 # Account id -> its commits still running in this process, so that the account's own reads can wait.
@@ -285,7 +287,10 @@ class StreamRelay:
         self.created = int(time.time())
 
     def response(self) -> StreamingHttpResponse:
-        threading.Thread(target=self._read, name=f"relay-{self.started.generation_id}", daemon=True).start()
+        if _COOPERATIVE:
+            gevent.spawn(self._read)  # a green thread without threading.Thread's start-up handshake
+        else:
+            threading.Thread(target=self._read, name=f"relay-{self.started.generation_id}", daemon=True).start()
         response = StreamingHttpResponse(self._events(), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
