@@ -1,7 +1,7 @@
 """gunicorn settings for production: gevent workers, one per core (override with --bind/--workers).
 
 The gevent worker monkey-patches the standard library before the app is imported (no preload), so
-DRF views, requests/urllib3, psycopg 3 and redis-py all become cooperative: one worker relays
+the views, requests/urllib3, psycopg 3 and redis-py all become cooperative: one worker relays
 thousands of concurrent streams.
 """
 
