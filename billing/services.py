@@ -234,9 +234,11 @@ def _sql(template: str, **parts: str) -> str:
     return template.format(**parts)
 
 
-def _statement(sql: str, params: dict[str, Any]) -> tuple | None:
-    """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
-    db = opened_connection()
+def _statement(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) -> tuple | None:
+    """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash.
+
+    `db` is this thread's opened connection (`opened_connection()`), which the caller looked up already.
+    """
     try:
         if db is not None and db.in_atomic_block:
             # Inside a caller's transaction a savepoint keeps that transaction usable.
@@ -331,7 +333,9 @@ def hold_place(
         db = opened_connection()
         alone = db is None or not db.in_atomic_block
         row = _statement(
-            _sql(_PLACE, also=f", also AS ({also.sql})" if also else "", unflushed=_UNFLUSHED if alone else ""), params
+            _sql(_PLACE, also=f", also AS ({also.sql})" if also else "", unflushed=_UNFLUSHED if alone else ""),
+            params,
+            db,
         )
         if row is None:
             raise _refused(account_id, needed)
@@ -406,7 +410,7 @@ def hold_settle(
             "_reason": reason,
             **(also.params if also else {}),
         }
-        row = _statement(_sql(_SETTLE, also=f", also AS ({also.sql})" if also else ""), params)
+        row = _statement(_sql(_SETTLE, also=f", also AS ({also.sql})" if also else ""), params, opened_connection())
         if row is None:
             return _settled_before(reference, key)
         entry_id, amount, account_id, balance, held, threshold = row
