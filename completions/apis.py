@@ -34,6 +34,7 @@ from .selectors import CatalogEntry, RouteInfo, catalog_entry, sellable_models
 from .services import (
     Outcome,
     SpendLimitReached,
+    Started,
     affordable_max_tokens,
     generation_finish,
     generation_plan,
@@ -43,7 +44,7 @@ from .services import (
     upstream_may_start_early,
     worst_case_cost,
 )
-from .upstream import upstream_open, upstream_open_early
+from .upstream import EarlyCall, upstream_open, upstream_open_early
 
 log = logging.getLogger(__name__)
 
@@ -155,25 +156,20 @@ def _chat(request: HttpRequest) -> HttpResponse:
 
     early = upstream_open_early(entry.routes, body_for) if upstream_may_start_early(started) else None
     try:
-        generation_start(started=started)
-    except BaseException as exc:
-        if early is not None:
-            early.abandon()
-            log.warning("upstream call for %s abandoned: %s", started.generation_id, type(exc).__name__)
-        if isinstance(exc, InsufficientFunds):
-            error = _insufficient(exc, chat, entry, started.price, request)
-            error.headers = headers
-            raise error from None
-        if isinstance(exc, AccountInactive):
-            raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended") from None
-        if isinstance(exc, SpendLimitReached):
-            raise ApiError(
-                403,
-                f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
-                code="key_spend_limit",
-                headers=headers,
-            ) from None
-        raise
+        _hold(started, early)
+    except InsufficientFunds as exc:
+        error = _insufficient(exc, chat, entry, started.price, request)
+        error.headers = headers
+        raise error
+    except AccountInactive:
+        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
+    except SpendLimitReached as exc:
+        raise ApiError(
+            403,
+            f"This key reached its spend limit of {usd_text(exc.limit)} for the period.",
+            code="key_spend_limit",
+            headers=headers,
+        )
     release_db()
     try:
         call = early.result() if early is not None else upstream_open(entry.routes, body_for)
@@ -187,6 +183,17 @@ def _chat(request: HttpRequest) -> HttpResponse:
     if chat.stream:
         return relay_stream(started, call, headers)
     return relay_plain(started, call, headers)
+
+
+def _hold(started: Started, early: EarlyCall | None) -> None:
+    """Place the request's hold; an upstream call started beside it is abandoned if the hold fails."""
+    try:
+        generation_start(started=started)
+    except BaseException as exc:
+        if early is not None:
+            early.abandon()
+            log.warning("upstream call for %s abandoned: %s", started.generation_id, type(exc).__name__)
+        raise
 
 
 def _read_body(request: HttpRequest) -> bytes:
