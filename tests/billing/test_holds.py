@@ -120,9 +120,9 @@ def test_fifty_threads_placing_holds_never_exceed_the_balance(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hold_commits_unflushed_without_leaving_the_connection_so(money_path):
+def test_a_holds_unflushed_commit_stays_with_its_own_transaction(money_path):
     # Alone, the placement is its own transaction and asks for an asynchronous commit for that
-    # transaction only; the charge that follows on the same connection commits durably.
+    # transaction only: the connection it ran on is back to durable commits for the charge that follows.
     account = funded_account("1.00")
     connection.ensure_connection()
     hold_place(account_id=account.pk, amount=Decimal("0.10"), reference="gen-sync")
