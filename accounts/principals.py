@@ -6,12 +6,13 @@ an account clears this process's entry at once; other processes notice within AU
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
+
+from core.cache import ProcessCache
 
 from .keys import key_hash, key_looks_valid
 from .models import Account, ApiKey
@@ -37,12 +38,17 @@ class KeyPrincipal:
     is_authenticated = True
 
 
-# key hash -> (fresh until, usable until, principal), in time.monotonic() seconds
-_cache: dict[str, tuple[float, float, KeyPrincipal | None]] = {}
 # After AUTH_CACHE_SECONDS an entry is reloaded; this much longer it still answers the key's requests that
 # arrive while one of them reloads it, so that they do not all query the database at once.
 _RELOAD_GRACE_S = 2.0
-_last_used_written: dict[int, float] = {}
+# key hash -> its principal (None: no such key)
+_principals: ProcessCache[KeyPrincipal | None] = ProcessCache(
+    "api keys", ttl=lambda: settings.AUTH_CACHE_SECONDS, grace=_RELOAD_GRACE_S, max_entries=_MAX_ENTRIES
+)
+# key id -> True while its last_used_at was written recently
+_last_used_written: ProcessCache[bool] = ProcessCache(
+    "api key last use", ttl=_LAST_USED_EVERY_S, max_entries=_MAX_ENTRIES
+)
 
 
 def principal_from_key(api_key: ApiKey) -> KeyPrincipal:
@@ -64,43 +70,24 @@ def principal_for_secret(secret: str) -> KeyPrincipal | None:
     if not key_looks_valid(secret):
         return None
     digest = key_hash(secret)
-    now = time.monotonic()
-    hit = _cache.get(digest)
-    if hit is not None and now < hit[0]:
-        principal = hit[2]
-    elif hit is not None and now < hit[1]:
-        _cache[digest] = (hit[1], hit[1], hit[2])
-        principal = _load(digest, now)
-    else:
-        principal = _load(digest, now)
+    principal = _principals.get(digest, lambda: _load(digest))
     if principal is not None and not principal.revoked:
-        _touch_last_used(principal.key_id, now)
+        _touch_last_used(principal.key_id)
     return principal
 
 
-def _load(digest: str, now: float) -> KeyPrincipal | None:
+def _load(digest: str) -> KeyPrincipal | None:
     api_key = ApiKey.objects.select_related("account").filter(key_hash=digest).first()
-    principal = principal_from_key(api_key) if api_key else None
-    if len(_cache) >= _MAX_ENTRIES:
-        _cache.clear()
-    ttl = settings.AUTH_CACHE_SECONDS
-    _cache[digest] = (now + ttl, now + ttl + _RELOAD_GRACE_S, principal)
-    return principal
+    return principal_from_key(api_key) if api_key else None
 
 
 def principal_forget(digest: str) -> None:
     """Drop a key from this process's cache (after revocation or an account status change)."""
-    _cache.pop(digest, None)
+    _principals.pop(digest)
 
 
-def principal_cache_clear() -> None:
-    """Forget every cached key in this process."""
-    _cache.clear()
-    _last_used_written.clear()
-
-
-def _touch_last_used(key_id: int, now: float) -> None:
-    if now - _last_used_written.get(key_id, -_LAST_USED_EVERY_S) < _LAST_USED_EVERY_S:
+def _touch_last_used(key_id: int) -> None:
+    if _last_used_written.peek(key_id):
         return
-    _last_used_written[key_id] = now
+    _last_used_written.put(key_id, True)
     ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())

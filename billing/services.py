@@ -7,9 +7,6 @@ unique idempotency key, so a replayed call — sequential or racing — changes 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,17 +14,18 @@ from typing import Any
 import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
-from django.db.utils import DatabaseErrorWrapper
 from django.utils import timezone
-from psycopg_pool import ConnectionPool
 
 from accounts.models import Account
+from core.db import fetch_one, in_transaction, is_postgresql, opened_connection
 
+from . import statements
 from .models import Hold, LedgerEntry, Price
 from .money import ZERO, usd
+from .statements import RowInsert, RowUpdate
 from .tasks import low_balance_enqueue_on_commit
 
 
@@ -186,104 +184,12 @@ def ledger_refund(
     )
 
 
-@dataclass(frozen=True)
-class AlsoWrite:
-    """A caller's own write that must commit together with a hold being placed or settled.
-
-    On PostgreSQL `sql` runs inside the same single statement, as a data-modifying CTE that may read
-    the CTEs `h` (the hold: id, account_id) and, when settling, `e` (the charge: id, amount); its
-    placeholders are `%(name)s` keys of `params`. Elsewhere `orm` does the same write, in the same
-    transaction.
-    """
-
-    sql: str
-    params: dict[str, Any]
-    orm: Callable[[], Any]
-
-
-def single_statement() -> bool:
-    """Whether holds are placed and settled in one SQL statement each (PostgreSQL) or through the ORM."""
-    # From the settings rather than `connection.vendor`: under gevent, looking up a green thread's
-    # connection creates its DatabaseWrapper, which the pooled path below does without.
-    return settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.postgresql"
-
-
-# A hold is a reservation, not money: when the statement is its own transaction it commits without
-# waiting for the WAL flush (`set_config(..., true)` lasts until that commit). A crash of the database
-# server can then lose the last moment's holds with their generations, and the requests in flight go
-# uncharged; no charge is ever lost or doubled, since a charge commits durably, flushing in WAL order
-# the hold it settles.
-_PLACE = """
-WITH a AS (
-    UPDATE accounts_account SET held = held + %(_amount)s
-    WHERE id = %(_account)s AND status = 'active' AND balance >= held + %(_needed)s{unflushed}
-    RETURNING id, balance - held AS available
-), h AS (
-    INSERT INTO billing_hold (account_id, amount, reference, status, created_at, expires_at, close_reason)
-    SELECT id, %(_amount)s, %(_reference)s, 'open', %(_now)s, %(_expires)s, '' FROM a
-    RETURNING id, account_id
-){also}
-SELECT h.id, a.available FROM h, a
-"""
-_UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off'"
-
-
-@functools.lru_cache(maxsize=64)
-def _sql(template: str, **parts: str) -> str:
-    """A money statement with its parts filled in (the same few texts every time: PostgreSQL prepares them)."""
-    return template.format(**parts)
-
-
 def _statement(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) -> tuple | None:
-    """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash.
-
-    `db` is this thread's opened connection (`opened_connection()`), which the caller looked up already.
-    """
+    """Run one money statement and return its row; a reused idempotency key is a conflict, not a crash."""
     try:
-        if db is not None and db.in_atomic_block:
-            # Inside a caller's transaction a savepoint keeps that transaction usable.
-            with db.wrap_database_errors, transaction.atomic():
-                return _fetch_one(db.connection, sql, params)
-        pool = None if db is not None and db.connection is not None else _pool()
-        if pool is None:
-            db = connection if db is None else db
-            db.ensure_connection()
-            with db.wrap_database_errors:
-                return _fetch_one(db.connection, sql, params)
-        # Alone the statement is its own transaction: a pooled connection for just its round trip,
-        # without this thread's Django connection being set up (or even looked up) at all.
-        with DatabaseErrorWrapper(connection), pool.connection() as raw:
-            return _fetch_one(raw, sql, params)
+        return fetch_one(sql, params, db)
     except (IntegrityError, psycopg.IntegrityError) as exc:
         raise IdempotencyConflict(f"the statement collided with an existing entry: {exc}")
-
-
-def opened_connection() -> BaseDatabaseWrapper | None:
-    """This thread's default database connection if the thread has used it, else None (and none is made)."""
-    return next((db for db in connections.all(initialized_only=True) if db.alias == DEFAULT_DB_ALIAS), None)
-
-
-_pools: list[ConnectionPool] = []
-
-
-def _pool() -> ConnectionPool | None:
-    """The process's PostgreSQL connection pool (Django's own), or None when pooling is off."""
-    if not _pools or _pools[0].closed:
-        pool = connection.pool
-        if pool is None:
-            return None
-        if pool.closed:
-            pool.open()
-        _pools[:] = [pool]
-    return _pools[0]
-
-
-def _fetch_one(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> tuple | None:
-    # A server-side binding cursor (Django's own cursors interpolate values into the text), so that
-    # PostgreSQL prepares these statements after a few runs instead of parsing and planning each time.
-    with psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
 
 
 def _refused(account_id: int, needed: Decimal) -> BillingError:
@@ -299,7 +205,7 @@ def hold_place(
     amount: Decimal,
     reference: str,
     ttl_seconds: int | None = None,
-    also: AlsoWrite | None = None,
+    also: RowInsert | None = None,
 ) -> Hold:
     """Reserve `amount` for a request, or raise InsufficientFunds / AccountInactive.
 
@@ -320,23 +226,19 @@ def hold_place(
         created_at=now,
         expires_at=now + timedelta(seconds=ttl),
     )
-    if single_statement():
-        params = {
-            "_amount": amount,
-            "_account": account_id,
-            "_needed": needed,
-            "_reference": reference,
-            "_now": now,
-            "_expires": hold.expires_at,
-            **(also.params if also else {}),
-        }
+    if is_postgresql():
         db = opened_connection()
-        alone = db is None or not db.in_atomic_block
-        row = _statement(
-            _sql(_PLACE, also=f", also AS ({also.sql})" if also else "", unflushed=_UNFLUSHED if alone else ""),
-            params,
-            db,
+        params = statements.place_params(
+            amount=amount,
+            account_id=account_id,
+            needed=needed,
+            reference=reference,
+            now=now,
+            expires=hold.expires_at,
+            also=also,
         )
+        sql = statements.place_sql(unflushed=not in_transaction(db), also=also.model if also else None)
+        row = _statement(sql, params, db)
         if row is None:
             raise _refused(account_id, needed)
         hold.pk, hold.available_after = row
@@ -350,7 +252,7 @@ def hold_place(
             raise _refused(account_id, needed)
         hold.save(force_insert=True)
         if also:
-            also.orm()
+            also.model._default_manager.create(**also.values)
     return hold
 
 
@@ -363,31 +265,8 @@ def _close(hold: Hold, *, status: str, reason: str, entry: LedgerEntry | None) -
     hold.save(update_fields=["status", "closed_at", "close_reason", "ledger_entry"])
 
 
-_SETTLE = """
-WITH h AS (
-    SELECT id, account_id, amount FROM billing_hold
-    WHERE reference = %(_reference)s AND status = 'open' FOR UPDATE
-), a AS (
-    UPDATE accounts_account acc
-    SET balance = acc.balance - LEAST(%(_cost)s, h.amount), held = acc.held - h.amount
-    FROM h WHERE acc.id = h.account_id
-    RETURNING acc.id, acc.balance, acc.held, acc.low_balance_threshold, LEAST(%(_cost)s, h.amount) AS charge
-), e AS (
-    INSERT INTO billing_ledgerentry
-        (account_id, kind, amount, balance_after, reference, idempotency_key, memo, created_at)
-    SELECT id, 'charge', -charge, balance, %(_reference)s, %(_key)s, %(_memo)s, %(_now)s FROM a
-    RETURNING id, amount
-), closed AS (
-    UPDATE billing_hold SET status = 'settled', closed_at = %(_now)s, close_reason = %(_reason)s,
-        ledger_entry_id = e.id
-    FROM e, h WHERE billing_hold.id = h.id
-){also}
-SELECT e.id, e.amount, a.id, a.balance, a.held, a.low_balance_threshold FROM e, a
-"""
-
-
 def hold_settle(
-    *, reference: str, cost: Decimal, memo: str = "", reason: str = "settled", also: AlsoWrite | None = None
+    *, reference: str, cost: Decimal, memo: str = "", reason: str = "settled", also: RowUpdate | None = None
 ) -> LedgerEntry:
     """Charge the real cost of a request and close its hold, exactly once.
 
@@ -399,18 +278,13 @@ def hold_settle(
     if cost < ZERO:
         raise ValueError("a charge cannot be negative")
     key = f"charge:{reference}"
-    if single_statement():
+    if is_postgresql():
         now = timezone.now()
-        params = {
-            "_reference": reference,
-            "_cost": cost,
-            "_key": key,
-            "_memo": memo,
-            "_now": now,
-            "_reason": reason,
-            **(also.params if also else {}),
-        }
-        row = _statement(_sql(_SETTLE, also=f", also AS ({also.sql})" if also else ""), params, opened_connection())
+        params = statements.settle_params(
+            reference=reference, cost=cost, key=key, memo=memo, now=now, reason=reason, also=also
+        )
+        sql = statements.settle_sql(also=statements.settle_also_shape(also))
+        row = _statement(sql, params, opened_connection())
         if row is None:
             return _settled_before(reference, key)
         entry_id, amount, account_id, balance, held, threshold = row
@@ -443,7 +317,10 @@ def hold_settle(
         )
         _close(hold, status=Hold.Status.SETTLED, reason=reason, entry=entry)
         if also:
-            also.orm()
+            changes = dict(also.values)
+            if also.charge_field:
+                changes[also.charge_field] = -entry.amount
+            also.model._default_manager.filter(pk=also.pk).update(**changes)
         account = entry.account_after
         low_balance_enqueue_on_commit(
             hold.account_id,

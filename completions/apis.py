@@ -26,6 +26,7 @@ from billing.money import PER_MILLION
 from billing.services import AccountInactive, InsufficientFunds
 from docs.pages import docs_url
 
+from .early_start import hold_place_beside, upstream_open_early
 from .models import Generation
 from .openai_format import ApiError, ChatRequest, decimal_text, error_response, parse_chat_request, upstream_body
 from .ratelimit import rate_limit_hit
@@ -34,17 +35,14 @@ from .selectors import CatalogEntry, RouteInfo, catalog_entry, sellable_models
 from .services import (
     Outcome,
     SpendLimitReached,
-    Started,
     affordable_max_tokens,
     generation_finish,
     generation_plan,
-    generation_start,
     key_spent,
     spend_period_start,
-    upstream_may_start_early,
     worst_case_cost,
 )
-from .upstream import EarlyCall, upstream_open, upstream_open_early
+from .upstream import upstream_open
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +152,9 @@ def _chat(request: HttpRequest) -> HttpResponse:
     def body_for(route: RouteInfo) -> bytes:
         return upstream_body(chat, route.upstream_model)
 
-    early = upstream_open_early(entry.routes, body_for) if upstream_may_start_early(started) else None
+    early = upstream_open_early(started, entry.routes, body_for)
     try:
-        _hold(started, early)
+        hold_place_beside(started, early)
     except InsufficientFunds as exc:
         error = _insufficient(exc, chat, entry, started.price, request)
         error.headers = headers
@@ -183,17 +181,6 @@ def _chat(request: HttpRequest) -> HttpResponse:
     if chat.stream:
         return relay_stream(started, call, headers)
     return relay_plain(started, call, headers)
-
-
-def _hold(started: Started, early: EarlyCall | None) -> None:
-    """Place the request's hold; an upstream call started beside it is abandoned if the hold fails."""
-    try:
-        generation_start(started=started)
-    except BaseException as exc:
-        if early is not None:
-            early.abandon()
-            log.warning("upstream call for %s abandoned: %s", started.generation_id, type(exc).__name__)
-        raise
 
 
 def _read_body(request: HttpRequest) -> bytes:

@@ -16,14 +16,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import gevent
-import gevent.monkey
-import gevent.pool
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from urllib3.exceptions import HTTPError, TimeoutError
 
-from billing.services import opened_connection
+from core.after_response import run_after_response, wait_for
+from core.db import release_db
+from core.green import COOPERATIVE, start_beside
 
 from .models import Generation
 from .openai_format import ApiError, dumps_with_usage, sse, usage_json
@@ -33,16 +32,7 @@ from .upstream import UpstreamCall
 log = logging.getLogger(__name__)
 
 _END = object()
-# Served by gevent (gunicorn's gevent worker): green threads are spawned directly.
-_COOPERATIVE = gevent.monkey.is_module_patched("socket")
 MAX_PLAIN_BYTES = 64 * 1024 * 1024
-
-
-def release_db() -> None:
-    """Give this thread's database connection back (to the pool), unless a transaction is open on it."""
-    db = opened_connection()
-    if db is not None and not db.in_atomic_block:
-        db.close()
 
 
 def _usage_out(started: Started, finished: Finished, upstream_usage: Any) -> str:
@@ -139,10 +129,9 @@ class SettledWhenSent(HttpResponse):
 
     The charge is known exactly before anything is sent (`Closing.finished`); committing it is not a
     wait the client sits through. The WSGI server calls `close()` once the body is written (the test
-    client does too); under gevent the commit then runs in its own green thread, so the connection
-    takes its next request at once, and the worker waits for such commits before it exits
-    (`settlements_wait`). Should the process die in between, the hold stays open and reconciliation
-    releases it: the request goes uncharged, never charged twice.
+    client does too), which hands the commit to `core.after_response`. Should the process die in
+    between, the hold stays open and reconciliation releases it: the request goes uncharged, never
+    charged twice.
     """
 
     def __init__(self, closing: Closing, *args: Any, **kwargs: Any) -> None:
@@ -152,13 +141,7 @@ class SettledWhenSent(HttpResponse):
     def close(self) -> None:
         closing, self.closing = self.closing, None
         if closing is not None:
-            if _settlements is not None:
-                commit = _settlements.spawn(_commit, closing)
-                account = closing.started.principal.account_id
-                _in_flight.setdefault(account, set()).add(commit)
-                commit.link(lambda done: _forget(account, done))
-            else:
-                _commit(closing)
+            run_after_response(_commit, closing, owner=closing.started.principal.account_id)
         super().close()
 
 
@@ -168,24 +151,8 @@ def _commit(closing: Closing) -> None:
     except Exception:
         log.exception("settling %s failed; reconciliation will resolve its hold", closing.started.generation_id)
     finally:
-        if _settlements is not None:
+        if COOPERATIVE:
             release_db()  # this green thread's own connection, if the commit opened one
-
-
-# Commits running after their answers were sent (only under gevent; elsewhere they run inline).
-_settlements = gevent.pool.Group() if _COOPERATIVE else None
-
-
-# Account id -> its commits still running in this process, so that the account's own reads can wait.
-_in_flight: dict[int, set[gevent.Greenlet]] = {}
-
-
-def _forget(account: int, commit: gevent.Greenlet) -> None:
-    running = _in_flight.get(account)
-    if running is not None:
-        running.discard(commit)
-        if not running:
-            del _in_flight[account]
 
 
 def settlements_wait_for(account_id: int, timeout: float = 5.0) -> None:
@@ -194,17 +161,7 @@ def settlements_wait_for(account_id: int, timeout: float = 5.0) -> None:
     A client's next request on the same connection comes to the same process: reading its generation
     or balance right after an answer then sees the charge.
     """
-    running = _in_flight.get(account_id)
-    if running:
-        gevent.joinall(list(running), timeout=timeout)
-
-
-def settlements_wait(timeout: float) -> int:
-    """Wait for the commits still running (a stopping worker calls this); return how many did not finish."""
-    if _settlements is None:
-        return 0
-    _settlements.join(timeout=timeout)
-    return len(_settlements)
+    wait_for(account_id, timeout=timeout)
 
 
 class _Rewrite:
@@ -287,10 +244,7 @@ class StreamRelay:
         self.created = int(time.time())
 
     def response(self) -> StreamingHttpResponse:
-        if _COOPERATIVE:
-            gevent.spawn(self._read)  # a green thread without threading.Thread's start-up handshake
-        else:
-            threading.Thread(target=self._read, name=f"relay-{self.started.generation_id}", daemon=True).start()
+        start_beside(self._read, name=f"relay-{self.started.generation_id}")
         response = StreamingHttpResponse(self._events(), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from billing.models import Price
+from core.cache import ProcessCache
 
 from .models import Model, Route
 
@@ -98,8 +98,9 @@ def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | No
 # requests that arrive while one of them reloads it (it knows the prices due until then too).
 RELOAD_GRACE_SECONDS = 2.0
 
-# public id -> (fresh until, usable until, entry), in time.monotonic() seconds
-_cache: dict[str, tuple[float, float, CatalogEntry | None]] = {}
+_catalog: ProcessCache[CatalogEntry | None] = ProcessCache(
+    "catalog", ttl=lambda: settings.CATALOG_CACHE_SECONDS, grace=RELOAD_GRACE_SECONDS, max_entries=10_000
+)
 
 
 def catalog_entry(public_id: str) -> CatalogEntry | None:
@@ -109,23 +110,9 @@ def catalog_entry(public_id: str) -> CatalogEntry | None:
     within that time and the reload grace, so a price change takes effect at its instant even from
     the cache. When an entry expires, one request reloads it while the others go on with it.
     """
-    ttl = settings.CATALOG_CACHE_SECONDS
-    clock = time.monotonic()
-    hit = _cache.get(public_id)
-    if hit is not None:
-        fresh_until, usable_until, entry = hit
-        if clock < fresh_until:
-            return entry
-        if clock < usable_until:
-            _cache[public_id] = (usable_until, usable_until, entry)
+    return _catalog.get(public_id, lambda: _load_now(public_id))
+
+
+def _load_now(public_id: str) -> CatalogEntry | None:
     now = timezone.now()
-    entry = _load(public_id, now, now + timedelta(seconds=ttl + RELOAD_GRACE_SECONDS))
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[public_id] = (clock + ttl, clock + ttl + RELOAD_GRACE_SECONDS, entry)
-    return entry
-
-
-def catalog_cache_clear() -> None:
-    """Forget every cached catalog entry in this process."""
-    _cache.clear()
+    return _load(public_id, now, now + timedelta(seconds=_catalog.ttl() + RELOAD_GRACE_SECONDS))

@@ -10,7 +10,6 @@ exceeds the hold placed for the request's worst case.
 from __future__ import annotations
 
 import base64
-import functools
 import logging
 import math
 import secrets
@@ -20,16 +19,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, DecimalField, Sum, When
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.principals import KeyPrincipal
-from billing.models import Price
+from billing.models import Hold, Price
 from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for, usd
-from billing.services import AlsoWrite, BillingError, hold_place, hold_release, hold_settle
+from billing.services import hold_place, hold_release, hold_settle
+from billing.statements import RowInsert, RowUpdate
 
 from .models import Generation
 from .openai_format import ChatRequest
@@ -131,7 +130,7 @@ def generation_plan(*, principal: KeyPrincipal, chat: ChatRequest, entry: Catalo
     return Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
 
 
-def generation_start(*, started: Started) -> None:
+def generation_start(*, started: Started) -> Hold:
     """Hold the request's worst-case cost and record the generation, in one transaction.
 
     Raises billing's InsufficientFunds / AccountInactive, or SpendLimitReached.
@@ -153,81 +152,22 @@ def generation_start(*, started: Started) -> None:
         "hold_amount": started.hold_amount,
         "started_at": started.started_at,
     }
-    try:
-        hold = hold_place(
-            account_id=principal.account_id,
-            amount=started.hold_amount,
-            reference=started.generation_id,
-            also=_insert(row),
-        )
-    except BillingError:
-        _headroom.pop(principal.account_id, None)
-        raise
-    if hold.available_after is not None:
-        if len(_headroom) >= 100_000:
-            _headroom.clear()
-        _headroom[principal.account_id] = (time.monotonic(), hold.available_after)
-
-
-# Account id -> (when, its available balance right after this process's last hold on it).
-_headroom: dict[int, tuple[float, Decimal]] = {}
-# An upstream call may go out before its hold is placed only for an account seen this recently with at
-# least this many times the request's worst case available.
-EARLY_START_WITHIN_S = 5.0
-EARLY_START_MARGIN = 10
-
-
-def upstream_may_start_early(started: Started) -> bool:
-    """Whether the upstream call may be sent while the request's hold is being placed.
-
-    Only when the hold is all but certain: this process placed one for the account moments ago and left
-    it many times this request's worst case available, and the key has no spend limit. Should the hold
-    be refused after all, the call is abandoned before anything reaches the client: a customer is never
-    served or charged without a hold (the provider may bill us for the abandoned call).
-    """
-    if started.principal.spend_limit is not None:
-        return False
-    seen = _headroom.get(started.principal.account_id)
-    if seen is None or time.monotonic() - seen[0] > EARLY_START_WITHIN_S:
-        return False
-    return seen[1] >= started.hold_amount * EARLY_START_MARGIN + settings.MIN_BALANCE_USD
-
-
-@functools.cache
-def _columns() -> dict[str, tuple[str, Any]]:
-    """Every Generation column by attribute name, with its default: rows are written without model instances."""
-    return {f.attname: (f.column, f.get_default()) for f in Generation._meta.concrete_fields}
-
-
-@functools.cache
-def _insert_sql() -> str:
-    columns = _columns().values()
-    names = ", ".join(f'"{column}"' for column, _ in columns)
-    placeholders = ", ".join(f"%(g_{column})s" for column, _ in columns)
-    # Identifiers come from the model's own fields; every value is a bound parameter.
-    return f"INSERT INTO {Generation._meta.db_table} ({names}) SELECT {placeholders} FROM h"  # noqa: S608
-
-
-def _insert(row: dict[str, Any]) -> AlsoWrite:
-    """Write a new Generation together with its hold (in the same statement on PostgreSQL).
-
-    `row` holds plain values (ints, strings, Decimals, aware datetimes) that the driver adapts as they are.
-    """
-    params = {f"g_{column}": row.get(name, default) for name, (column, default) in _columns().items()}
-    return AlsoWrite(sql=_insert_sql(), params=params, orm=lambda: Generation.objects.create(**row))
-
-
-def _finish(generation_id: str, changes: dict[str, Any], charged: Decimal) -> AlsoWrite:
-    """Finish a Generation together with its charge; its cost is the charge's amount."""
-    columns = _columns()
-    values = {columns[name][0]: value for name, value in changes.items()}
-    assignments = ", ".join(f'"{column}" = %(g_{column})s' for column in values)
-    table = Generation._meta.db_table
-    return AlsoWrite(
-        sql=f"UPDATE {table} SET {assignments}, cost = -e.amount FROM e WHERE {table}.id = %(g_id)s",  # noqa: S608
-        params={**{f"g_{column}": value for column, value in values.items()}, "g_id": generation_id},
-        orm=lambda: Generation.objects.filter(pk=generation_id).update(cost=charged, **changes),
+    return hold_place(
+        account_id=principal.account_id,
+        amount=started.hold_amount,
+        reference=started.generation_id,
+        also=_insert(row),
     )
+
+
+def _insert(row: dict[str, Any]) -> RowInsert:
+    """A new Generation, written together with its hold (in the same statement on PostgreSQL)."""
+    return RowInsert(Generation, row)
+
+
+def _finish(generation_id: str, changes: dict[str, Any]) -> RowUpdate:
+    """A Generation's ending, written together with its charge; its cost is the charge's amount."""
+    return RowUpdate(Generation, generation_id, changes, charge_field="cost")
 
 
 @dataclass
@@ -347,7 +287,7 @@ class Closing:
             reference=reference,
             cost=self.cost,
             memo=self.started.entry.public_id,
-            also=_finish(reference, self.changes, self.finished.cost),
+            also=_finish(reference, self.changes),
         )
         if -entry.amount != self.finished.cost:
             # Settled before (a replay, or reconciliation after the hold expired): that charge stands.

@@ -10,11 +10,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-import gevent
-import gevent.monkey
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
+
+from core.cache import ProcessCache
 
 from .openai_format import ApiError
 from .selectors import RouteInfo
@@ -61,11 +61,11 @@ class _Target:
     timeout: urllib3.Timeout
 
 
-_targets: dict[tuple, _Target] = {}
+# Built once per route (and per change of its provider), not on every call.
+_targets: ProcessCache[_Target] = ProcessCache("upstream targets", max_entries=1024)
 
 
 def _target(route: RouteInfo) -> _Target:
-    # Built once per route (and per change of its provider), not on every call.
     key = (
         route.base_url,
         route.api_key,
@@ -73,7 +73,7 @@ def _target(route: RouteInfo) -> _Target:
         route.connect_timeout_s,
         route.read_timeout_s,
     )
-    target = _targets.get(key)
+    target = _targets.peek(key)
     if target is None:
         url = f"{route.base_url}/chat/completions"
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -86,9 +86,7 @@ def _target(route: RouteInfo) -> _Target:
             headers=headers,
             timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
         )
-        if len(_targets) >= 1024:
-            _targets.clear()
-        _targets[key] = target
+        _targets.put(key, target)
     return target
 
 
@@ -174,30 +172,3 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
         f"The upstream provider failed ({tried}). You were not charged; retrying may help.",
         code=last.code,
     )
-
-
-class EarlyCall:
-    """`upstream_open` in its own green thread, started while the request's hold is being placed."""
-
-    def __init__(self, routes: tuple[RouteInfo, ...], body_for: callable) -> None:
-        self._greenlet = gevent.spawn(upstream_open, routes, body_for)
-
-    def result(self) -> UpstreamCall:
-        """The call that answered (waiting for it), or the ApiError of none answering."""
-        return self._greenlet.get()
-
-    def abandon(self) -> None:
-        """The hold was refused: drop the call at whatever stage it is (its connection is closed, not reused)."""
-        if not self._greenlet.ready():
-            self._greenlet.kill()
-        elif self._greenlet.successful():
-            self._greenlet.value.response.close()
-
-
-# Only a cooperative (gevent) server runs a call beside the hold; elsewhere the two stay sequential.
-_cooperative = gevent.monkey.is_module_patched("socket")
-
-
-def upstream_open_early(routes: tuple[RouteInfo, ...], body_for: callable) -> EarlyCall | None:
-    """Start the call now, beside the hold being placed; None when this server cannot run the two at once."""
-    return EarlyCall(routes, body_for) if _cooperative else None

@@ -24,10 +24,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def worker_exit(server, worker):
-    """Let the charges of answers already sent commit before the worker goes (completions/relay.py)."""
-    from completions.relay import settlements_wait
+    """Let the charges of answers already sent commit before the worker goes (core/after_response.py)."""
+    from core.after_response import wait_all
 
-    left = settlements_wait(timeout=graceful_timeout)
+    left = wait_all(timeout=graceful_timeout)
     if left:
         worker.log.error("%d charges were still being written at exit; reconciliation will resolve their holds", left)
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.principals import principal_cache_clear
+from core.cache import caches_clear
 
 
 @pytest.fixture(autouse=True)
-def _fresh_key_cache():
-    """Each test starts with no key cached in this process."""
-    principal_cache_clear()
+def _fresh_caches():
+    """Each test starts with nothing cached in this process (keys, catalog, headroom, …)."""
+    caches_clear()
     yield
-    principal_cache_clear()
+    caches_clear()
+
+
+@pytest.fixture(params=["single-statement", "orm"])
+def money_path(request, monkeypatch):
+    """Run a test through both implementations of the money path: one SQL statement per step on
+    PostgreSQL (billing/statements.py) and the ORM (every other database, e.g. the SQLite demo)."""
+    if request.param == "orm":
+        from billing import services
+
+        monkeypatch.setattr(services, "is_postgresql", lambda: False)
+    return request.param

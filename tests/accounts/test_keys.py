@@ -9,7 +9,6 @@ from django.db import connection
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
-from accounts import principals
 from accounts.authentication import ApiKeyAuthentication
 from accounts.keys import KEY_PREFIX, key_hash
 from accounts.models import Account, ApiKey
@@ -132,30 +131,3 @@ def test_a_new_key_gets_the_default_rpm(settings):
     settings.DEFAULT_KEY_RPM = 42
     api_key, _ = api_key_create(account=AccountFactory())
     assert api_key.rpm_limit == 42
-
-
-def test_while_an_expired_key_is_reloaded_its_other_requests_use_the_cache(settings, monkeypatch):
-    settings.AUTH_CACHE_SECONDS = 0.05
-    _, secret = api_key_create(account=AccountFactory())
-    cached = principal_for_secret(secret)
-    time.sleep(0.06)
-    meanwhile = []
-    reload = principals._load
-
-    def reloading(digest: str, now: float):
-        meanwhile.append(principal_for_secret(secret))  # another request arrives during the reload
-        return reload(digest, now)
-
-    monkeypatch.setattr(principals, "_load", reloading)
-    assert principal_for_secret(secret) == cached
-    assert meanwhile == [cached]
-
-
-def test_an_entry_past_its_reload_grace_is_never_used(settings, monkeypatch):
-    settings.AUTH_CACHE_SECONDS = 0.01
-    monkeypatch.setattr(principals, "_RELOAD_GRACE_S", 0.01)
-    api_key, secret = api_key_create(account=AccountFactory())
-    assert principal_for_secret(secret) is not None
-    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at="2026-01-01T00:00:00Z")
-    time.sleep(0.03)
-    assert principal_for_secret(secret).revoked

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from billing.models import Hold, LedgerEntry
 from billing.services import hold_place, hold_settle
 from tests.factories import funded_account
 
@@ -20,8 +21,8 @@ def test_postgresql_prepares_the_hold_and_charge_statements_instead_of_planning_
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
-    assert any("INSERT INTO billing_hold" in statement for statement in prepared)
-    assert any("INSERT INTO billing_ledgerentry" in statement for statement in prepared)
+    assert any(f'INSERT INTO "{Hold._meta.db_table}"' in statement for statement in prepared)
+    assert any(f'INSERT INTO "{LedgerEntry._meta.db_table}"' in statement for statement in prepared)
 
 
 @pytest.mark.django_db

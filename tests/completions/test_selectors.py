@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from completions import selectors
-from completions.selectors import catalog_cache_clear, catalog_entry
+from completions.selectors import catalog_entry
+from core.cache import caches_clear
 from tests.factories import PriceFactory, RouteFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,9 +17,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    catalog_cache_clear()
+    caches_clear()
     yield
-    catalog_cache_clear()
+    caches_clear()
 
 
 def test_while_an_expired_model_is_reloaded_other_requests_use_the_cached_entry(settings, monkeypatch):

@@ -13,7 +13,7 @@ import pytest
 
 from completions.catalog import catalog_import
 from completions.demo import demo_catalog
-from completions.selectors import catalog_cache_clear
+from core.cache import caches_clear
 from tests.e2e.conftest import emulator_url, routers  # noqa: F401  (fixtures the examples run against)
 
 NODE_PACKAGE = os.environ.get("DOCS_NODE_OPENAI", "openai@4")
@@ -23,10 +23,10 @@ NODE_MIN_MAJOR = 18
 @pytest.fixture
 def demo_models(db) -> Iterator[None]:
     """The demo catalog (`demo/…` models), as `make run` seeds it; nothing answers at its upstream."""
-    catalog_cache_clear()
+    caches_clear()
     catalog_import(demo_catalog("http://127.0.0.1:9/v1"))
     yield
-    catalog_cache_clear()
+    caches_clear()
 
 
 def _node_cache_dir() -> Path:

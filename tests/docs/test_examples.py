@@ -19,7 +19,7 @@ from django.core.management import call_command
 from accounts.services import api_key_create
 from completions.catalog import catalog_import
 from completions.demo import demo_catalog
-from completions.selectors import catalog_cache_clear
+from core.cache import caches_clear
 from docs.context import docs_context
 from docs.pages import LANGUAGES, PAGES
 from docs.rendering import CodeBlock, code_blocks, page_markdown
@@ -77,7 +77,7 @@ def _keys_for_examples(blocks: dict[tuple[str, str], list[CodeBlock]]) -> dict[t
 @pytest.fixture(scope="module")
 def live(routers, emulator_url, django_db_setup, django_db_blocker) -> Iterator[Live]:
     with django_db_blocker.unblock():
-        catalog_cache_clear()
+        caches_clear()
         catalog_import(demo_catalog(emulator_url))
         blocks, model = {}, ""
         for lang in LANGUAGES:
@@ -92,7 +92,7 @@ def live(routers, emulator_url, django_db_setup, django_db_blocker) -> Iterator[
         # The routers only see committed rows, so this module commits; leave the database as found.
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
-        catalog_cache_clear()
+        caches_clear()
 
 
 def _chat(live: Live, key: str) -> requests.Response:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.services import price_set
 from completions.models import Model
 from completions.openai_format import ApiError, parse_chat_request
-from completions.selectors import catalog_cache_clear
+from core.cache import caches_clear
 from docs.context import PARAM_RANGES, docs_context
 from docs.errors import API_ERRORS
 from docs.pages import LANGUAGES, PAGES, docs_url
@@ -66,12 +66,12 @@ def test_every_page_renders_with_its_title_sidebar_and_language_switch(client, d
 
 @pytest.mark.parametrize(("lang", "slug"), EVERY_PAGE)
 def test_every_page_renders_with_an_empty_catalog(client, db, lang, slug):
-    catalog_cache_clear()
+    caches_clear()
     assert _get(client, slug, lang)
 
 
 def test_the_price_table_says_so_when_nothing_is_on_sale(client, db):
-    catalog_cache_clear()
+    caches_clear()
     assert "Сейчас нет доступных моделей." in _text(_get(client, "models", "ru"))
     assert "No models are available right now." in _text(_get(client, "models", "en"))
 
@@ -170,7 +170,7 @@ def test_the_price_table_shows_the_price_in_force(client, demo_models):
 
     model = Model.objects.get(public_id="demo/chat-small")
     price_set(model_id=model.pk, prompt="0.2", completion="0.8", effective_from=timezone.now())
-    catalog_cache_clear()
+    caches_clear()
 
     row = re.search(r"<td><code>demo/chat-small</code></td>(.*?)</tr>", _get(client, "models", "en"), re.S)
     assert [cell.strip() for cell in re.findall(r"<td>(.*?)</td>", row.group(1))][3:5] == ["$0.20", "$0.80"]
@@ -190,7 +190,7 @@ def test_the_worked_example_adds_up(client, demo_models):
 
 def test_model_names_cannot_inject_html(client, demo_models):
     Model.objects.filter(public_id="demo/chat-small").update(name="<script>alert(1)</script> | x")
-    catalog_cache_clear()
+    caches_clear()
     html = _get(client, "models", "en")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &#124; x" in html

@@ -123,13 +123,3 @@ def eager_retries(eager_celery) -> Iterator[None]:
     celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = False
     yield
     celery_app.conf.CELERY_TASK_EAGER_PROPAGATES = saved
-
-
-@pytest.fixture(params=["single-statement", "orm"])
-def money_path(request, monkeypatch):
-    """Both implementations of holds: one SQL statement (PostgreSQL) and the ORM (other databases)."""
-    from billing import services
-
-    if request.param == "orm":
-        monkeypatch.setattr(services, "single_statement", lambda: False)
-    return request.param

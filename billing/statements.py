@@ -1,0 +1,191 @@
+"""The money path's two SQL statements: place a hold, settle it. PostgreSQL only; the ORM does the same elsewhere.
+
+Each is one statement and so one round trip: the conditional balance UPDATE, the hold, the ledger entry
+and the caller's own row (`RowInsert` / `RowUpdate`) change together or not at all. Table and column
+names come from the models' `_meta`, statuses and kinds from their enums; every value is a bound
+parameter. The texts are built once per shape and reused, so that PostgreSQL prepares them
+(`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
+test proves the two leave equal rows (`tests/billing/test_money_paths.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from accounts.models import Account
+
+from .models import Hold, LedgerEntry
+
+
+@dataclass(frozen=True)
+class RowInsert:
+    """A row of the caller's own table inserted together with a hold being placed (only if it is placed).
+
+    `values` by attribute name (`account_id`, not `account`); a missing field takes its default.
+    """
+
+    model: type[models.Model]
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    """A row of the caller's own table updated together with a hold being settled (only if it is settled).
+
+    `charge_field` (when set) receives the amount charged, a positive number.
+    """
+
+    model: type[models.Model]
+    pk: Any
+    values: dict[str, Any]
+    charge_field: str | None = None
+
+
+def _table(model: type[models.Model]) -> str:
+    return f'"{model._meta.db_table}"'
+
+
+def _col(model: type[models.Model], name: str) -> str:
+    return f'"{model._meta.get_field(name).column}"'
+
+
+_WORD = re.compile(r"[a-z_]+")
+
+
+def _literal(value: str) -> str:
+    # Only the models' own enum values are written into a statement (a partial index on a status can
+    # then serve it); anything else is a bound parameter.
+    if not _WORD.fullmatch(value):
+        raise ValueError(f"not an enum value: {value!r}")
+    return f"'{value}'"
+
+
+def _fields(model: type[models.Model]) -> dict[str, models.Field]:
+    return {f.attname: f for f in model._meta.concrete_fields}
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(model: type[models.Model]) -> str:
+    """`INSERT … SELECT … FROM h`: one row of `model`, written only when the hold `h` was placed."""
+    fields = _fields(model).values()
+    names = ", ".join(f'"{f.column}"' for f in fields)
+    values = ", ".join(f"%(x_{f.column})s" for f in fields)
+    return f"INSERT INTO {_table(model)} ({names}) SELECT {values} FROM h"  # noqa: S608 (identifiers from _meta)
+
+
+def _insert_params(row: RowInsert) -> dict[str, Any]:
+    return {f"x_{f.column}": row.values.get(name, f.get_default()) for name, f in _fields(row.model).items()}
+
+
+@functools.lru_cache(maxsize=32)
+def _update_sql(model: type[models.Model], names: tuple[str, ...], charge_field: str | None) -> str:
+    """`UPDATE … FROM e`: one row of `model`, changed only when the charge `e` was written."""
+    fields = _fields(model)
+    sets = [f'"{fields[name].column}" = %(x_{fields[name].column})s' for name in names]
+    if charge_field:
+        sets.append(f"{_col(model, charge_field)} = -e.amount")
+    table, pk = _table(model), f'"{model._meta.pk.column}"'
+    return f"UPDATE {table} SET {', '.join(sets)} FROM e WHERE {table}.{pk} = %(x__pk)s"  # noqa: S608
+
+
+def _update_params(row: RowUpdate) -> dict[str, Any]:
+    fields = _fields(row.model)
+    params = {f"x_{fields[name].column}": value for name, value in row.values.items()}
+    params["x__pk"] = row.pk
+    return params
+
+
+# A hold is a reservation, not money: when the statement is its own transaction it commits without
+# waiting for the WAL flush (`set_config(..., true)` lasts until that commit). A crash of the database
+# server can then lose the last moment's holds with their generations, and the requests in flight go
+# uncharged; no charge is ever lost or doubled, since a charge commits durably, flushing in WAL order
+# the hold it settles.
+_UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off'"
+
+
+@functools.lru_cache(maxsize=32)
+def place_sql(*, unflushed: bool, also: type[models.Model] | None) -> str:
+    """Reserve `_amount` on an active account whose available balance covers `_needed`, and open its hold."""
+    a, h = Account, Hold
+    also_cte = f", also AS ({_insert_sql(also)})" if also else ""
+    return f"""
+WITH a AS (
+    UPDATE {_table(a)} SET {_col(a, "held")} = {_col(a, "held")} + %(_amount)s
+    WHERE {_col(a, "id")} = %(_account)s AND {_col(a, "status")} = {_literal(Account.Status.ACTIVE)}
+        AND {_col(a, "balance")} >= {_col(a, "held")} + %(_needed)s{_UNFLUSHED if unflushed else ""}
+    RETURNING {_col(a, "id")} AS id, {_col(a, "balance")} - {_col(a, "held")} AS available
+), h AS (
+    INSERT INTO {_table(h)} ({_col(h, "account")}, {_col(h, "amount")}, {_col(h, "reference")}, {_col(h, "status")},
+        {_col(h, "created_at")}, {_col(h, "expires_at")}, {_col(h, "close_reason")})
+    SELECT id, %(_amount)s, %(_reference)s, {_literal(Hold.Status.OPEN)}, %(_now)s, %(_expires)s, '' FROM a
+    RETURNING {_col(h, "id")} AS id, {_col(h, "account")} AS account_id
+){also_cte}
+SELECT h.id, a.available FROM h, a
+"""  # noqa: S608 (identifiers from _meta, values bound)
+
+
+def place_params(
+    *, amount: Any, account_id: int, needed: Any, reference: str, now: Any, expires: Any, also: RowInsert | None
+) -> dict[str, Any]:
+    params = {
+        "_amount": amount,
+        "_account": account_id,
+        "_needed": needed,
+        "_reference": reference,
+        "_now": now,
+        "_expires": expires,
+    }
+    if also is not None:
+        params.update(_insert_params(also))
+    return params
+
+
+@functools.lru_cache(maxsize=32)
+def settle_sql(*, also: tuple[type[models.Model], tuple[str, ...], str | None] | None) -> str:
+    """Charge `_cost` (at most the hold), close the open hold `_reference`, and write the charge entry."""
+    a, h, e = Account, Hold, LedgerEntry
+    also_cte = f", also AS ({_update_sql(*also)})" if also else ""
+    return f"""
+WITH h AS (
+    SELECT {_col(h, "id")} AS id, {_col(h, "account")} AS account_id, {_col(h, "amount")} AS amount
+    FROM {_table(h)}
+    WHERE {_col(h, "reference")} = %(_reference)s AND {_col(h, "status")} = {_literal(Hold.Status.OPEN)} FOR UPDATE
+), a AS (
+    UPDATE {_table(a)} acc
+    SET {_col(a, "balance")} = acc.{_col(a, "balance")} - LEAST(%(_cost)s, h.amount),
+        {_col(a, "held")} = acc.{_col(a, "held")} - h.amount
+    FROM h WHERE acc.{_col(a, "id")} = h.account_id
+    RETURNING acc.{_col(a, "id")} AS id, acc.{_col(a, "balance")} AS balance, acc.{_col(a, "held")} AS held,
+        acc.{_col(a, "low_balance_threshold")} AS threshold, LEAST(%(_cost)s, h.amount) AS charge
+), e AS (
+    INSERT INTO {_table(e)} ({_col(e, "account")}, {_col(e, "kind")}, {_col(e, "amount")}, {_col(e, "balance_after")},
+        {_col(e, "reference")}, {_col(e, "idempotency_key")}, {_col(e, "memo")}, {_col(e, "created_at")})
+    SELECT id, {_literal(LedgerEntry.Kind.CHARGE)}, -charge, balance, %(_reference)s, %(_key)s, %(_memo)s, %(_now)s
+    FROM a
+    RETURNING {_col(e, "id")} AS id, {_col(e, "amount")} AS amount
+), closed AS (
+    UPDATE {_table(h)} SET {_col(h, "status")} = {_literal(Hold.Status.SETTLED)}, {_col(h, "closed_at")} = %(_now)s,
+        {_col(h, "close_reason")} = %(_reason)s, {_col(h, "ledger_entry")} = e.id
+    FROM e, h WHERE {_table(h)}.{_col(h, "id")} = h.id
+){also_cte}
+SELECT e.id, e.amount, a.id, a.balance, a.held, a.threshold FROM e, a
+"""  # noqa: S608 (identifiers from _meta, values bound)
+
+
+def settle_also_shape(also: RowUpdate | None) -> tuple[type[models.Model], tuple[str, ...], str | None] | None:
+    """The part of `also` that shapes the statement's text (its values are parameters)."""
+    return None if also is None else (also.model, tuple(also.values), also.charge_field)
+
+
+def settle_params(
+    *, reference: str, cost: Any, key: str, memo: str, now: Any, reason: str, also: RowUpdate | None
+) -> dict[str, Any]:
+    params = {"_reference": reference, "_cost": cost, "_key": key, "_memo": memo, "_now": now, "_reason": reason}
+    if also is not None:
+        params.update(_update_params(also))
+    return params

@@ -1,0 +1,25 @@
+"""Whether this process is served by gevent, and how work is started beside the current request.
+
+Under gunicorn's gevent worker the standard library is patched before the app is imported, so this
+flag is settled by the time any module reads it. Elsewhere (runserver, tests, Celery) work runs in
+ordinary threads or inline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.monkey
+
+COOPERATIVE = gevent.monkey.is_module_patched("socket")
+
+
+def start_beside(target: Callable[..., Any], *args: Any, name: str = "") -> None:
+    """Run `target(*args)` beside the current request: a green thread under gevent, else a daemon thread."""
+    if COOPERATIVE:
+        gevent.spawn(target, *args)  # without threading.Thread's start-up handshake
+    else:
+        threading.Thread(target=target, args=args, name=name or None, daemon=True).start()
