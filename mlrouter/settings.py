@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "completions",
     "bot",
     "docs",
+    "emulator",
 ]
 
 MIDDLEWARE = [
@@ -218,6 +219,10 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
 # Where the demo provider (the built-in upstream emulator) answers; `make run` mounts it at /emulator/.
 DEMO_UPSTREAM_URL = env.str("DEMO_UPSTREAM_URL", default="http://127.0.0.1:8000/emulator/v1")
+# The emulator is test tooling: /emulator/ is routed only with DEBUG or EMULATOR_ENABLED, and outside
+# DEBUG it answers only `Authorization: Bearer <EMULATOR_API_KEY>` (no key: every request is refused).
+EMULATOR_ENABLED = env.bool("EMULATOR_ENABLED", default=False)
+EMULATOR_API_KEY = env.str("EMULATOR_API_KEY", default="")
 # How long a process trusts its cached view of a model, its routes and prices.
 CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
 # Streams: a keepalive comment after this much upstream silence; after a client disconnects, keep

@@ -1,5 +1,6 @@
-"""URL map: the admin, the /v1 API and the demo upstream emulator."""
+"""URL map: the admin, the /v1 API, the bot webhook, the docs and (when enabled) the upstream emulator."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -14,6 +15,9 @@ urlpatterns = [
     path("v1/", include("completions.urls")),
     path("telegram/", include("bot.urls")),
     path("docs/", include("docs.urls")),
-    # The built-in upstream emulator: the demo provider (see completions/emulator); no real model behind it.
-    path("emulator/", include("completions.emulator.urls")),
 ]
+
+# The built-in upstream emulator (see emulator/): the demo provider, no real model behind it. Test
+# tooling, so it is never routed in production unless asked for (`check --deploy` warns then).
+if settings.DEBUG or settings.EMULATOR_ENABLED:
+    urlpatterns.append(path("emulator/", include("emulator.urls")))

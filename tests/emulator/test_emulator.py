@@ -19,7 +19,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from completions.emulator import core, wsgi
+from emulator import core, wsgi
 
 USER = [{"role": "user", "content": "Hello there, emulator!"}]  # 3 words: prompt = 3 + (3 + 3) = 9
 TWELVE = "This is the ML Router upstream emulator speaking. It returns deterministic text"

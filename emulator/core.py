@@ -42,7 +42,10 @@ MID_STREAM_FAILS = ("drop_mid_stream", "error_mid_stream")
 JSON_TYPE, SSE_TYPE = "application/json", "text/event-stream"
 DONE = b"data: [DONE]\n\n"
 MID_STREAM_ERROR = {"error": {"message": "upstream failure", "type": "server_error", "code": 500}}
-_MAX_MS = 3_600_000
+# Bounds on what a request may ask for, so that one request cannot hold a worker or build a huge reply.
+MAX_DELAY_MS = 60_000  # each delay knob, and all of a request's emulated waiting together
+MAX_TOKENS = 32_000
+MAX_N = 8
 _MAX_DEPTH = 16
 _PIECES = re.compile(r"\s*\S+")
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -237,8 +240,8 @@ def parse_chat(raw: bytes, headers: Mapping[str, str | None], fail_mode: str | N
     model = body.get("model") or MODELS[0]
     if not isinstance(model, str):
         raise BadRequest("'model' must be a string.", "model")
-    n = _int(1 if body.get("n") is None else body["n"], "n", 1, 128)
-    return Call(
+    n = _int(1 if body.get("n") is None else body["n"], "n", 1, MAX_N)
+    call = Call(
         body,
         headers,
         opts,
@@ -250,6 +253,19 @@ def parse_chat(raw: bytes, headers: Mapping[str, str | None], fail_mode: str | N
         f"chatcmpl-emu-{secrets.token_hex(12)}",
         int(time.time()),
     )
+    waited = _waiting_ms(call)
+    if waited > MAX_DELAY_MS:
+        raise BadRequest(f"The emulated delays add up to {waited} ms; at most {MAX_DELAY_MS} are allowed.", "emulator")
+    return call
+
+
+def _waiting_ms(call: Call) -> int:
+    """All the emulated waiting of a request: before the reply, then (streamed) between its chunks."""
+    waited = call.opts["delay_ms"] + (call.opts["timeout_ms"] if call.fail == "timeout" else 0)
+    if _streams(call):  # at most: every step of every choice, the usage chunk and [DONE], one gap apart
+        gaps = (len(_deltas(call.answer)) + 2) * call.n + 1
+        waited += call.opts["pause_ms"] + call.opts["chunk_delay_ms"] * gaps
+    return waited
 
 
 def _streams(call: Call) -> bool:
@@ -263,19 +279,19 @@ def _options(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BadRequest("'emulator' must be an object.", "emulator")
     limits = {
-        "completion_tokens": (DEFAULT_COMPLETION_TOKENS, 0, 100_000),
+        "completion_tokens": (DEFAULT_COMPLETION_TOKENS, 0, MAX_TOKENS),
         "tool_calls": (1, 1, 128),
-        "delay_ms": (0, 0, _MAX_MS),
-        "chunk_delay_ms": (0, 0, _MAX_MS),
-        "pause_ms": (0, 0, _MAX_MS),
+        "delay_ms": (0, 0, MAX_DELAY_MS),
+        "chunk_delay_ms": (0, 0, MAX_DELAY_MS),
+        "pause_ms": (0, 0, MAX_DELAY_MS),
         "pause_after": (1, 0, 10**6),
-        "timeout_ms": (DEFAULT_TIMEOUT_MS, 0, _MAX_MS),
+        "timeout_ms": (DEFAULT_TIMEOUT_MS, 0, MAX_DELAY_MS),
     }
     opts = dict(raw)
     for key, (default, low, high) in limits.items():
         opts[key] = _int(default if raw.get(key) is None else raw[key], f"emulator.{key}", low, high)
     if raw.get("cached_tokens") is not None:
-        opts["cached_tokens"] = _int(raw["cached_tokens"], "emulator.cached_tokens", 0, 10**12)
+        opts["cached_tokens"] = _int(raw["cached_tokens"], "emulator.cached_tokens", 0, MAX_TOKENS)
     if raw.get("usage_cost") is not None:
         opts["usage_cost"] = _number(raw["usage_cost"], "emulator.usage_cost")
     return opts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from completions.emulator import views
+from emulator import views
 
 app_name = "emulator"
 

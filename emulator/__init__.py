@@ -4,7 +4,10 @@ It answers ``POST .../v1/chat/completions`` and ``GET .../v1/models`` in the Ope
 (plain and SSE streaming, tools, JSON modes) without calling any real model, and can be steered
 per request through the extra ``emulator`` body field (token counts, delays, failures) or through a
 ``/fail/<mode>/`` path prefix. Used by demos, tests and benchmarks; never by real traffic.
+The project mounts it at /emulator/ only with DEBUG or EMULATOR_ENABLED, and outside DEBUG only
+behind EMULATOR_API_KEY. It imports nothing of the product.
 
 Modules: ``core`` (pure Python, builds replies), ``wsgi`` (framework-free WSGI app and gevent
-server), ``views``/``urls`` (thin Django adapter).
+server, ``manage.py run_emulator``), ``views``/``urls`` (thin Django adapter), ``checks`` (the
+``check --deploy`` warning).
 """

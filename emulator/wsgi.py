@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from completions.emulator import core
+from emulator import core
 
 if TYPE_CHECKING:
     from gevent.pywsgi import WSGIServer

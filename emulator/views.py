@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import time
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from completions.emulator import core
-
-API_KEY = os.environ.get("EMULATOR_API_KEY", "")  # read once at import, like the WSGI app
+from emulator import core
 
 
 @csrf_exempt
 def chat_completions(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
     """POST .../v1/chat/completions, optionally under /fail/<mode>/."""
-    if request.method != "POST":
-        return _send(core.error_reply(405, "Use POST."))
-    denied = core.auth_error(request.headers.get("Authorization"), API_KEY)
+    denied = _denied(request)
     if denied is not None:
         return _send(denied)
+    if request.method != "POST":
+        return _send(core.error_reply(405, "Use POST."))
     try:
         raw = request.body
     except RequestDataTooBig:
@@ -34,10 +32,20 @@ def chat_completions(request: HttpRequest, fail_mode: str | None = None) -> Http
 @csrf_exempt
 def models(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
     """GET .../v1/models, optionally under /fail/<mode>/."""
+    denied = _denied(request)
+    if denied is not None:
+        return _send(denied)
     if request.method != "GET":
         return _send(core.error_reply(405, "Use GET."))
-    denied = core.auth_error(request.headers.get("Authorization"), API_KEY)
-    return _send(denied or core.models_reply(fail_mode))
+    return _send(core.models_reply(fail_mode))
+
+
+def _denied(request: HttpRequest) -> core.Reply | None:
+    """401 without the right key; outside DEBUG a missing EMULATOR_API_KEY closes the emulator (503)."""
+    key = settings.EMULATOR_API_KEY
+    if not key and not settings.DEBUG:  # an enabled but keyless emulator must not serve openly
+        return core.error_reply(503, "The emulator is enabled outside DEBUG without EMULATOR_API_KEY.")
+    return core.auth_error(request.headers.get("Authorization"), key)
 
 
 def _send(reply: core.Reply) -> HttpResponseBase:

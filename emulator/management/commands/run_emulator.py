@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from completions.emulator import wsgi
+from emulator import wsgi
 
 
 class Command(BaseCommand):
