@@ -1,4 +1,4 @@
-"""Admin for API keys, plus the small helpers every ML Router admin module shares.
+"""Admin for API keys; the helpers every ML Router admin module shares are in core/admin.py.
 
 The Account admin lives in billing/admin/accounts.py: its page is where operators move money, and nothing in
 `accounts` may import `billing`.
@@ -6,20 +6,17 @@ The Account admin lives in billing/admin/accounts.py: its page is where operator
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
-from django.utils.functional import cached_property
-from django.utils.html import format_html
+
+from core.admin import IdSearchMixin, admin_link
+from core.usd import usd_exact
 
 from .models import Account, ApiKey
 from .principals import principal_forget
@@ -28,73 +25,6 @@ from .services import api_key_create, api_key_revoke
 if TYPE_CHECKING:
     from django.forms import ModelForm
     from django.http import HttpRequest, HttpResponse
-
-_NUMBER = re.compile(r"-?\d{1,18}")
-
-
-def usd_display(value: Decimal | None) -> str:
-    """Format USD for operators: `$1,234.50`, `-$0.00000005`; at least cents, no digit lost."""
-    if value is None:
-        return "—"
-    sign = "-" if value < 0 else ""
-    whole, _, fraction = f"{abs(value):,.10f}".rstrip("0").partition(".")
-    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
-
-
-def admin_link(obj: Any, text: str | None = None) -> str:
-    """Return a link to an object's admin change page."""
-    if obj is None:
-        return "—"
-    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
-
-
-class BoundedCountPaginator(Paginator):
-    """Counts at most `cap` rows, so a changelist never runs COUNT(*) over a table of millions.
-
-    Past the cap the pages stop; reaching further back is what the filters, the search and the date
-    hierarchy are for. `count_capped` lets the pagination template say "10000+".
-    """
-
-    cap = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list.order_by()[: self.cap].count()
-
-    @property
-    def count_capped(self) -> bool:
-        return self.count >= self.cap
-
-
-class ReadOnlyMixin:
-    """For records that only services write (the ledger, holds, generations): nobody edits them here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class IdSearchMixin:
-    """Lets a search for a number match integer columns exactly, through their indexes.
-
-    Django's own `=id` search casts every row's id to text and cannot use an index.
-    """
-
-    search_id_fields: tuple[str, ...] = ()
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
-        term = search_term.strip().lstrip("#")
-        if self.search_id_fields and _NUMBER.fullmatch(term):
-            by_id = Q.create([(field, int(term)) for field in self.search_id_fields], connector=Q.OR)
-            results = results | queryset.filter(by_id)
-        return results, may_have_duplicates
 
 
 class RevokedFilter(admin.SimpleListFilter):
@@ -168,7 +98,7 @@ class ApiKeyAdmin(IdSearchMixin, admin.ModelAdmin[ApiKey]):
 
     @admin.display(description="spend limit", ordering="spend_limit")
     def spend_limit_display(self, obj: ApiKey) -> str:
-        return "no limit" if obj.spend_limit is None else usd_display(obj.spend_limit)
+        return "no limit" if obj.spend_limit is None else usd_exact(obj.spend_limit)
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
         return self.add_fields if obj is None else self.change_fields

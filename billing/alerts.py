@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.mail import send_mail
 from django.db import transaction
@@ -34,6 +33,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from accounts.models import Account
+from core.usd import usd_cents
 
 from .models import LedgerEntry, LowBalanceAlert
 
@@ -209,10 +209,6 @@ def low_balance_alert_retry(*, alert: LowBalanceAlert) -> bool:
     )
 
 
-def _usd_text(amount: Decimal) -> str:
-    return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def low_balance_message(account: Account, alert: LowBalanceAlert) -> tuple[str, str]:
     """Return the subject and text of an alert, in the account's language."""
     with translation.override(account.language):
@@ -220,7 +216,7 @@ def low_balance_message(account: Account, alert: LowBalanceAlert) -> tuple[str, 
         text = gettext(
             "Your available balance is %(balance)s USD, below your alert threshold of %(threshold)s USD. "
             "Top up with /topup in the Telegram bot to keep your API keys working."
-        ) % {"balance": _usd_text(alert.balance), "threshold": _usd_text(alert.threshold)}
+        ) % {"balance": usd_cents(alert.balance), "threshold": usd_cents(alert.threshold)}
     return subject, text
 
 

@@ -7,9 +7,9 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account
 from billing.models import LowBalanceAlert
+from core.usd import usd_micro
 
 from . import telegram
-from .formatting import usd_text
 
 
 class AlertUndeliverable(Exception):
@@ -24,5 +24,5 @@ def send_low_balance_alert(account: Account, alert: LowBalanceAlert) -> None:
         text = _(
             "Low balance: %(balance)s available, below your alert threshold of %(threshold)s. "
             "Top up with /topup to keep your API keys working."
-        ) % {"balance": usd_text(alert.balance), "threshold": usd_text(alert.threshold)}
+        ) % {"balance": usd_micro(alert.balance), "threshold": usd_micro(alert.threshold)}
     telegram.send(account.telegram_chat_id, text)

@@ -12,9 +12,10 @@ from django.utils.translation import gettext as _
 from accounts.models import Account
 from billing.redemptions import RedemptionRefused, code_redeem
 from completions.models import Generation
+from core.usd import usd_micro
 
 from . import telegram
-from .formatting import code, date_text, usd_text
+from .formatting import code, date_text
 from .i18n import language_for
 from .models import BotSettings
 from .selectors import month_start, price_page, recent_generations, spend_since
@@ -65,12 +66,12 @@ def _greet(sender: Sender, outcome: StartOutcome) -> None:
     elif outcome.linked:
         text = _("This chat is now linked to account #%(id)s. Balance: %(balance)s.") % {
             "id": account.pk,
-            "balance": usd_text(account.balance),
+            "balance": usd_micro(account.balance),
         }
     else:
         text = _("Welcome back! Account #%(id)s, balance: %(balance)s.") % {
             "id": account.pk,
-            "balance": usd_text(account.balance),
+            "balance": usd_micro(account.balance),
         }
     telegram.send(sender.chat_id, f"{text}\n\n{_command_list()}")
 
@@ -101,9 +102,9 @@ def balance(sender: Sender, account: Account, args: str) -> None:
     """Show the balance, what is available now and the spend this month."""
     account.refresh_from_db(fields=["balance", "held"])
     text = _("Balance: %(balance)s\nAvailable now: %(available)s\nSpent this month: %(spent)s") % {
-        "balance": usd_text(account.balance),
-        "available": usd_text(account.available),
-        "spent": usd_text(spend_since(account, month_start())),
+        "balance": usd_micro(account.balance),
+        "available": usd_micro(account.available),
+        "spent": usd_micro(spend_since(account, month_start())),
     }
     telegram.send(sender.chat_id, text + "\n\n" + _("Add funds with /topup."))
 
@@ -114,9 +115,9 @@ def _prices_view(page: int) -> tuple[str, list[list[tuple[str, str]]]]:
         return _("No models are available right now."), []
     lines = [_("Prices in USD per 1M tokens, input / output:"), ""]
     for public_id, price in view.rows:
-        line = f"{code(public_id)} — {usd_text(price.prompt)} / {usd_text(price.completion)}"
+        line = f"{code(public_id)} — {usd_micro(price.prompt)} / {usd_micro(price.completion)}"
         if price.request:
-            line += " + " + _("%(fee)s per request") % {"fee": usd_text(price.request)}
+            line += " + " + _("%(fee)s per request") % {"fee": usd_micro(price.request)}
         lines.append(line)
     buttons: list[tuple[str, str]] = []
     if view.pages > 1:
@@ -167,7 +168,7 @@ def usage(sender: Sender, account: Account, args: str) -> None:
             "completion": g.completion_tokens,
         }
         lines.append(
-            f"{date_text(g.started_at)} · {code(g.model.public_id)} · {tokens} · {usd_text(g.cost)}{_status_note(g)}"
+            f"{date_text(g.started_at)} · {code(g.model.public_id)} · {tokens} · {usd_micro(g.cost)}{_status_note(g)}"
         )
     telegram.send(sender.chat_id, "\n".join(lines))
 
@@ -195,8 +196,8 @@ def redeem(sender: Sender, account: Account, args: str) -> None:
         telegram.send(sender.chat_id, messages[refused.reason])
         return
     text = _("Code redeemed: %(amount)s added. Balance: %(balance)s.") % {
-        "amount": usd_text(redemption.ledger_entry.amount),
-        "balance": usd_text(redemption.ledger_entry.balance_after),
+        "amount": usd_micro(redemption.ledger_entry.amount),
+        "balance": usd_micro(redemption.ledger_entry.balance_after),
     }
     telegram.send(sender.chat_id, text)
 

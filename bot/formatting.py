@@ -1,23 +1,9 @@
-"""How amounts and values look in bot messages (HTML parse mode)."""
+"""How values look in bot messages (HTML parse mode); amounts are core.usd.usd_micro's."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
 from html import escape
-
-# Balances carry 10 decimal places; six are enough to show a single cheap request's cost.
-_SHOWN = Decimal("0.000001")
-_CENTS = Decimal("0.01")
-
-
-def usd_text(amount: Decimal) -> str:
-    """Return `$1.50`, `$0.000018`: at least cents, at most six places, never rounded up."""
-    shown = abs(amount).quantize(_SHOWN, rounding=ROUND_DOWN).normalize()
-    if shown.as_tuple().exponent > -2:
-        shown = shown.quantize(_CENTS)
-    text = format(shown, "f")
-    return f"-${text}" if amount < 0 and shown else f"${text}"
 
 
 def code(value: object) -> str:

@@ -12,9 +12,9 @@ from telebot.types import LabeledPrice
 from accounts.models import Account
 from billing.models import TopUp
 from billing.topups import TopUpError, TopUpRefused, topup_complete, topup_fail, topup_payable, topup_start
+from core.usd import usd_micro
 
 from . import telegram
-from .formatting import usd_text
 from .i18n import language_override
 from .models import BotSettings
 from .selectors import account_for_chat
@@ -60,13 +60,13 @@ def parse_amount(text: str) -> Decimal | None:
 
 def _presets(bot_settings: BotSettings) -> list[list[tuple[str, str]]]:
     amounts = [a for a in PRESET_AMOUNTS_USD if bot_settings.min_topup_usd <= a <= bot_settings.max_topup_usd]
-    return [[(usd_text(a), f"topup:{a}") for a in amounts]]
+    return [[(usd_micro(a), f"topup:{a}") for a in amounts]]
 
 
 def topup(sender: Sender, account: Account, args: str) -> None:
     """Send an invoice for the amount given, or offer amounts to choose from."""
     bot_settings = BotSettings.load()
-    bounds = {"min": usd_text(bot_settings.min_topup_usd), "max": usd_text(bot_settings.max_topup_usd)}
+    bounds = {"min": usd_micro(bot_settings.min_topup_usd), "max": usd_micro(bot_settings.max_topup_usd)}
     if not args:
         text = _("How much do you want to add? Choose an amount or send /topup AMOUNT in USD, from %(min)s to %(max)s.")
         telegram.send(sender.chat_id, text % bounds, _presets(bot_settings))
@@ -95,7 +95,7 @@ def send_invoice(chat_id: int, account: Account, amount_usd: Decimal, bot_settin
     pending = topup_start(
         account=account, method=method, amount_usd=amount_usd, currency=currency, amount_minor=amount_minor
     )
-    amount = usd_text(amount_usd)
+    amount = usd_micro(amount_usd)
     try:
         telegram.client().send_invoice(
             chat_id,
@@ -161,8 +161,8 @@ def on_payment(payment: Payment) -> None:
         return
     entry = outcome.topup.ledger_entry
     text = _("Payment received: %(amount)s added. Balance: %(balance)s.") % {
-        "amount": usd_text(entry.amount),
-        "balance": usd_text(entry.balance_after),
+        "amount": usd_micro(entry.amount),
+        "balance": usd_micro(entry.balance_after),
     }
     telegram.send(payment.sender.chat_id, text)
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import Account, ApiKey
 from billing.models import LedgerEntry, Price
 from completions.models import Generation
-from completions.selectors import sellable_models
+from completions.routing import sellable_models
 
 PRICES_PER_PAGE = 15
 

@@ -10,9 +10,10 @@ from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
 from billing.models import LedgerEntry, Price
 from billing.selectors import price_current_for
+from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.usd import usd_exact
 
 from .models import Generation, Model, Provider, Route
 
@@ -140,7 +141,7 @@ class CatalogModelAdmin(admin.ModelAdmin[Model]):
         if price is None:
             text = "unpriced: hidden from the API"
         else:
-            text = f"{usd_display(price.prompt)} / {usd_display(price.completion)}"
+            text = f"{usd_exact(price.prompt)} / {usd_exact(price.completion)}"
         if not add_url:
             return text
         return format_html('{} &nbsp; <a href="{}">add a price version</a>', text, add_url)
@@ -199,19 +200,19 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
 
     @admin.display(description="cost", ordering="cost")
     def cost_display(self, obj: Generation) -> str:
-        return usd_display(obj.cost)
+        return usd_exact(obj.cost)
 
     @admin.display(description="hold")
     def hold_display(self, obj: Generation) -> str:
-        return usd_display(obj.hold_amount)
+        return usd_exact(obj.hold_amount)
 
     @admin.display(description="upstream's cost")
     def upstream_cost_display(self, obj: Generation) -> str:
-        return usd_display(obj.upstream_cost)
+        return usd_exact(obj.upstream_cost)
 
     @admin.display(description="charge")
     def charge(self, obj: Generation) -> str:
         entry = LedgerEntry.objects.filter(idempotency_key=f"charge:{obj.pk}").first()
         if entry is None:
             return "no charge recorded"
-        return admin_link(entry, f"{usd_display(entry.amount)} (entry #{entry.pk})")
+        return admin_link(entry, f"{usd_exact(entry.amount)} (entry #{entry.pk})")

@@ -22,8 +22,9 @@ from billing.services import BillingError
 from core.cache import ProcessCache
 from core.green import COOPERATIVE
 
-from .services import Started, generation_start
-from .upstream import UpstreamCall, upstream_open
+from .routing import RouteInfo
+from .settlement import Started, generation_start
+from .upstreams import Upstream, UpstreamCall
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,10 @@ def upstream_may_start_early(started: Started) -> bool:
 
 
 class EarlyCall:
-    """`upstream_open` in its own green thread, started while the request's hold is being placed."""
+    """The upstream call in its own green thread, started while the request's hold is being placed."""
 
-    def __init__(self, routes: tuple, body_for: Callable) -> None:
-        self._greenlet = gevent.spawn(upstream_open, routes, body_for)
+    def __init__(self, upstream: Upstream, routes: tuple[RouteInfo, ...], body_for: Callable) -> None:
+        self._greenlet = gevent.spawn(upstream.open, routes, body_for)
 
     def result(self) -> UpstreamCall:
         """The call that answered (waiting for it), or the ApiError of none answering."""
@@ -64,11 +65,13 @@ class EarlyCall:
             self._greenlet.value.response.close()
 
 
-def upstream_open_early(started: Started, routes: tuple, body_for: Callable) -> EarlyCall | None:
+def upstream_open_early(
+    started: Started, upstream: Upstream, routes: tuple[RouteInfo, ...], body_for: Callable
+) -> EarlyCall | None:
     """Start the call now, beside the hold about to be placed; None when it must wait for the hold."""
     if not COOPERATIVE or not upstream_may_start_early(started):
         return None
-    return EarlyCall(routes, body_for)
+    return EarlyCall(upstream, routes, body_for)
 
 
 def hold_place_beside(started: Started, early: EarlyCall | None) -> None:

@@ -1,5 +1,8 @@
 """Relaying the upstream's answer to the client: plain JSON, or a server-sent event stream.
 
+The transport is here; the wire formats are not: the upstream kind (completions/upstreams/) reads the
+provider's answer, and the request's surface (completions/surfaces/) writes it for the client.
+
 A stream is read by its own (green) thread, which owns settlement: whatever way the stream ends —
 completed, upstream failure, client gone — that thread settles the generation exactly once, then the
 client (if still there) gets the final usage chunk with `cost` and `[DONE]`. While relaying, no
@@ -24,53 +27,16 @@ from core.after_response import run_after_response, wait_for
 from core.db import release_db
 from core.green import COOPERATIVE, start_beside
 
+from .errors import ApiError
 from .models import Generation
-from .openai_format import ApiError, dumps_with_usage, sse, usage_json
-from .services import Closing, Finished, Outcome, Started, generation_close, generation_finish
-from .upstream import UpstreamCall
+from .settlement import Closing, Finished, Outcome, Started, generation_close, generation_finish
+from .surfaces.base import ChunkRewriter
+from .upstreams import UPSTREAMS, UpstreamCall
 
 log = logging.getLogger(__name__)
 
 _END = object()
 MAX_PLAIN_BYTES = 64 * 1024 * 1024
-
-
-def _usage_out(started: Started, finished: Finished, upstream_usage: Any) -> str:
-    """The `usage` object the client sees: our charged counts, with the exact cost."""
-    usage = dict(upstream_usage) if isinstance(upstream_usage, dict) and finished.usage_source == "upstream" else {}
-    usage.pop("cost", None)
-    usage.pop("cost_details", None)
-    usage["prompt_tokens"] = finished.usage.prompt_tokens
-    usage["completion_tokens"] = finished.usage.completion_tokens
-    usage["total_tokens"] = finished.usage.prompt_tokens + finished.usage.completion_tokens
-    details = None
-    price = started.price
-    if finished.breakdown is not None and (price.cached_prompt is not None or price.request):
-        b = finished.breakdown
-        details = {
-            "prompt": b.prompt,
-            "cached_prompt": b.cached_prompt,
-            "completion": b.completion,
-            "request": b.request,
-        }
-    return usage_json(usage, finished.cost, details)
-
-
-def _completion_chars(choices: Any, key: str) -> int:
-    """Characters the upstream generated in these choices (content, refusals, tool-call arguments)."""
-    total = 0
-    for choice in choices if isinstance(choices, list) else ():
-        part = choice.get(key) if isinstance(choice, dict) else None
-        if not isinstance(part, dict):
-            continue
-        for field in ("content", "refusal", "reasoning"):
-            if isinstance(part.get(field), str):
-                total += len(part[field])
-        for call in part.get("tool_calls") or ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                total += len(function.get("arguments") or "") + len(function.get("name") or "")
-    return total
 
 
 def response_headers(response: HttpResponse, started: Started, headers: dict[str, str]) -> None:
@@ -105,20 +71,19 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
         )
     choices = body["choices"]
     first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    upstream = UPSTREAMS[started.surface.upstream_kind]
     closing = generation_close(
         started=started,
         outcome=Outcome(
             Generation.Status.COMPLETED,
             route=call.route,
             usage=body.get("usage"),
-            completion_chars=_completion_chars(choices, "message"),
+            completion_chars=upstream.completion_chars(choices, "message"),
             finish_reason=str(first.get("finish_reason") or ""),
             upstream_id=str(body.get("id") or ""),
         ),
     )
-    body["id"] = started.generation_id
-    body["model"] = started.entry.public_id
-    content = dumps_with_usage(body, _usage_out(started, closing.finished, body.get("usage")))
+    content = started.surface.plain_answer(body, started, closing.finished)
     response = SettledWhenSent(closing, content, content_type="application/json")
     response_headers(response, started, headers)
     return response
@@ -164,69 +129,6 @@ def settlements_wait_for(account_id: int, timeout: float = 5.0) -> None:
     wait_for(account_id, timeout=timeout)
 
 
-class _Rewrite:
-    """Turns an upstream chunk into ours: our id and model, and no provider usage on chunks with choices.
-
-    Most chunks are rewritten on their bytes (the upstream's own serialization, found once in its first
-    chunk); anything unexpected is re-serialized from the parsed chunk, which is always right.
-    """
-
-    def __init__(self, old: list[tuple[bytes, bytes]], gen_id: str, model: str, wants_usage: bool) -> None:
-        self.old = old
-        self.gen_id = gen_id
-        self.model = model
-        self.wants_usage = wants_usage
-
-    @classmethod
-    def for_first(cls, chunk: dict, gen_id: str, model: str, wants_usage: bool) -> _Rewrite:
-        pairs = []
-        for key, new in (("id", gen_id), ("model", model)):
-            if isinstance(chunk.get(key), str):
-                pairs.append(
-                    (b'"%s":%s' % (key.encode(), _dumps(chunk[key])), b'"%s":%s' % (key.encode(), _dumps(new)))
-                )
-        return cls(pairs, gen_id, model, wants_usage)
-
-    def apply(self, data: bytes, chunk: dict) -> bytes:
-        usage = chunk.get("usage", _MISSING)
-        # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's
-        # usage on a chunk with choices never reaches the client (ours comes once, at the end).
-        fast = len(self.old) == 2 and (usage is _MISSING or (usage is None and self.wants_usage))
-        if fast and all(data.count(old) == 1 for old, _ in self.old):
-            for old, new in self.old:
-                data = data.replace(old, new, 1)
-            return data
-        chunk["id"] = self.gen_id
-        chunk["model"] = self.model
-        chunk.pop("usage", None)
-        if self.wants_usage:
-            chunk["usage"] = None
-        return _dumps(chunk)
-
-
-_MISSING = object()
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _sse_events(response) -> Iterator[bytes]:
-    """The `data` payloads of an SSE byte stream, as they arrive."""
-    if response.chunked and response.supports_chunked_reads():
-        chunks = response.read_chunked(decode_content=True)
-    else:
-        chunks = iter(lambda: response.read1(65536), b"")
-    buffer = b""
-    for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-            if data:
-                yield b"\n".join(data)
-
-
 class StreamRelay:
     """One streamed generation: a reader thread that relays and settles, a generator the client reads."""
 
@@ -257,13 +159,12 @@ class StreamRelay:
 
     def _read(self) -> None:
         outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
-        public_model = self.started.entry.public_id
-        gen_id = self.started.generation_id
-        wants_usage = self.started.chat.wants_usage
-        rewrite: _Rewrite | None = None
+        surface = self.started.surface
+        upstream = UPSTREAMS[surface.upstream_kind]
+        rewrite: ChunkRewriter | None = None
         done = False
         try:
-            for data in _sse_events(self.call.response):
+            for data in upstream.events(self.call.response):
                 if data == b"[DONE]":
                     done = True
                     break
@@ -285,15 +186,15 @@ class StreamRelay:
                     continue
                 if not outcome.upstream_id:
                     outcome.upstream_id = str(chunk.get("id") or "")
-                    rewrite = _Rewrite.for_first(chunk, gen_id, public_model, wants_usage)
-                chars = _completion_chars(choices, "delta")
+                    rewrite = surface.stream_rewriter(chunk, self.started)
+                chars = upstream.completion_chars(choices, "delta")
                 if chars and outcome.ttft_ms is None:
                     outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
                 outcome.completion_chars += chars
                 reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
                 if reason:
                     outcome.finish_reason = str(reason)
-                self._put(sse(rewrite.apply(data, chunk)))
+                self._put(surface.stream_event(rewrite.apply(data, chunk)))
                 if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
                     break
             else:
@@ -357,15 +258,12 @@ class StreamRelay:
                         break
                     batch.append(nxt)
                 yield b"".join(batch)
+            surface = self.started.surface
             if self.finished is not None:
-                chunk = self.usage_chunk or {"object": "chat.completion.chunk", "created": self.created, "choices": []}
-                chunk.update(id=self.started.generation_id, model=self.started.entry.public_id)
-                usage = _usage_out(self.started, self.finished, self.usage)
-                yield sse(dumps_with_usage(chunk, usage))
+                yield surface.stream_final(self.usage_chunk, self.started, self.finished, self.usage, self.created)
             if self.error:
-                failure = ApiError(502, f"Stream interrupted: {self.error}.", code="upstream_error")
-                yield sse(json.dumps(failure.body()).encode())
-            yield b"data: [DONE]\n\n"
+                yield surface.stream_error(self.error)
+            yield surface.stream_end
             finished_normally = True
         finally:
             if not finished_normally:

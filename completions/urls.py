@@ -6,9 +6,11 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from . import apis
+from .pipeline import VIEWS
+from .surfaces import SURFACES
 
 urlpatterns = [
-    path("chat/completions", apis.chat_completions, name="chat-completions"),
+    *(path(s.path, VIEWS[s.path], name=s.path.replace("/", "-")) for s in SURFACES),
     path("models", apis.ModelsView.as_view(), name="models"),
     path("models/<path:model_id>", apis.ModelDetailView.as_view(), name="model-detail"),
     path("prices", apis.PricesView.as_view(), name="prices"),

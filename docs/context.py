@@ -18,18 +18,20 @@ from django.http import HttpRequest
 
 from billing.models import Price
 from billing.money import Usage, cost_for
-from completions.apis import TOPUP_HINT, rate_limit_message
-from completions.openai_format import ROLES, ApiError, ChatRequest, decimal_text, parse_chat_request
+from completions.errors import ApiError
+from completions.pipeline import TOPUP_HINT, rate_limit_message
 from completions.ratelimit import WINDOW_MS
-from completions.selectors import CatalogEntry, catalog_entry, sellable_models
-from completions.services import DEFAULT_COMPLETION_CAP, worst_case_cost
+from completions.routing import CatalogEntry, catalog_entry, sellable_models
+from completions.settlement import DEFAULT_COMPLETION_CAP, worst_case_cost
+from completions.surfaces.chat import ROLES, ChatRequest, parse_chat_request
+from core.usd import decimal_text
 
 from .errors import API_ERRORS
 from .pages import PAGES, docs_url
 
 # Shown when the docs are rendered outside a request and no public URL is configured.
 FALLBACK_BASE_URL = "https://api.ml-router.su"
-# The request-body ranges the validator (completions.openai_format) enforces; tests/docs checks them against it.
+# The request-body ranges the validator (completions/surfaces/chat.py) enforces; tests/docs checks them against it.
 PARAM_RANGES: dict[str, tuple[int, int]] = {
     "temperature": (0, 2),
     "top_p": (0, 1),

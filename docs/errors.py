@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from completions.openai_format import ApiError
+from completions.errors import ApiError
 
 
 @dataclass(frozen=True, slots=True)

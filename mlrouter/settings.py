@@ -160,7 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "completions.apis.api_exception_handler",
+    "EXCEPTION_HANDLER": "completions.errors.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -174,7 +174,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "completions.schema.add_chat_completions",
+        "completions.schema.add_surfaces",
     ],
 }
 

@@ -8,11 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlrouter.settings")
 
 site = get_wsgi_application()  # sets Django up
 
-from completions.apis import chat_completions, internal_error  # noqa: E402 (needs Django set up)
+from completions.errors import internal_error  # noqa: E402 (needs Django set up)
+from completions.pipeline import VIEWS  # noqa: E402
 from mlrouter.handlers import ApiHandler, ViewHandler, dispatching  # noqa: E402
 
+# Every API surface's POST is served straight from WSGI (mlrouter/handlers.py); the rest through Django.
 application = dispatching(
     ApiHandler(),
     site,
-    {("POST", "/v1/chat/completions"): ViewHandler(chat_completions, internal_error)},
+    {("POST", f"/v1/{path}"): ViewHandler(view, internal_error) for path, view in VIEWS.items()},
 )

@@ -15,9 +15,11 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from accounts.admin import ApiKeyInline, IdSearchMixin, usd_display
+from accounts.admin import ApiKeyInline
 from accounts.models import Account
 from accounts.services import account_set_status
+from core.admin import IdSearchMixin
+from core.usd import usd_exact
 
 from ..forms import AdjustForm, OperatorMoneyForm, TopUpForm
 from ..models import LedgerEntry
@@ -77,19 +79,19 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
 
     @admin.display(description="balance", ordering="balance")
     def balance_display(self, obj: Account) -> str:
-        return usd_display(obj.balance)
+        return usd_exact(obj.balance)
 
     @admin.display(description="held", ordering="held")
     def held_display(self, obj: Account) -> str:
-        return usd_display(obj.held)
+        return usd_exact(obj.held)
 
     @admin.display(description="available", ordering=F("balance") - F("held"))
     def available_display(self, obj: Account) -> str:
-        return usd_display(obj.available)
+        return usd_exact(obj.available)
 
     @admin.display(description="alert below", ordering="low_balance_threshold")
     def threshold_display(self, obj: Account) -> str:
-        return usd_display(obj.low_balance_threshold)
+        return usd_exact(obj.low_balance_threshold)
 
     @admin.display(description="contacts", ordering="email")
     def contacts(self, obj: Account) -> str:
@@ -101,8 +103,7 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
     def recent_ledger(self, obj: Account) -> str:
         entries = LedgerEntry.objects.filter(account=obj).select_related("created_by")[:RECENT_LEDGER_ROWS]
         rows = [
-            {"entry": e, "amount": usd_display(e.amount), "balance_after": usd_display(e.balance_after)}
-            for e in entries
+            {"entry": e, "amount": usd_exact(e.amount), "balance_after": usd_exact(e.balance_after)} for e in entries
         ]
         return render_to_string(
             "admin/accounts/account/recent_ledger.html",
@@ -198,7 +199,7 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
                     created_by=request.user,
                 )
             except InsufficientFunds as exc:
-                available = usd_display(exc.available)
+                available = usd_exact(exc.available)
                 form.add_error("amount", f"The available balance is {available}; it cannot go below $0.")
             except IdempotencyConflict:
                 form.add_error(None, "This form was already submitted with other values; open it again.")
@@ -215,9 +216,9 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
             "account": account,
             "form": form,
             "money": {
-                "balance": usd_display(account.balance),
-                "held": usd_display(account.held),
-                "available": usd_display(account.available),
+                "balance": usd_exact(account.balance),
+                "held": usd_exact(account.held),
+                "available": usd_exact(account.available),
             },
         }
         return TemplateResponse(request, "admin/accounts/account/money_form.html", context)
@@ -230,11 +231,11 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
                 messages.WARNING,
             )
             return
-        amount = usd_display(entry.amount)
+        amount = usd_exact(entry.amount)
         self.log_change(request, account, f"{label} of {amount} (ledger entry #{entry.pk}): {entry.memo}")
         self.message_user(
             request,
-            f"{label} of {amount} recorded for {account}. Balance now {usd_display(entry.balance_after)}.",
+            f"{label} of {amount} recorded for {account}. Balance now {usd_exact(entry.balance_after)}.",
             messages.SUCCESS,
         )
 

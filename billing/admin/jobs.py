@@ -11,7 +11,8 @@ from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.text import Truncator
 
-from accounts.admin import IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
+from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.usd import usd_exact
 
 from ..admin_actions import repair_findings, retry_failed_alerts, run_reconciliation_now
 from ..models import LowBalanceAlert, ReconciliationFinding, ReconciliationRun
@@ -48,11 +49,11 @@ class LowBalanceAlertAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LowBal
 
     @admin.display(description="available then", ordering="balance")
     def balance_display(self, obj: LowBalanceAlert) -> str:
-        return usd_display(obj.balance)
+        return usd_exact(obj.balance)
 
     @admin.display(description="threshold", ordering="threshold")
     def threshold_display(self, obj: LowBalanceAlert) -> str:
-        return usd_display(obj.threshold)
+        return usd_exact(obj.threshold)
 
 
 class FindingInline(ReadOnlyMixin, admin.TabularInline[ReconciliationFinding, ReconciliationRun]):
@@ -112,4 +113,4 @@ class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: ReconciliationFinding) -> str:
-        return usd_display(obj.amount)
+        return usd_exact(obj.amount)

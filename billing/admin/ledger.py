@@ -11,7 +11,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from accounts.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
+from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.usd import usd_exact
 
 from ..models import Hold, LedgerEntry
 from ..services import hold_release
@@ -62,11 +63,11 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: LedgerEntry) -> str:
-        return usd_display(obj.amount)
+        return usd_exact(obj.amount)
 
     @admin.display(description="balance after")
     def balance_after_display(self, obj: LedgerEntry) -> str:
-        return usd_display(obj.balance_after)
+        return usd_exact(obj.balance_after)
 
     @admin.display(description="memo")
     def memo_short(self, obj: LedgerEntry) -> str:
@@ -115,7 +116,7 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: Hold) -> str:
-        return usd_display(obj.amount)
+        return usd_exact(obj.amount)
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.change_hold")
@@ -128,7 +129,7 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "title": "Release holds",
-                "holds": [(hold, usd_display(hold.amount)) for hold in holds],
+                "holds": [(hold, usd_exact(hold.amount)) for hold in holds],
                 "now": timezone.now(),
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
             }
@@ -137,7 +138,7 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
         released = 0
         for hold in holds:
             if hold_release(reference=hold.reference, reason=reason):
-                self.log_change(request, hold, f"Released {usd_display(hold.amount)}: {reason}.")
+                self.log_change(request, hold, f"Released {usd_exact(hold.amount)}: {reason}.")
                 released += 1
         self.message_user(request, f"Released {released} hold(s).", messages.SUCCESS)
         return None

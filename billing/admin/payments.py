@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 
-from accounts.admin import IdSearchMixin, ReadOnlyMixin, admin_link, usd_display
+from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.usd import usd_exact
 
 from ..models import Redemption, RedemptionCode, TopUp
 from ..services import BillingError
@@ -72,7 +73,7 @@ class TopUpAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[TopUp]):
 
     @admin.display(description="amount", ordering="amount_usd")
     def amount_display(self, obj: TopUp) -> str:
-        return usd_display(obj.amount_usd)
+        return usd_exact(obj.amount_usd)
 
 
 class RedemptionInline(ReadOnlyMixin, admin.TabularInline[Redemption, RedemptionCode]):
@@ -105,7 +106,7 @@ class RedemptionCodeAdmin(admin.ModelAdmin[RedemptionCode]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: RedemptionCode) -> str:
-        return usd_display(obj.amount)
+        return usd_exact(obj.amount)
 
     @admin.display(description="used", ordering="uses")
     def uses(self, obj: RedemptionCode) -> int:
@@ -136,4 +137,4 @@ class RedemptionAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Redemption]
 
     @admin.display(description="credited")
     def amount_display(self, obj: Redemption) -> str:
-        return usd_display(obj.ledger_entry.amount)
+        return usd_exact(obj.ledger_entry.amount)

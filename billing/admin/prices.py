@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.contrib import admin
 from django.utils import timezone
 
-from accounts.admin import usd_display
+from core.usd import usd_exact
 
 from ..forms import PriceForm
 from ..models import Price
@@ -41,19 +41,19 @@ class PriceAdmin(admin.ModelAdmin[Price]):
 
     @admin.display(description="prompt / 1M", ordering="prompt")
     def prompt_display(self, obj: Price) -> str:
-        return usd_display(obj.prompt)
+        return usd_exact(obj.prompt)
 
     @admin.display(description="completion / 1M", ordering="completion")
     def completion_display(self, obj: Price) -> str:
-        return usd_display(obj.completion)
+        return usd_exact(obj.completion)
 
     @admin.display(description="cached prompt / 1M", ordering="cached_prompt")
     def cached_prompt_display(self, obj: Price) -> str:
-        return "as prompt" if obj.cached_prompt is None else usd_display(obj.cached_prompt)
+        return "as prompt" if obj.cached_prompt is None else usd_exact(obj.cached_prompt)
 
     @admin.display(description="per request", ordering="request")
     def request_display(self, obj: Price) -> str:
-        return usd_display(obj.request)
+        return usd_exact(obj.request)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Price | None = None) -> tuple[str, ...]:
         return () if obj is None else ("created_by", "created_at")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import template
 
-from accounts.admin import usd_display
 from completions.dashboard import dashboard_figures
+from core.usd import usd_exact
 
 register = template.Library()
 
@@ -13,7 +13,7 @@ register = template.Library()
 @register.filter
 def usd(value) -> str:
     """USD as operators read it everywhere in the admin: `$1,234.50`, no digit lost."""
-    return usd_display(value)
+    return usd_exact(value)
 
 
 @register.inclusion_tag("admin/ops_dashboard.html", takes_context=True)

@@ -8,9 +8,9 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from accounts.admin import BoundedCountPaginator
 from billing.models import LedgerEntry
 from billing.services import ledger_credit
+from core.admin import BoundedCountPaginator
 from tests.factories import AccountFactory
 
 MY_APPS = {"accounts", "billing", "completions"}

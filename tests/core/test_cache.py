@@ -97,8 +97,8 @@ def test_two_caches_cannot_share_a_name(cache):
 def test_the_request_path_caches_are_all_registered():
     import accounts.principals  # noqa: F401
     import completions.early_start
-    import completions.selectors
-    import completions.upstream  # noqa: F401
+    import completions.routing
+    import completions.upstreams.openai_chat  # noqa: F401
     import core.after_response  # noqa: F401
 
     for name in ("api keys", "catalog", "upstream targets", "account headroom", "after-response work"):

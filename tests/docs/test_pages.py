@@ -20,8 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.services import price_set
+from completions.errors import ApiError
 from completions.models import Model
-from completions.openai_format import ApiError, parse_chat_request
+from completions.surfaces.chat import parse_chat_request
 from core.cache import caches_clear
 from docs.context import PARAM_RANGES, docs_context
 from docs.errors import API_ERRORS

@@ -21,7 +21,7 @@ from django.test import RequestFactory
 from django.urls import resolve
 
 from billing.models import Hold
-from completions import services
+from completions import settlement
 from completions.models import Generation
 
 from .conftest import (
@@ -102,7 +102,7 @@ def test_a_charge_that_cannot_be_written_after_sending_is_logged_and_left_to_rec
     def broken(**kwargs):
         raise OperationalError("the database went away")
 
-    monkeypatch.setattr(services, "hold_settle", broken)
+    monkeypatch.setattr(settlement, "hold_settle", broken)
     response.close()
     assert f"settling {generation_id} failed" in caplog.text
     assert Hold.objects.get(reference=generation_id).status == Hold.Status.OPEN

@@ -8,7 +8,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from completions import apis
+from completions import pipeline
 from mlrouter.wsgi import application
 
 # The handlers close the request's database connection when it ends, as under a real server.
@@ -77,10 +77,10 @@ def test_chat_completions_is_served_straight_from_wsgi_with_the_apis_middleware(
 
 
 def test_an_unexpected_error_on_chat_completions_is_logged_and_answered_in_openais_shape(monkeypatch, caplog):
-    def broken(raw: bytes):
+    def broken(authorization: str):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(apis, "parse_chat_request", broken)
+    monkeypatch.setattr(pipeline, "principal_authenticate", broken)
     status, _, body = wsgi_call("/v1/chat/completions", method="POST", body=CHAT)
     assert status.startswith("500")
     error = json.loads(body)["error"]

@@ -1,4 +1,5 @@
-"""A generation's life: hold funds and record it before the upstream call, settle it exactly once after.
+"""Settlement: a generation's money. Hold funds and record it before the upstream call, settle it
+exactly once after (the ledger itself is billing/services.py; the statements billing/statements.py).
 
 Charging rules (README, "What a request costs"): a request is charged for the usage the upstream
 reports when that usage is plausible, and otherwise for our estimate — prompt: one token per four
@@ -31,8 +32,8 @@ from billing.services import hold_place, hold_release, hold_settle
 from billing.statements import RowInsert, RowUpdate
 
 from .models import Generation
-from .openai_format import ChatRequest
-from .selectors import CatalogEntry, RouteInfo
+from .routing import CatalogEntry, RouteInfo
+from .surfaces.base import Surface, SurfaceRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +56,28 @@ def generation_id_new() -> str:
     return f"gen-{int(time.time())}-{base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]}"
 
 
-def completion_cap(chat: ChatRequest, entry: CatalogEntry) -> int:
+def completion_cap(request: SurfaceRequest, entry: CatalogEntry) -> int:
     """The most completion tokens the request can produce (all `n` choices together)."""
-    cap = chat.max_tokens or entry.max_output_tokens or DEFAULT_COMPLETION_CAP
+    cap = request.max_tokens or entry.max_output_tokens or DEFAULT_COMPLETION_CAP
     if entry.max_output_tokens:
         cap = min(cap, entry.max_output_tokens)
-    return cap * chat.n
+    return cap * request.n
 
 
-def worst_case_cost(chat: ChatRequest, entry: CatalogEntry, price: Price) -> Cost:
+def worst_case_cost(request: SurfaceRequest, entry: CatalogEntry, price: Price) -> Cost:
     """What the request can cost at most: the hold placed for it."""
-    return cost_for(Usage(chat.prompt_tokens_upper_bound, completion_cap(chat, entry)), price)
+    return cost_for(Usage(request.prompt_tokens_upper_bound, completion_cap(request, entry)), price)
 
 
-def affordable_max_tokens(available: Decimal, chat: ChatRequest, price: Price) -> int:
+def affordable_max_tokens(available: Decimal, request: SurfaceRequest, price: Price) -> int:
     """How many completion tokens (max_tokens) the available balance covers after the prompt."""
-    prompt_cost = cost_for(Usage(chat.prompt_tokens_upper_bound, 0), price).total
+    prompt_cost = cost_for(Usage(request.prompt_tokens_upper_bound, 0), price).total
     room = available - prompt_cost
     if room <= ZERO:
         return 0
     if price.completion <= ZERO:
         return DEFAULT_COMPLETION_CAP
-    return max(int(room * PER_MILLION / price.completion / max(chat.n, 1)), 0)
+    return max(int(room * PER_MILLION / price.completion / max(request.n, 1)), 0)
 
 
 def spend_period_start(period: str, now: datetime) -> datetime | None:
@@ -116,18 +117,21 @@ class Started:
     principal: KeyPrincipal
     entry: CatalogEntry
     price: Price
-    chat: ChatRequest
+    surface: Surface
+    request: SurfaceRequest
     hold_amount: Decimal
     started_at: datetime
     clock: float = field(default_factory=time.monotonic)
 
 
-def generation_plan(*, principal: KeyPrincipal, chat: ChatRequest, entry: CatalogEntry) -> Started:
+def generation_plan(
+    *, principal: KeyPrincipal, surface: Surface, request: SurfaceRequest, entry: CatalogEntry
+) -> Started:
     """The request's generation id, price version and hold (its worst-case cost); nothing is written."""
     started_at = timezone.now()
     price = entry.price_at(started_at)
-    amount = worst_case_cost(chat, entry, price).total
-    return Started(generation_id_new(), principal, entry, price, chat, amount, started_at)
+    amount = worst_case_cost(request, entry, price).total
+    return Started(generation_id_new(), principal, entry, price, surface, request, amount, started_at)
 
 
 def generation_start(*, started: Started) -> Hold:
@@ -147,8 +151,8 @@ def generation_start(*, started: Started) -> Hold:
         "api_key_id": principal.key_id,
         "model_id": started.entry.model_id,
         "price_id": started.price.pk,
-        "stream": started.chat.stream,
-        "user": started.chat.user,
+        "stream": started.request.stream,
+        "user": started.request.user,
         "hold_amount": started.hold_amount,
         "started_at": started.started_at,
     }
@@ -204,7 +208,7 @@ def _count(usage: dict, name: str) -> int | None:
 
 def usage_resolve(started: Started, outcome: Outcome) -> tuple[Usage, str, str]:
     """The usage to charge, its source (`upstream` or `estimated`) and why an estimate was used."""
-    estimate = Usage(started.chat.prompt_tokens_estimate, math.ceil(outcome.completion_chars / 4))
+    estimate = Usage(started.request.prompt_tokens_estimate, math.ceil(outcome.completion_chars / 4))
     usage = outcome.usage
     if not isinstance(usage, dict):
         return estimate, Generation.UsageSource.ESTIMATED, "the upstream reported no usage"
@@ -213,8 +217,8 @@ def usage_resolve(started: Started, outcome: Outcome) -> tuple[Usage, str, str]:
     cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
     if prompt is None or completion is None or cached is None:
         return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported invalid usage {usage!r}"
-    prompt_cap = max(started.chat.prompt_tokens_upper_bound, started.entry.context_length)
-    if prompt > prompt_cap or completion > completion_cap(started.chat, started.entry):
+    prompt_cap = max(started.request.prompt_tokens_upper_bound, started.entry.context_length)
+    if prompt > prompt_cap or completion > completion_cap(started.request, started.entry):
         return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported implausible usage {usage!r}"
     return Usage(prompt, completion, min(cached, prompt)), Generation.UsageSource.UPSTREAM, ""
 

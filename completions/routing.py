@@ -1,4 +1,7 @@
-"""Reads of the catalog. The request path reads it through a short in-process cache."""
+"""Routing: which sellable model a request names, its routes in order and its price versions.
+
+The request path reads the catalog through a short in-process cache (core.cache).
+"""
 
 from __future__ import annotations
 

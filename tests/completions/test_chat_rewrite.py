@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from completions.relay import _Rewrite
+from completions.surfaces.chat import Rewrite
 
 
-def _first(raw: bytes, wants_usage: bool = False) -> _Rewrite:
-    return _Rewrite.for_first(json.loads(raw), "gen-1-abc", "demo/chat-small", wants_usage)
+def _first(raw: bytes, wants_usage: bool = False) -> Rewrite:
+    return Rewrite.for_first(json.loads(raw), "gen-1-abc", "demo/chat-small", wants_usage)
 
 
 def test_a_compact_chunk_is_rewritten_on_its_bytes():

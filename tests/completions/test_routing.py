@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from completions import selectors
-from completions.selectors import catalog_entry
+from completions import routing
+from completions.routing import catalog_entry
 from core.cache import caches_clear
 from tests.factories import PriceFactory, RouteFactory
 
@@ -29,13 +29,13 @@ def test_while_an_expired_model_is_reloaded_other_requests_use_the_cached_entry(
     cached = catalog_entry(route.model.public_id)
     time.sleep(0.06)
     meanwhile = []
-    reload = selectors._load
+    reload = routing._load
 
     def reloading(public_id, now, horizon):
         meanwhile.append(catalog_entry(public_id))  # another request arrives during the reload
         return reload(public_id, now, horizon)
 
-    monkeypatch.setattr(selectors, "_load", reloading)
+    monkeypatch.setattr(routing, "_load", reloading)
     assert catalog_entry(route.model.public_id) == cached
     assert meanwhile == [cached]
 
@@ -45,7 +45,7 @@ def test_a_cached_entry_knows_the_price_due_within_its_reload_grace(settings):
     route = RouteFactory()
     now = timezone.now()
     PriceFactory(model=route.model, effective_from=now - timedelta(days=1))
-    later = now + timedelta(seconds=1 + selectors.RELOAD_GRACE_SECONDS / 2)
+    later = now + timedelta(seconds=1 + routing.RELOAD_GRACE_SECONDS / 2)
     PriceFactory(model=route.model, effective_from=later, prompt=Decimal("0.30"))
     entry = catalog_entry(route.model.public_id)
     assert entry.price_at(later).prompt == Decimal("0.30")

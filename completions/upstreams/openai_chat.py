@@ -1,4 +1,7 @@
-"""The client for OpenAI-compatible providers: pooled keep-alive connections, timeouts, fallback.
+"""The `openai-chat` upstream kind: providers speaking OpenAI's Chat Completions API.
+
+Pooled keep-alive connections, timeouts, fallback from route to route, and the reading of the
+provider's answer (its SSE events, the characters it generated).
 
 urllib3 directly (requests' own transport, without its per-call overhead): one PoolManager per
 worker process, so calls to a provider reuse warm connections.
@@ -8,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
@@ -16,8 +21,9 @@ from urllib3.util import parse_url
 
 from core.cache import ProcessCache
 
-from .openai_format import ApiError
-from .selectors import RouteInfo
+from ..errors import ApiError
+from ..routing import RouteInfo
+from .base import Upstream, UpstreamCall
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +33,6 @@ _pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=Fals
 # our key for the provider is wrong: the client can do nothing about it, and must not read the provider's
 # "Incorrect API key" as a verdict on its own key.
 RETRY_STATUSES = frozenset({401, 408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-
-
-@dataclass
-class UpstreamCall:
-    """An upstream response that answered 2xx, still unread, and the route that gave it."""
-
-    route: RouteInfo
-    response: urllib3.BaseHTTPResponse
 
 
 @dataclass
@@ -121,7 +119,7 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     return ApiError(status, message, code="upstream_invalid_request")
 
 
-def upstream_open(routes: tuple[RouteInfo, ...], body_for: callable) -> UpstreamCall:
+def upstream_open(routes: tuple[RouteInfo, ...], body_for: Callable[[RouteInfo], bytes]) -> UpstreamCall:
     """Send the request to the first route that answers; fall back on connect errors, timeouts, 5xx.
 
     `body_for(route)` builds the body for a route (the upstream model name differs per route).
@@ -172,3 +170,39 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
         f"The upstream provider failed ({tried}). You were not charged; retrying may help.",
         code=last.code,
     )
+
+
+def sse_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The `data` payloads of an SSE byte stream, as they arrive."""
+    if response.chunked and response.supports_chunked_reads():
+        chunks = response.read_chunked(decode_content=True)
+    else:
+        chunks = iter(lambda: response.read1(65536), b"")
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                yield b"\n".join(data)
+
+
+def completion_chars(choices: Any, key: str) -> int:
+    """Characters the upstream generated in these choices (content, refusals, tool-call arguments)."""
+    total = 0
+    for choice in choices if isinstance(choices, list) else ():
+        part = choice.get(key) if isinstance(choice, dict) else None
+        if not isinstance(part, dict):
+            continue
+        for field_name in ("content", "refusal", "reasoning"):
+            if isinstance(part.get(field_name), str):
+                total += len(part[field_name])
+        for call in part.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                total += len(function.get("arguments") or "") + len(function.get("name") or "")
+    return total
+
+
+UPSTREAM = Upstream(kind="openai-chat", open=upstream_open, events=sse_events, completion_chars=completion_chars)

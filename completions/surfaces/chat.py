@@ -1,7 +1,8 @@
-"""The OpenAI wire format, in one place: request validation, error bodies, response rewriting.
+"""The OpenAI Chat Completions surface (POST /v1/chat/completions): request validation, the body sent
+upstream, and the upstream's answer rewritten as ours with the exact cost.
 
-Money leaves this module as JSON numbers written from the Decimal's own digits (never through a
-float), so `usage.cost` is exactly the amount the ledger charged.
+Money leaves this module as JSON numbers written from the Decimal's own digits (core.exactjson, never
+through a float), so `usage.cost` is exactly the amount the ledger charged.
 """
 
 from __future__ import annotations
@@ -9,64 +10,17 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.http import HttpResponse
+from core import exactjson
+
+from ..errors import ApiError, invalid
+from .base import Surface
+
+if TYPE_CHECKING:
+    from completions.settlement import Finished, Started
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_COST_SLOT = "\x00usage\x00"
-
-
-class ApiError(Exception):
-    """An error the API returns in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
-
-    TYPES = {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        402: "insufficient_funds",
-        403: "permission_error",
-        404: "not_found_error",
-        405: "invalid_request_error",
-        413: "invalid_request_error",
-        429: "rate_limit_error",
-        500: "server_error",
-    }
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
-
-    @property
-    def type(self) -> str:
-        return self.TYPES.get(self.status, "upstream_error" if self.status >= 500 else "invalid_request_error")
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-
-def error_response(error: ApiError) -> HttpResponse:
-    """Render an ApiError as a JSON response with its headers."""
-    response = HttpResponse(json.dumps(error.body()), status=error.status, content_type="application/json")
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
-
-
-def invalid(message: str, param: str | None = None) -> ApiError:
-    return ApiError(400, message, code="invalid_request", param=param)
 
 
 @dataclass
@@ -236,32 +190,153 @@ def upstream_body(chat: ChatRequest, upstream_model: str) -> bytes:
     return b'{"model":' + json.dumps(upstream_model, ensure_ascii=False).encode() + b"," + chat.forward[1:]
 
 
-def decimal_text(amount: Decimal) -> str:
-    """A Decimal as a plain JSON number: 0.0000066, never 6.6E-6 or a rounded float."""
-    text = format(amount.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+def usage_out(started: Started, finished: Finished, upstream_usage: Any) -> dict[str, Any]:
+    """The `usage` object the client sees: our charged counts, with the exact cost (Decimals)."""
+    usage = dict(upstream_usage) if isinstance(upstream_usage, dict) and finished.usage_source == "upstream" else {}
+    usage.pop("cost", None)
+    usage.pop("cost_details", None)
+    usage["prompt_tokens"] = finished.usage.prompt_tokens
+    usage["completion_tokens"] = finished.usage.completion_tokens
+    usage["total_tokens"] = finished.usage.prompt_tokens + finished.usage.completion_tokens
+    usage["cost"] = finished.cost
+    price = started.price
+    if finished.breakdown is not None and (price.cached_prompt is not None or price.request):
+        b = finished.breakdown
+        usage["cost_details"] = {
+            "prompt": b.prompt,
+            "cached_prompt": b.cached_prompt,
+            "completion": b.completion,
+            "request": b.request,
+        }
+    return usage
 
 
-def usage_json(usage: dict[str, Any], cost: Decimal, cost_details: dict[str, Decimal] | None) -> str:
-    """The `usage` object with `cost` (and a breakdown) as exact numbers."""
-    plain = {k: v for k, v in usage.items() if k not in ("cost", "cost_details")}
-    text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
-    extra = f'"cost":{decimal_text(cost)}'
-    if cost_details:
-        parts = ",".join(f'"{k}":{decimal_text(v)}' for k, v in cost_details.items())
-        extra += f',"cost_details":{{{parts}}}'
-    return text[:-1] + ("," if plain else "") + extra + "}"
+def _with_usage(obj: dict[str, Any], usage: dict[str, Any]) -> bytes:
+    return exactjson.dumps({**obj, "usage": usage}).encode()
 
 
-def dumps_with_usage(obj: dict[str, Any], usage: str | None) -> bytes:
-    """Serialize a response object whose `usage` is given as ready JSON text."""
-    if usage is None:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-    obj = {**obj, "usage": _COST_SLOT}
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return text.replace(json.dumps(_COST_SLOT), usage, 1).encode()
+def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> bytes:
+    """The upstream's JSON answer as ours: our generation id and model, our usage with the exact cost."""
+    body["id"] = started.generation_id
+    body["model"] = started.entry.public_id
+    return _with_usage(body, usage_out(started, finished, body.get("usage")))
 
 
 def sse(data: bytes) -> bytes:
     """One server-sent event carrying `data`."""
     return b"data: " + data + b"\n\n"
+
+
+_MISSING = object()
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Rewrite:
+    """Turns an upstream chunk into ours: our id and model, and no provider usage on chunks with choices.
+
+    Most chunks are rewritten on their bytes (the upstream's own serialization, found once in its first
+    chunk); anything unexpected is re-serialized from the parsed chunk, which is always right.
+    """
+
+    def __init__(self, old: list[tuple[bytes, bytes]], gen_id: str, model: str, wants_usage: bool) -> None:
+        self.old = old
+        self.gen_id = gen_id
+        self.model = model
+        self.wants_usage = wants_usage
+
+    @classmethod
+    def for_first(cls, chunk: dict, gen_id: str, model: str, wants_usage: bool) -> Rewrite:
+        pairs = []
+        for key, new in (("id", gen_id), ("model", model)):
+            if isinstance(chunk.get(key), str):
+                pairs.append(
+                    (b'"%s":%s' % (key.encode(), _dumps(chunk[key])), b'"%s":%s' % (key.encode(), _dumps(new)))
+                )
+        return cls(pairs, gen_id, model, wants_usage)
+
+    def apply(self, data: bytes, chunk: dict) -> bytes:
+        usage = chunk.get("usage", _MISSING)
+        # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's
+        # usage on a chunk with choices never reaches the client (ours comes once, at the end).
+        fast = len(self.old) == 2 and (usage is _MISSING or (usage is None and self.wants_usage))
+        if fast and all(data.count(old) == 1 for old, _ in self.old):
+            for old, new in self.old:
+                data = data.replace(old, new, 1)
+            return data
+        chunk["id"] = self.gen_id
+        chunk["model"] = self.model
+        chunk.pop("usage", None)
+        if self.wants_usage:
+            chunk["usage"] = None
+        return _dumps(chunk)
+
+
+def stream_rewriter(first: dict, started: Started) -> Rewrite:
+    return Rewrite.for_first(first, started.generation_id, started.entry.public_id, started.request.wants_usage)
+
+
+def stream_final(usage_chunk: dict | None, started: Started, finished: Finished, usage: Any, created: int) -> bytes:
+    """The last chunk: the upstream's usage chunk (or one of ours) with our counts and the exact cost."""
+    chunk = usage_chunk or {"object": "chat.completion.chunk", "created": created, "choices": []}
+    chunk.update(id=started.generation_id, model=started.entry.public_id)
+    return sse(_with_usage(chunk, usage_out(started, finished, usage)))
+
+
+def stream_error(message: str) -> bytes:
+    """A failure after the stream began: an error event (the status line was sent long ago)."""
+    failure = ApiError(502, f"Stream interrupted: {message}.", code="upstream_error")
+    return sse(json.dumps(failure.body()).encode())
+
+
+_OBJECT = {"type": "object", "additionalProperties": {}}
+
+OPENAPI = {
+    "post": {
+        "operationId": "chat_completions_create",
+        "summary": "Create a chat completion",
+        "description": "OpenAI-compatible. Every parameter is forwarded; `usage.cost` is what was charged (USD). "
+        "With `stream: true` the answer is a `text/event-stream` of chunks whose last one carries `usage.cost`.",
+        "tags": ["chat"],
+        "security": [{"ApiKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
+        "responses": {
+            "200": {
+                "description": "The completion (or its event stream).",
+                "content": {
+                    "application/json": {"schema": _OBJECT},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                },
+            },
+            **{
+                status: {"description": why, "content": {"application/json": {"schema": _OBJECT}}}
+                for status, why in (
+                    ("400", "invalid_request"),
+                    ("401", "invalid_api_key"),
+                    ("402", "insufficient_funds"),
+                    ("403", "account_suspended or key_spend_limit"),
+                    ("404", "model_not_found"),
+                    ("429", "rate_limit"),
+                    ("502", "upstream_error"),
+                )
+            },
+        },
+    }
+}
+
+SURFACE = Surface(
+    name="chat",
+    path="chat/completions",
+    upstream_kind="openai-chat",
+    openapi=OPENAPI,
+    parse=parse_chat_request,
+    upstream_body=upstream_body,
+    plain_answer=plain_answer,
+    stream_rewriter=stream_rewriter,
+    stream_event=sse,
+    stream_final=stream_final,
+    stream_error=stream_error,
+    stream_end=b"data: [DONE]\n\n",
+)

@@ -1,0 +1,192 @@
+"""The request's way through the router, for every API surface (POST /v1/chat/completions and its kin).
+
+Top to bottom, each step in the module that owns it:
+
+1. read the body (here) and parse it (the surface, completions/surfaces/);
+2. authenticate the key (accounts/principals.py) and count it against its rate limit (ratelimit.py);
+3. find the model's routes and price (routing.py);
+4. plan the generation and hold its worst case (settlement.py, billing/services.py), with the upstream
+   call started beside the hold where that is safe (early_start.py);
+5. call the first route that answers (completions/upstreams/);
+6. relay the answer and settle it exactly once (relay.py, settlement.py).
+
+These views are plain Django views: DRF's request wrapping and content negotiation would do nothing here
+but cost time on every call. mlrouter/wsgi.py serves them straight from WSGI; their OpenAPI operations
+come from the surfaces (completions/schema.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
+
+from accounts.authentication import principal_authenticate
+from billing.models import Price
+from billing.services import AccountInactive, InsufficientFunds
+from core.usd import usd_4dp
+from docs.pages import docs_url
+
+from .early_start import hold_place_beside, upstream_open_early
+from .errors import ApiError, api_exception_handler
+from .models import Generation
+from .ratelimit import rate_limit_hit
+from .relay import relay_plain, relay_stream, release_db
+from .routing import CatalogEntry, RouteInfo, catalog_entry
+from .settlement import (
+    Outcome,
+    SpendLimitReached,
+    affordable_max_tokens,
+    generation_finish,
+    generation_plan,
+    worst_case_cost,
+)
+from .surfaces import SURFACES, Surface
+from .surfaces.base import SurfaceRequest
+from .upstreams import UPSTREAMS
+
+log = logging.getLogger(__name__)
+
+TOPUP_HINT = "Top up with /topup in @ML_Router_bot."
+
+View = Callable[[HttpRequest], HttpResponse]
+
+
+def rate_limit_message(limit: int, retry_s: int, docs: str, scope: str = "key") -> str:
+    """The 429 message (the docs show it too): the limit, when to retry, where to read more."""
+    who = "this key allows" if scope == "key" else "your account (all its keys together) allows"
+    return f"Rate limit reached: {who} {limit} requests per minute. Retry in {retry_s} s. See {docs}"
+
+
+def surface_view(surface: Surface) -> View:
+    """The POST view of one surface."""
+
+    @csrf_exempt  # API clients send no CSRF token
+    def view(request: HttpRequest) -> HttpResponse:
+        try:
+            if request.method != "POST":
+                raise exceptions.MethodNotAllowed(request.method)
+            return serve(request, surface)
+        except (ApiError, exceptions.APIException) as exc:
+            response = api_exception_handler(exc, {"request": request})
+            if isinstance(exc, exceptions.MethodNotAllowed):
+                response["Allow"] = "POST"
+            return response
+
+    view.__name__ = view.__qualname__ = f"{surface.name}_view"
+    view.__doc__ = f"POST /v1/{surface.path}"
+    return view
+
+
+def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
+    """One request, from its body to the relayed answer (see the module docstring for the steps)."""
+    raw = _read_body(request)
+    parsed = surface.parse(raw)
+    principal = principal_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
+    decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit, account_id=principal.account_id)
+    headers = decision.headers()
+    if not decision.allowed:
+        docs = request.build_absolute_uri(docs_url("rate-limits#rate_limit"))
+        raise ApiError(
+            429,
+            rate_limit_message(decision.limit, decision.reset_s, docs, decision.scope),
+            code="rate_limit",
+            headers={**headers, "Retry-After": str(decision.reset_s)},
+        )
+    entry = catalog_entry(parsed.model)
+    if entry is None:
+        raise ApiError(
+            404,
+            f"The model '{parsed.model}' does not exist or is not available. See GET /v1/models.",
+            code="model_not_found",
+            param="model",
+            headers=headers,
+        )
+    started = generation_plan(principal=principal, surface=surface, request=parsed, entry=entry)
+    upstream = UPSTREAMS[surface.upstream_kind]
+
+    def body_for(route: RouteInfo) -> bytes:
+        return surface.upstream_body(parsed, route.upstream_model)
+
+    early = upstream_open_early(started, upstream, entry.routes, body_for)
+    try:
+        hold_place_beside(started, early)
+    except InsufficientFunds as exc:
+        error = _insufficient(exc, parsed, entry, started.price, request)
+        error.headers = headers
+        raise error
+    except AccountInactive:
+        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
+    except SpendLimitReached as exc:
+        raise ApiError(
+            403,
+            f"This key reached its spend limit of {usd_4dp(exc.limit)} for the period.",
+            code="key_spend_limit",
+            headers=headers,
+        )
+    release_db()
+    try:
+        call = early.result() if early is not None else upstream.open(entry.routes, body_for)
+    except ApiError as error:
+        generation_finish(
+            started=started,
+            outcome=Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False),
+        )
+        error.headers = headers
+        raise
+    if parsed.stream:
+        return relay_stream(started, call, headers)
+    return relay_plain(started, call, headers)
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    limit = settings.MAX_REQUEST_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    too_big = ApiError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
+    if length > limit:
+        raise too_big
+    try:
+        if not length and request.META.get("wsgi.input_terminated"):
+            # A chunked upload has no Content-Length, for which Django reads nothing; the server
+            # (gunicorn) marks the input as ending where the body does, so it can be read to its end.
+            raw = request.META["wsgi.input"].read(limit + 1)
+        else:
+            raw = request.body
+    except RequestDataTooBig:
+        raise too_big
+    if len(raw) > limit:
+        raise too_big
+    return raw
+
+
+def _insufficient(
+    exc: InsufficientFunds, parsed: SurfaceRequest, entry: CatalogEntry, started_price: Price, request: HttpRequest
+) -> ApiError:
+    minimum = settings.MIN_BALANCE_USD
+    docs = request.build_absolute_uri(docs_url("errors#insufficient_funds"))
+    if exc.available < minimum:
+        message = (
+            f"Insufficient funds: your available balance is {usd_4dp(exc.available)}, below the "
+            f"{usd_4dp(minimum)} minimum. {TOPUP_HINT} See {docs}"
+        )
+    else:
+        affordable = affordable_max_tokens(exc.available, parsed, started_price)
+        worst = worst_case_cost(parsed, entry, started_price).total
+        message = (
+            f"Insufficient funds: this request may cost up to {usd_4dp(worst)} and your available balance "
+            f"is {usd_4dp(exc.available)}. It affords max_tokens={affordable}; set a lower max_tokens or top up. "
+            f"{TOPUP_HINT} See {docs}"
+        )
+    return ApiError(402, message, code="insufficient_funds")
+
+
+# One view per registered surface: the URL map and the WSGI entry point serve these same objects.
+VIEWS: dict[str, View] = {surface.path: surface_view(surface) for surface in SURFACES}

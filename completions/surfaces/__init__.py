@@ -1,0 +1,10 @@
+"""API surfaces: one module per wire format clients speak, each registered here (served at /v1/<path>)."""
+
+from __future__ import annotations
+
+from .base import Surface
+from .chat import SURFACE as CHAT
+
+SURFACES: tuple[Surface, ...] = (CHAT,)
+
+__all__ = ["SURFACES", "Surface"]

@@ -1,0 +1,59 @@
+"""What an API surface is: one wire format clients speak, served at one /v1 path.
+
+The pipeline (completions/pipeline.py) runs the same steps for every surface: read the body, let the
+surface parse it, authenticate, rate-limit, find the model's routes, hold the worst case, call the
+upstream kind the surface speaks (completions/upstreams/), relay the answer and settle. What differs
+per surface is only what is here: how a request is read, what goes upstream, and how the upstream's
+answer and its exact cost are written back for the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from completions.settlement import Finished, Started
+
+
+class SurfaceRequest(Protocol):
+    """What the pipeline and settlement read from a parsed request, whatever its surface."""
+
+    model: str
+    stream: bool
+    max_tokens: int | None
+    n: int
+    user: str
+    wants_usage: bool
+    raw_size: int
+
+    @property
+    def prompt_tokens_upper_bound(self) -> int: ...
+
+    @property
+    def prompt_tokens_estimate(self) -> int: ...
+
+
+class ChunkRewriter(Protocol):
+    """Turns one upstream stream chunk (its bytes and its parsed form) into the client's event payload."""
+
+    def apply(self, data: bytes, chunk: dict) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Surface:
+    """One API surface. Registered in completions/surfaces/__init__.py, which is all routing needs."""
+
+    name: str
+    path: str  # served at /v1/<path> (POST)
+    upstream_kind: str  # the completions/upstreams/ adapter this surface calls
+    openapi: dict[str, Any]  # the OpenAPI path item (the view is plain Django, not DRF)
+    parse: Callable[[bytes], SurfaceRequest]  # raises ApiError (400) on a malformed body
+    upstream_body: Callable[[Any, str], bytes]  # (request, the route's upstream model) -> the body sent
+    plain_answer: Callable[[dict, Started, Finished], bytes]  # the upstream's JSON answer, ours, with cost
+    stream_rewriter: Callable[[dict, Started], ChunkRewriter]  # built from the first chunk with choices
+    stream_event: Callable[[bytes], bytes]  # one event's framing
+    stream_final: Callable[[dict | None, Started, Finished, Any, int], bytes]  # the usage event with cost
+    stream_error: Callable[[str], bytes]  # a failure after the stream began
+    stream_end: bytes  # the terminator

@@ -1,0 +1,31 @@
+"""What an upstream kind is: one API a provider speaks, and how the router calls and reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import urllib3
+
+    from completions.routing import RouteInfo
+
+
+@dataclass
+class UpstreamCall:
+    """An upstream response that answered 2xx, still unread, and the route that gave it."""
+
+    route: RouteInfo
+    response: urllib3.BaseHTTPResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One upstream kind. Registered in completions/upstreams/__init__.py; surfaces name it by `kind`."""
+
+    kind: str
+    # Send to the first route that answers (`body_for(route)` builds each route's body); raises ApiError.
+    open: Callable[[tuple[RouteInfo, ...], Callable[[RouteInfo], bytes]], UpstreamCall]
+    events: Callable[[urllib3.BaseHTTPResponse], Iterator[bytes]]  # a stream's event payloads, as they come
+    completion_chars: Callable[[Any, str], int]  # characters generated in `choices` (under `message`/`delta`)
