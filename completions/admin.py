@@ -47,6 +47,8 @@ class ProviderForm(forms.ModelForm):
             "connect_timeout_s",
             "read_timeout_s",
             "extra_headers",
+            "data_collection",
+            "supported_parameters",
             "enabled",
         )
 
@@ -61,7 +63,7 @@ class ProviderForm(forms.ModelForm):
 
 class RouteInline(admin.TabularInline[Route, Model]):
     model = Route
-    fields = ("provider", "upstream_model", "priority", "enabled")
+    fields = ("provider", "upstream_model", "priority", "supported_parameters", "enabled")
     autocomplete_fields = ("provider",)
     extra = 0
 
@@ -93,13 +95,14 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
         "connect_timeout_s",
         "read_timeout_s",
     )
-    list_filter = ("enabled",)
+    list_filter = ("enabled", "data_collection")
     search_fields = ("name", "base_url")
     readonly_fields = ("api_key_masked", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "base_url", "enabled")}),
         ("Credentials", {"fields": ("api_key_masked", "api_key", "clear_api_key", "api_key_env")}),
         ("Connection", {"fields": ("connect_timeout_s", "read_timeout_s", "extra_headers")}),
+        ("Routing", {"fields": ("data_collection", "supported_parameters")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
 

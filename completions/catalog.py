@@ -89,6 +89,16 @@ def _money(value: Any, where: str) -> Decimal:
     return usd(amount)
 
 
+def _parameters(obj: dict, where: str) -> list[str] | None:
+    """A declared `supported_parameters` list (absent or null: not declared)."""
+    value = obj.get("supported_parameters")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) and name.strip() for name in value):
+        raise CatalogError(f"{where}: 'supported_parameters' must be a list of parameter names")
+    return list(dict.fromkeys(name.strip() for name in value))
+
+
 def _provider_values(raw: Any, i: int) -> dict[str, Any]:
     where = f"providers[{i}]"
     if not isinstance(raw, dict):
@@ -105,8 +115,12 @@ def _provider_values(raw: Any, i: int) -> dict[str, Any]:
         "read_timeout_s": _money(raw.get("timeout_s", 60), f"{where}.timeout_s"),
         "connect_timeout_s": _money(raw.get("connect_timeout_s", 5), f"{where}.connect_timeout_s"),
         "extra_headers": headers,
+        "data_collection": raw.get("data_collection", Provider.DataCollection.UNKNOWN),
+        "supported_parameters": _parameters(raw, where),
         "enabled": bool(raw.get("enabled", True)),
     }
+    if values["data_collection"] not in Provider.DataCollection.values:
+        raise CatalogError(f"{where}: 'data_collection' must be one of {', '.join(Provider.DataCollection.values)}")
     if not values["base_url"].startswith(("http://", "https://")):
         raise CatalogError(f"{where}: 'base_url' must be an http(s) URL")
     return values
@@ -133,6 +147,7 @@ def _model_values(raw: Any, i: int, provider_names: set[str]) -> dict[str, Any]:
                 "provider": provider,
                 "upstream_model": _str(route, "upstream_model", f"{where}.routes[{j}]"),
                 "priority": _int(route, "priority", f"{where}.routes[{j}]", j),
+                "supported_parameters": _parameters(route, f"{where}.routes[{j}]"),
             }
         )
     price = raw.get("price")
@@ -197,7 +212,11 @@ def catalog_import(data: dict[str, Any]) -> CatalogImportResult:
                 model=model,
                 provider=provider,
                 upstream_model=route["upstream_model"],
-                defaults={"priority": route["priority"], "enabled": True},
+                defaults={
+                    "priority": route["priority"],
+                    "supported_parameters": route["supported_parameters"],
+                    "enabled": True,
+                },
             )
             keep.append(obj.pk)
             result.routes += 1

@@ -22,7 +22,7 @@ from billing.services import BillingError
 from core.cache import ProcessCache
 from core.green import COOPERATIVE
 
-from .routing import RouteInfo
+from .candidates import Candidate
 from .settlement import Started, generation_start
 from .upstreams import Upstream, UpstreamCall
 
@@ -50,8 +50,8 @@ def upstream_may_start_early(started: Started) -> bool:
 class EarlyCall:
     """The upstream call in its own green thread, started while the request's hold is being placed."""
 
-    def __init__(self, upstream: Upstream, routes: tuple[RouteInfo, ...], body_for: Callable) -> None:
-        self._greenlet = gevent.spawn(upstream.open, routes, body_for)
+    def __init__(self, upstream: Upstream, candidates: tuple[Candidate, ...], body_for: Callable) -> None:
+        self._greenlet = gevent.spawn(upstream.open, candidates, body_for)
 
     def result(self) -> UpstreamCall:
         """The call that answered (waiting for it), or the ApiError of none answering."""
@@ -66,12 +66,12 @@ class EarlyCall:
 
 
 def upstream_open_early(
-    started: Started, upstream: Upstream, routes: tuple[RouteInfo, ...], body_for: Callable
+    started: Started, upstream: Upstream, candidates: tuple[Candidate, ...], body_for: Callable
 ) -> EarlyCall | None:
     """Start the call now, beside the hold about to be placed; None when it must wait for the hold."""
     if not COOPERATIVE or not upstream_may_start_early(started):
         return None
-    return EarlyCall(upstream, routes, body_for)
+    return EarlyCall(upstream, candidates, body_for)
 
 
 def hold_place_beside(started: Started, early: EarlyCall | None) -> None:

@@ -5,11 +5,30 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+SUPPORTED_PARAMETERS_HELP = (
+    'Request parameters this route takes, as clients name them (e.g. ["temperature", "tools", "reasoning"]); '
+    "others are dropped before forwarding. Empty: not declared, the body is forwarded unchanged."
+)
+
+
+def supported_parameters_validate(value: object) -> None:
+    """A declared list of parameters is a list of names (null: not declared)."""
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(name, str) and name.strip() for name in value):
+        raise ValidationError("supported parameters must be a list of parameter names")
 
 
 class Provider(models.Model):
     """An OpenAI-compatible upstream: where requests for a model are forwarded."""
+
+    class DataCollection(models.TextChoices):
+        ALLOW = "allow", "may store or train on requests"
+        DENY = "deny", "declared not to store or train on requests"
+        UNKNOWN = "unknown", "not declared"
 
     name = models.SlugField(max_length=64, unique=True)
     base_url = models.URLField(max_length=300, help_text="OpenAI-compatible base, e.g. https://api.openai.com/v1")
@@ -22,6 +41,11 @@ class Provider(models.Model):
         max_digits=6, decimal_places=2, default=Decimal("60"), help_text="Longest silence allowed upstream."
     )
     extra_headers = models.JSONField(default=dict, blank=True)
+    # What `provider.data_collection: "deny"` keeps: only providers declared not to collect.
+    data_collection = models.CharField(max_length=8, choices=DataCollection.choices, default=DataCollection.UNKNOWN)
+    supported_parameters = models.JSONField(
+        null=True, blank=True, validators=[supported_parameters_validate], help_text=SUPPORTED_PARAMETERS_HELP
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -75,6 +99,12 @@ class Route(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
     upstream_model = models.CharField(max_length=200)
     priority = models.IntegerField(default=0)
+    supported_parameters = models.JSONField(
+        null=True,
+        blank=True,
+        validators=[supported_parameters_validate],
+        help_text=SUPPORTED_PARAMETERS_HELP + " Wins over the provider's list.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -85,6 +115,12 @@ class Route(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} → {self.provider}:{self.upstream_model}"
+
+    def declared_parameters(self) -> list[str] | None:
+        """The parameters this route takes: its own list, else its provider's, else None (not declared)."""
+        if self.supported_parameters is not None:
+            return self.supported_parameters
+        return self.provider.supported_parameters
 
 
 class Generation(models.Model):

@@ -4,7 +4,8 @@ Top to bottom, each step in the module that owns it:
 
 1. read the body (here) and parse it (the surface, completions/surfaces/);
 2. authenticate the key (accounts/principals.py) and count it against its rate limit (ratelimit.py);
-3. find the model's routes and price (routing.py);
+3. find the candidates: the model's routes (and its fallback models' routes) as the request's `provider`
+   preferences order them, with their prices (candidates.py, routing.py);
 4. plan the generation and hold its worst case (settlement.py, billing/services.py), with the upstream
    call started beside the hold where that is safe (early_start.py);
 5. call the first route that answers (completions/upstreams/);
@@ -23,28 +24,29 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
 from accounts.authentication import principal_authenticate
-from billing.models import Price
 from billing.services import AccountInactive, InsufficientFunds
 from core.usd import usd_4dp
 from docs.pages import docs_url
 
+from .candidates import Candidate, candidates_models, candidates_select
 from .early_start import hold_place_beside, upstream_open_early
 from .errors import ApiError, api_exception_handler
 from .models import Generation
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db
-from .routing import CatalogEntry, RouteInfo, catalog_entry
+from .routing import CatalogEntry
 from .settlement import (
     Outcome,
     SpendLimitReached,
+    Started,
     affordable_max_tokens,
     generation_finish,
     generation_plan,
-    worst_case_cost,
 )
 from .surfaces import SURFACES, Surface
 from .surfaces.base import SurfaceRequest
@@ -98,26 +100,28 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
             code="rate_limit",
             headers={**headers, "Retry-After": str(decision.reset_s)},
         )
-    entry = catalog_entry(parsed.model)
-    if entry is None:
-        raise ApiError(
-            404,
-            f"The model '{parsed.model}' does not exist or is not available. See GET /v1/models.",
-            code="model_not_found",
-            param="model",
-            headers=headers,
+    started_at = timezone.now()
+    try:
+        candidates = candidates_select(
+            models=parsed.models, provider=parsed.provider, parameters=parsed.parameters, at=started_at
         )
-    started = generation_plan(principal=principal, surface=surface, request=parsed, entry=entry)
+    except ApiError as error:
+        error.headers = headers
+        raise
+    entries = candidates_models(candidates)
+    started = generation_plan(
+        principal=principal, surface=surface, request=parsed, entries=entries, started_at=started_at
+    )
     upstream = UPSTREAMS[surface.upstream_kind]
 
-    def body_for(route: RouteInfo) -> bytes:
-        return surface.upstream_body(parsed, route.upstream_model)
+    def body_for(candidate: Candidate) -> bytes:
+        return surface.upstream_body(parsed, candidate.route)
 
-    early = upstream_open_early(started, upstream, entry.routes, body_for)
+    early = upstream_open_early(started, upstream, candidates, body_for)
     try:
         hold_place_beside(started, early)
     except InsufficientFunds as exc:
-        error = _insufficient(exc, parsed, entry, started.price, request)
+        error = _insufficient(exc, parsed, entries, started, request)
         error.headers = headers
         raise error
     except AccountInactive:
@@ -131,7 +135,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         )
     release_db()
     try:
-        call = early.result() if early is not None else upstream.open(entry.routes, body_for)
+        call = early.result() if early is not None else upstream.open(candidates, body_for)
     except ApiError as error:
         generation_finish(
             started=started,
@@ -139,6 +143,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         )
         error.headers = headers
         raise
+    started.served_by(call.candidate.entry)
     if parsed.stream:
         return relay_stream(started, call, headers)
     return relay_plain(started, call, headers)
@@ -168,7 +173,11 @@ def _read_body(request: HttpRequest) -> bytes:
 
 
 def _insufficient(
-    exc: InsufficientFunds, parsed: SurfaceRequest, entry: CatalogEntry, started_price: Price, request: HttpRequest
+    exc: InsufficientFunds,
+    parsed: SurfaceRequest,
+    entries: tuple[CatalogEntry, ...],
+    started: Started,
+    request: HttpRequest,
 ) -> ApiError:
     minimum = settings.MIN_BALANCE_USD
     docs = request.build_absolute_uri(docs_url("errors#insufficient_funds"))
@@ -178,12 +187,12 @@ def _insufficient(
             f"{usd_4dp(minimum)} minimum. {TOPUP_HINT} See {docs}"
         )
     else:
-        affordable = affordable_max_tokens(exc.available, parsed, started_price)
-        worst = worst_case_cost(parsed, entry, started_price).total
+        # With fallback models, what the dearest of them allows.
+        affordable = min(affordable_max_tokens(exc.available, parsed, e.price_at(started.started_at)) for e in entries)
         message = (
-            f"Insufficient funds: this request may cost up to {usd_4dp(worst)} and your available balance "
-            f"is {usd_4dp(exc.available)}. It affords max_tokens={affordable}; set a lower max_tokens or top up. "
-            f"{TOPUP_HINT} See {docs}"
+            f"Insufficient funds: this request may cost up to {usd_4dp(started.hold_amount)} and your available "
+            f"balance is {usd_4dp(exc.available)}. It affords max_tokens={affordable}; set a lower max_tokens or "
+            f"top up. {TOPUP_HINT} See {docs}"
         )
     return ApiError(402, message, code="insufficient_funds")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
@@ -30,6 +31,12 @@ class RouteInfo:
     connect_timeout_s: float
     read_timeout_s: float
     upstream_model: str
+    # The request parameters the route takes (client names); None: not declared, it gets the body unchanged.
+    supported_parameters: frozenset[str] | None = None
+    data_collection: str = "unknown"  # Provider.DataCollection
+    # What the provider charges us, USD per 1M tokens (None: unknown; sorted last by `provider.sort=price`).
+    cost_prompt: Decimal | None = None
+    cost_completion: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +96,19 @@ def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | No
                 connect_timeout_s=float(r.provider.connect_timeout_s),
                 read_timeout_s=float(r.provider.read_timeout_s),
                 upstream_model=r.upstream_model,
+                supported_parameters=_declared(r),
+                data_collection=r.provider.data_collection,
             )
             for r in model.live_routes
         ),
         price=current,
         next_price=upcoming,
     )
+
+
+def _declared(route: Route) -> frozenset[str] | None:
+    names = route.declared_parameters()
+    return None if names is None else frozenset(name.strip() for name in names)
 
 
 # After CATALOG_CACHE_SECONDS an entry is reloaded; for this long beyond that it may still answer the

@@ -123,14 +123,31 @@ class Started:
     started_at: datetime
     clock: float = field(default_factory=time.monotonic)
 
+    def served_by(self, entry: CatalogEntry) -> None:
+        """The model that answered (a fallback of the request's `models`): its price, at the request's start,
+        is what is charged. The hold, placed for the dearest candidate, covers it."""
+        if entry is not self.entry:
+            self.entry = entry
+            self.price = entry.price_at(self.started_at)
+
 
 def generation_plan(
-    *, principal: KeyPrincipal, surface: Surface, request: SurfaceRequest, entry: CatalogEntry
+    *,
+    principal: KeyPrincipal,
+    surface: Surface,
+    request: SurfaceRequest,
+    entries: tuple[CatalogEntry, ...],
+    started_at: datetime | None = None,
 ) -> Started:
-    """The request's generation id, price version and hold (its worst-case cost); nothing is written."""
-    started_at = timezone.now()
+    """The request's generation id, price version and hold; nothing is written.
+
+    `entries` are the models that may serve it, in order. It starts as the first; the hold is the worst
+    case of the dearest, so whichever answers is covered.
+    """
+    started_at = started_at or timezone.now()
+    entry = entries[0]
     price = entry.price_at(started_at)
-    amount = worst_case_cost(request, entry, price).total
+    amount = max(worst_case_cost(request, e, e.price_at(started_at)).total for e in entries)
     return Started(generation_id_new(), principal, entry, price, surface, request, amount, started_at)
 
 
@@ -236,6 +253,9 @@ def _upstream_cost(usage: Any) -> Decimal | None:
 def generation_close(*, started: Started, outcome: Outcome) -> Closing:
     """Price how a generation ended; nothing is written until `Closing.commit()`."""
     common = {
+        # The model that served and its price (a fallback model may have served, not the first).
+        "model_id": started.entry.model_id,
+        "price_id": started.price.pk,
         "status": outcome.status,
         "finish_reason": outcome.finish_reason[:32],
         "upstream_id": outcome.upstream_id[:200],

@@ -14,13 +14,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from completions.preferences import ProviderPreferences
+    from completions.routing import RouteInfo
     from completions.settlement import Finished, Started
 
 
 class SurfaceRequest(Protocol):
     """What the pipeline and settlement read from a parsed request, whatever its surface."""
 
-    model: str
+    model: str  # the first of `models`
+    models: tuple[str, ...]  # the models to try, in order
+    provider: ProviderPreferences
     stream: bool
     max_tokens: int | None
     n: int
@@ -33,6 +37,9 @@ class SurfaceRequest(Protocol):
 
     @property
     def prompt_tokens_estimate(self) -> int: ...
+
+    @property
+    def parameters(self) -> frozenset[str]: ...  # what `provider.require_parameters` asks routes to take
 
 
 class ChunkRewriter(Protocol):
@@ -50,7 +57,7 @@ class Surface:
     upstream_kind: str  # the completions/upstreams/ adapter this surface calls
     openapi: dict[str, Any]  # the OpenAPI path item (the view is plain Django, not DRF)
     parse: Callable[[bytes], SurfaceRequest]  # raises ApiError (400) on a malformed body
-    upstream_body: Callable[[Any, str], bytes]  # (request, the route's upstream model) -> the body sent
+    upstream_body: Callable[[Any, RouteInfo], bytes]  # (request, a route) -> the body that route is sent
     plain_answer: Callable[[dict, Started, Finished], bytes]  # the upstream's JSON answer, ours, with cost
     stream_rewriter: Callable[[dict, Started], ChunkRewriter]  # built from the first chunk with choices
     stream_event: Callable[[bytes], bytes]  # one event's framing

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core import exactjson
 
+from ..candidates import PARAMETER_ALIASES
 from ..errors import ApiError, invalid
+from ..preferences import (
+    ROUTER_FIELDS,
+    ProviderPreferences,
+    Reasoning,
+    models_parse,
+    provider_parse,
+    reasoning_parse,
+    router_fields_check,
+)
 from .base import Surface
 
 if TYPE_CHECKING:
+    from completions.routing import RouteInfo
     from completions.settlement import Finished, Started
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -36,6 +47,21 @@ class ChatRequest:
     user: str
     wants_usage: bool
     forward: bytes  # the upstream body but for `model`: see upstream_body()
+    models: tuple[str, ...] = ()  # the models to try, in order (`model` first)
+    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    reasoning: Reasoning | None = None
+    # What `forward` holds, for the routes that declare the parameters they take (see upstream_body()).
+    forward_fields: dict[str, Any] = field(default_factory=dict)
+    _forward_by_declared: dict[frozenset[str], bytes] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        """The request parameters a route may or may not take (all but the ones every route gets)."""
+        return frozenset(self.forward_fields) - ALWAYS_FORWARDED
+
+    @property
+    def reasoning_exclude(self) -> bool:
+        return self.reasoning is not None and self.reasoning.exclude
 
     @property
     def prompt_tokens_upper_bound(self) -> int:
@@ -109,15 +135,25 @@ def _json_load(raw: bytes) -> Any:
         raise invalid("The request body is not valid JSON: it is nested too deeply.")
 
 
-def _forward_json(body: dict[str, Any], stream: bool) -> bytes:
-    """The body as every route gets it, but for `model`: unchanged, except that streams ask for usage.
+# Every route gets these, whatever parameters it declares.
+ALWAYS_FORWARDED = frozenset({"messages", "stream", "stream_options"})
 
-    Written once, here: a body that json.loads took but json.dumps cannot write back (a lone surrogate
-    escape, nesting at the recursion limit) is the client's 400, not a failure after funds are held.
-    """
-    rest = {name: value for name, value in body.items() if name != "model"}
+
+def _forward_fields(body: dict[str, Any], stream: bool, reasoning: Reasoning | None) -> dict[str, Any]:
+    """The body as every route gets it, but for `model`: the client's, without the router's own fields
+    (`models`, `provider`, ...), with `reasoning` as `reasoning_effort`, and streams asking for usage."""
+    rest = {name: value for name, value in body.items() if name != "model" and name not in ROUTER_FIELDS}
     if stream:
         rest["stream_options"] = {**(rest.get("stream_options") or {}), "include_usage": True}
+    if reasoning is not None and reasoning.effort is not None and rest.get("reasoning_effort") is None:
+        rest["reasoning_effort"] = reasoning.effort  # a `reasoning_effort` the client sent itself wins
+    return rest
+
+
+def _forward_json(rest: dict[str, Any]) -> bytes:
+    """`rest` written once, here: a body that json.loads took but json.dumps cannot write back (a lone
+    surrogate escape, nesting at the recursion limit) is the client's 400, not a failure after funds are held.
+    """
     try:
         return json.dumps(rest, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
@@ -131,9 +167,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     body = _json_load(raw)
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip() or not model.isprintable():
-        raise invalid("'model' is required: a model id from GET /v1/models.", "model")
+    models = models_parse(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid("'messages' is required: a non-empty array of message objects.", "messages")
@@ -172,22 +206,63 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     if user is not None and not isinstance(user, str):
         raise invalid("'user' must be a string.", "user")
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    provider = provider_parse(body.get("provider"))
+    reasoning = reasoning_parse(body.get("reasoning"))
+    router_fields_check(body)
+    fields = _forward_fields(body, bool(stream), reasoning)
     return ChatRequest(
         body=body,
         raw_size=len(raw),
-        model=model,
+        model=models[0],
         stream=bool(stream),
         max_tokens=max_tokens,
         n=n,
         user=(user or "").replace("\x00", "")[:256],  # PostgreSQL text cannot hold NUL
         wants_usage=wants_usage,
-        forward=_forward_json(body, bool(stream)),
+        forward=_forward_json(fields),
+        models=models,
+        provider=provider,
+        reasoning=reasoning,
+        forward_fields=fields,
     )
 
 
-def upstream_body(chat: ChatRequest, upstream_model: str) -> bytes:
-    """The body sent upstream: the client's, with the upstream model name and (streams) usage asked for."""
-    return b'{"model":' + json.dumps(upstream_model, ensure_ascii=False).encode() + b"," + chat.forward[1:]
+def _forward_for(chat: ChatRequest, route: RouteInfo) -> bytes:
+    """`forward` cut to the parameters a route declares (as OpenRouter drops what a provider does not take).
+
+    A limit the route declares only under its other name (`max_tokens` / `max_completion_tokens`) is sent
+    under that name; `reasoning_effort` goes to a route that declares `reasoning`. Written once per
+    declared list and request.
+    """
+    declared = route.supported_parameters
+    assert declared is not None
+    cached = chat._forward_by_declared.get(declared)
+    if cached is not None:
+        return cached
+    kept: dict[str, Any] = {}
+    for name, value in chat.forward_fields.items():
+        if name in ALWAYS_FORWARDED or name in declared:
+            kept[name] = value
+        elif PARAMETER_ALIASES.get(name) in declared:
+            other = PARAMETER_ALIASES[name]
+            renamed = other if other in LIMITS else name
+            kept.setdefault(renamed, value)  # the client's own `max_completion_tokens` wins over a rename
+    forward = _forward_json(kept)
+    chat._forward_by_declared[declared] = forward
+    return forward
+
+
+LIMITS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
+def upstream_body(chat: ChatRequest, route: RouteInfo) -> bytes:
+    """The body sent upstream: the client's, with the route's model name and (streams) usage asked for.
+
+    A route that declares its parameters gets only those (and the messages); any other gets `forward`
+    as it was written at parse time, unchanged.
+    """
+    forward = chat.forward if route.supported_parameters is None else _forward_for(chat, route)
+    return b'{"model":' + json.dumps(route.upstream_model, ensure_ascii=False).encode() + b"," + forward[1:]
 
 
 def usage_out(started: Started, finished: Finished, upstream_usage: Any) -> dict[str, Any]:
@@ -215,10 +290,35 @@ def _with_usage(obj: dict[str, Any], usage: dict[str, Any]) -> bytes:
     return exactjson.dumps({**obj, "usage": usage}).encode()
 
 
+def reasoning_out(choices: Any, key: str, exclude: bool) -> None:
+    """Reasoning text as OpenRouter writes it: `reasoning` (a provider's `reasoning_content` renamed),
+    or none at all when the request asked `reasoning.exclude`. `key` is `message` or `delta`."""
+    for choice in choices if isinstance(choices, list) else ():
+        part = choice.get(key) if isinstance(choice, dict) else None
+        if not isinstance(part, dict):
+            continue
+        if exclude:
+            for name in REASONING_FIELDS:
+                part.pop(name, None)
+        elif "reasoning_content" in part:
+            text = part.pop("reasoning_content")
+            if part.get("reasoning") is None:
+                part["reasoning"] = text
+
+
+REASONING_FIELDS = ("reasoning", "reasoning_content", "reasoning_details")
+
+
+def _has_reasoning(data: bytes, exclude: bool) -> bool:
+    """Whether an upstream payload needs reasoning_out(): cheaper than parsing, and usually false."""
+    return b'"reasoning_content"' in data or (exclude and b'"reasoning' in data)
+
+
 def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> bytes:
     """The upstream's JSON answer as ours: our generation id and model, our usage with the exact cost."""
     body["id"] = started.generation_id
     body["model"] = started.entry.public_id
+    reasoning_out(body.get("choices"), "message", started.request.reasoning_exclude)
     return _with_usage(body, usage_out(started, finished, body.get("usage")))
 
 
@@ -241,31 +341,44 @@ class Rewrite:
     chunk); anything unexpected is re-serialized from the parsed chunk, which is always right.
     """
 
-    def __init__(self, old: list[tuple[bytes, bytes]], gen_id: str, model: str, wants_usage: bool) -> None:
+    def __init__(
+        self,
+        old: list[tuple[bytes, bytes]],
+        gen_id: str,
+        model: str,
+        wants_usage: bool,
+        exclude_reasoning: bool = False,
+    ) -> None:
         self.old = old
         self.gen_id = gen_id
         self.model = model
         self.wants_usage = wants_usage
+        self.exclude_reasoning = exclude_reasoning
 
     @classmethod
-    def for_first(cls, chunk: dict, gen_id: str, model: str, wants_usage: bool) -> Rewrite:
+    def for_first(
+        cls, chunk: dict, gen_id: str, model: str, wants_usage: bool, exclude_reasoning: bool = False
+    ) -> Rewrite:
         pairs = []
         for key, new in (("id", gen_id), ("model", model)):
             if isinstance(chunk.get(key), str):
                 pairs.append(
                     (b'"%s":%s' % (key.encode(), _dumps(chunk[key])), b'"%s":%s' % (key.encode(), _dumps(new)))
                 )
-        return cls(pairs, gen_id, model, wants_usage)
+        return cls(pairs, gen_id, model, wants_usage, exclude_reasoning)
 
     def apply(self, data: bytes, chunk: dict) -> bytes:
         usage = chunk.get("usage", _MISSING)
         # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's
         # usage on a chunk with choices never reaches the client (ours comes once, at the end).
         fast = len(self.old) == 2 and (usage is _MISSING or (usage is None and self.wants_usage))
-        if fast and all(data.count(old) == 1 for old, _ in self.old):
+        reasoning = _has_reasoning(data, self.exclude_reasoning)
+        if fast and not reasoning and all(data.count(old) == 1 for old, _ in self.old):
             for old, new in self.old:
                 data = data.replace(old, new, 1)
             return data
+        if reasoning:
+            reasoning_out(chunk.get("choices"), "delta", self.exclude_reasoning)
         chunk["id"] = self.gen_id
         chunk["model"] = self.model
         chunk.pop("usage", None)
@@ -275,7 +388,13 @@ class Rewrite:
 
 
 def stream_rewriter(first: dict, started: Started) -> Rewrite:
-    return Rewrite.for_first(first, started.generation_id, started.entry.public_id, started.request.wants_usage)
+    return Rewrite.for_first(
+        first,
+        started.generation_id,
+        started.entry.public_id,
+        started.request.wants_usage,
+        started.request.reasoning_exclude,
+    )
 
 
 def stream_final(usage_chunk: dict | None, started: Started, finished: Finished, usage: Any, created: int) -> bytes:
@@ -297,7 +416,9 @@ OPENAPI = {
     "post": {
         "operationId": "chat_completions_create",
         "summary": "Create a chat completion",
-        "description": "OpenAI-compatible. Every parameter is forwarded; `usage.cost` is what was charged (USD). "
+        "description": "OpenAI-compatible, with OpenRouter's routing fields (`models`, `provider`, `reasoning`), "
+        "which are never forwarded. Other parameters are forwarded, except those a route declares it does not "
+        "take; `usage.cost` is what was charged (USD). "
         "With `stream: true` the answer is a `text/event-stream` of chunks whose last one carries `usage.cost`.",
         "tags": ["chat"],
         "security": [{"ApiKey": []}],
@@ -317,7 +438,7 @@ OPENAPI = {
                     ("401", "invalid_api_key"),
                     ("402", "insufficient_funds"),
                     ("403", "account_suspended or key_spend_limit"),
-                    ("404", "model_not_found"),
+                    ("404", "model_not_found or no_route"),
                     ("429", "rate_limit"),
                     ("502", "upstream_error"),
                 )

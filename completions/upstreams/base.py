@@ -9,15 +9,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import urllib3
 
+    from completions.candidates import Candidate
     from completions.routing import RouteInfo
 
 
 @dataclass
 class UpstreamCall:
-    """An upstream response that answered 2xx, still unread, and the route that gave it."""
+    """An upstream response that answered 2xx, still unread, and the candidate (model and route) that gave it."""
 
-    route: RouteInfo
+    candidate: Candidate
     response: urllib3.BaseHTTPResponse
+
+    @property
+    def route(self) -> RouteInfo:
+        return self.candidate.route
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +30,7 @@ class Upstream:
     """One upstream kind. Registered in completions/upstreams/__init__.py; surfaces name it by `kind`."""
 
     kind: str
-    # Send to the first route that answers (`body_for(route)` builds each route's body); raises ApiError.
-    open: Callable[[tuple[RouteInfo, ...], Callable[[RouteInfo], bytes]], UpstreamCall]
+    # Send to the first candidate that answers (`body_for(candidate)` builds each one's body); raises ApiError.
+    open: Callable[[tuple[Candidate, ...], Callable[[Candidate], bytes]], UpstreamCall]
     events: Callable[[urllib3.BaseHTTPResponse], Iterator[bytes]]  # a stream's event payloads, as they come
     completion_chars: Callable[[Any, str], int]  # characters generated in `choices` (under `message`/`delta`)

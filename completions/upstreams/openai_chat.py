@@ -21,6 +21,7 @@ from urllib3.util import parse_url
 
 from core.cache import ProcessCache
 
+from ..candidates import Candidate
 from ..errors import ApiError
 from ..routing import RouteInfo
 from .base import Upstream, UpstreamCall
@@ -119,16 +120,19 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     return ApiError(status, message, code="upstream_invalid_request")
 
 
-def upstream_open(routes: tuple[RouteInfo, ...], body_for: Callable[[RouteInfo], bytes]) -> UpstreamCall:
-    """Send the request to the first route that answers; fall back on connect errors, timeouts, 5xx.
+def upstream_open(candidates: tuple[Candidate, ...], body_for: Callable[[Candidate], bytes]) -> UpstreamCall:
+    """Send the request to the first candidate that answers; fall back on connect errors, timeouts, 5xx.
 
-    `body_for(route)` builds the body for a route (the upstream model name differs per route).
-    Raises ApiError (502/503/504, or the provider's 4xx) when no route answered.
+    Candidates are routes, each with its model: a request's fallback models are tried after the routes
+    of the models before them, on the same failures. `body_for(candidate)` builds the body for one (the
+    upstream model name and the parameters taken differ per route). Raises ApiError (502/503/504, or the
+    provider's 4xx) when none answered.
     """
     attempts = Attempts()
-    for route in routes:
+    for candidate in candidates:
+        route = candidate.route
         try:
-            response = _request(route, body_for(route))
+            response = _request(route, body_for(candidate))
         except NewConnectionError as exc:
             # Refused or unresolvable: urllib3 derives this from ConnectTimeoutError, but nothing timed out.
             log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
@@ -142,7 +146,7 @@ def upstream_open(routes: tuple[RouteInfo, ...], body_for: Callable[[RouteInfo],
             attempts.failures.append((route.provider_name, _Failure(503, "upstream_unavailable", "unreachable")))
             continue
         if 200 <= response.status < 300:
-            return UpstreamCall(route=route, response=response)
+            return UpstreamCall(candidate=candidate, response=response)
         if response.status in RETRY_STATUSES:
             response.drain_conn()
             response.release_conn()
@@ -195,7 +199,7 @@ def completion_chars(choices: Any, key: str) -> int:
         part = choice.get(key) if isinstance(choice, dict) else None
         if not isinstance(part, dict):
             continue
-        for field_name in ("content", "refusal", "reasoning"):
+        for field_name in ("content", "refusal", "reasoning", "reasoning_content"):
             if isinstance(part.get(field_name), str):
                 total += len(part[field_name])
         for call in part.get("tool_calls") or ():
