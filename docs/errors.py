@@ -41,6 +41,7 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("account_suspended", (403,), ("PermissionDeniedError",)),
     DocumentedError("key_spend_limit", (403,), ("PermissionDeniedError",)),
     DocumentedError("model_not_found", (404,), ("NotFoundError",)),
+    DocumentedError("no_route", (404,), ("NotFoundError",)),
     DocumentedError("not_found", (404,), ("NotFoundError",)),
     DocumentedError("method_not_allowed", (405,), ("APIStatusError",)),
     DocumentedError("request_too_large", (413,), ("APIStatusError",)),
