@@ -61,6 +61,26 @@ def test_the_stored_key_can_be_removed(operator_client):
     assert (provider.api_key, provider.api_key_env) == ("", "OPENAI_API_KEY")
 
 
+def test_an_operator_declares_a_providers_data_policy_and_parameters(operator_client):
+    provider = ProviderFactory()
+    page = operator_client.get(admin_url(provider, "change", provider.pk))
+    data = change_form_data(page, data_collection="deny", supported_parameters='["temperature", "tools"]')
+    assert operator_client.post(admin_url(provider, "change", provider.pk), data).status_code == 302
+    provider.refresh_from_db()
+    assert (provider.data_collection, provider.supported_parameters) == ("deny", ["temperature", "tools"])
+
+
+def test_supported_parameters_must_be_a_list_of_names(operator_client):
+    provider = ProviderFactory()
+    page = operator_client.get(admin_url(provider, "change", provider.pk))
+    data = change_form_data(page, supported_parameters='{"temperature": true}')
+    response = operator_client.post(admin_url(provider, "change", provider.pk), data)
+    assert response.status_code == 200
+    assert "supported parameters must be a list of parameter names" in response.content.decode()
+    provider.refresh_from_db()
+    assert provider.supported_parameters is None
+
+
 def _price_data(model: Model, when, **prices):
     return {
         "model": model.pk,
