@@ -55,8 +55,9 @@ class ProviderPreferences:
 
     @property
     def filters_routes(self) -> bool:
-        """Whether anything here may drop, reorder or cut a model's routes."""
-        return self != DEFAULT_PROVIDER
+        """Whether anything here may drop, reorder or cut a model's routes (the common answer, no, is one
+        identity check: provider_parse() answers the defaults with DEFAULT_PROVIDER itself)."""
+        return self is not DEFAULT_PROVIDER and self != DEFAULT_PROVIDER
 
 
 DEFAULT_PROVIDER = ProviderPreferences()

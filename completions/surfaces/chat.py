@@ -17,6 +17,7 @@ from core import exactjson
 from ..candidates import PARAMETER_ALIASES
 from ..errors import ApiError, invalid
 from ..preferences import (
+    DEFAULT_PROVIDER,
     ROUTER_FIELDS,
     ProviderPreferences,
     Reasoning,
@@ -48,7 +49,7 @@ class ChatRequest:
     wants_usage: bool
     forward: bytes  # the upstream body but for `model`: see upstream_body()
     models: tuple[str, ...] = ()  # the models to try, in order (`model` first)
-    provider: ProviderPreferences = field(default_factory=ProviderPreferences)
+    provider: ProviderPreferences = DEFAULT_PROVIDER
     reasoning: Reasoning | None = None
     # What `forward` holds, for the routes that declare the parameters they take (see upstream_body()).
     forward_fields: dict[str, Any] = field(default_factory=dict)
