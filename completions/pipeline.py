@@ -107,7 +107,14 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
             param="model",
             headers=headers,
         )
-    started = generation_plan(principal=principal, surface=surface, request=parsed, entry=entry)
+    started = generation_plan(
+        principal=principal,
+        surface=surface,
+        request=parsed,
+        entry=entry,
+        origin=request.META.get("HTTP_HTTP_REFERER", ""),
+        app=request.META.get("HTTP_X_TITLE", ""),
+    )
     upstream = UPSTREAMS[surface.upstream_kind]
 
     def body_for(route: RouteInfo) -> bytes:

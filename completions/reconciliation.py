@@ -269,6 +269,12 @@ def upstream_cost_lookup(session: requests.Session, provider: Provider, upstream
     return usd(Decimal(str(value)))
 
 
+# What the provider's own lookup may still tell: no upstream cost yet, or one computed from the route's cost.
+_upstream_cost_unreported = Q(upstream_cost__isnull=True) | Q(
+    upstream_cost_source=Generation.UpstreamCostSource.COMPUTED
+)
+
+
 def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
     """Record the upstream cost of recent generations whose provider reports it on request; (recorded, failed)."""
     providers = _lookup_providers()
@@ -278,9 +284,9 @@ def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
     limit = int(getattr(settings, "RECONCILE_COST_LOOKUPS_PER_RUN", 200))
     due = (
         Generation.objects.filter(
+            _upstream_cost_unreported,
             provider_id__in=providers,
             status__in=FINISHED,
-            upstream_cost__isnull=True,
             finished_at__gte=now - window,
             finished_at__lte=now - LOOKUP_DELAY,
         )
@@ -298,7 +304,11 @@ def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
                 log.warning("upstream cost lookup for %s at %s failed: %r", pk, providers[provider_id], exc)
                 continue
             if cost is not None:
-                recorded += Generation.objects.filter(pk=pk, upstream_cost__isnull=True).update(upstream_cost=cost)
+                recorded += Generation.objects.filter(_upstream_cost_unreported, pk=pk).update(
+                    upstream_cost=cost,
+                    upstream_cost_source=Generation.UpstreamCostSource.REPORTED,
+                    margin=F("cost") - cost,
+                )
     return recorded, failed
 
 
