@@ -325,10 +325,11 @@ def generations_below_margin(*, since: datetime | None = None) -> QuerySet[Gener
     # margin < cost * pct / 100, also true for a free generation that cost us something upstream.
     return (
         generations.annotate(
-            margin=ExpressionWrapper(F("cost") - F("upstream_cost"), output_field=MONEY),
+            # Computed, not the stored `margin`: an upstream cost may be recorded without one.
+            margin_now=ExpressionWrapper(F("cost") - F("upstream_cost"), output_field=MONEY),
             floor=ExpressionWrapper(F("cost") * Value(ratio, output_field=MONEY), output_field=MONEY),
         )
-        .filter(margin__lt=F("floor"))
+        .filter(margin_now__lt=F("floor"))
         .select_related("provider")
         .order_by("started_at")
     )
@@ -365,9 +366,9 @@ def upstream_costs_check(run: ReconciliationRun, since: datetime | None) -> dict
             kind=LOW_MARGIN,
             account_id=generation.account_id,
             reference=generation.pk,
-            amount=generation.margin,
+            amount=generation.margin_now,
             detail=f"{generation.provider or 'unknown provider'} charged {generation.upstream_cost} USD upstream for "
-            f"a generation we sold for {generation.cost} USD: margin {generation.margin} USD, below {pct}%",
+            f"a generation we sold for {generation.cost} USD: margin {generation.margin_now} USD, below {pct}%",
         )
     return {
         "upstream_costs_recorded": recorded,
