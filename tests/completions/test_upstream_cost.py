@@ -84,6 +84,21 @@ def test_without_a_report_the_upstream_cost_is_the_charged_usage_at_the_routes_c
     assert generation.margin == Decimal("0.000169")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_streamed_generation_records_its_computed_upstream_cost_too(shop: Shop, provider: FakeProvider):
+    route_cost_set(route_id=route_of(shop).pk, prompt="0.10", completion="0.40")
+    provider.stream(["Hel", "lo"], usage={"prompt_tokens": 9, "completion_tokens": 4})
+    raw = json.dumps({"model": shop.model.public_id, "messages": HI, "stream": True}).encode()
+
+    response = Client().post(URL, raw, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {shop.key}")
+    b"".join(response.streaming_content)
+
+    generation = settled(shop, response)
+    # Ours: 9 × $0.15 + 4 × $0.60 per 1M; theirs: 9 × $0.10 + 4 × $0.40 per 1M.
+    assert (generation.cost, generation.upstream_cost) == (Decimal("0.00000375"), Decimal("0.0000025"))
+    assert (generation.upstream_cost_source, generation.margin) == ("computed", Decimal("0.00000125"))
+
+
 def test_a_route_without_a_cost_and_no_report_records_no_upstream_cost(shop: Shop, provider: FakeProvider):
     provider.answer(answer({"prompt_tokens": 13, "completion_tokens": 7, "total_tokens": 20}))
 
