@@ -212,7 +212,7 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         "latency_ms",
         "started_at",
     )
-    list_filter = ("status", "usage_source", "stream", "model", "provider", "started_at")
+    list_filter = ("status", "usage_source", "upstream_cost_source", "stream", "model", "provider", "started_at")
     search_fields = ("id__exact", "upstream_id__exact", "user", "account__name")
     search_id_fields = ("account_id",)
     list_select_related = ("account", "model")

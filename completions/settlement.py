@@ -131,7 +131,8 @@ class Started:
 
 def header_text(value: str, limit: int) -> str:
     """A request header kept on the generation: printable characters only, trimmed, at most `limit` long."""
-    return "".join(c for c in value if c.isprintable()).strip()[:limit]
+    # Headers can be kilobytes long: look at a bounded prefix only.
+    return "".join(c for c in value[: limit * 2] if c.isprintable()).strip()[:limit]
 
 
 def generation_plan(
