@@ -11,7 +11,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from .models import Price
+from .models import Price, RouteCost
 
 
 class OperatorMoneyForm(forms.Form):
@@ -82,6 +82,8 @@ class PriceForm(forms.ModelForm):
     # Time for the operator to fill in the form, which shows "now" when it opens.
     PAST_SLACK = timedelta(minutes=15)
 
+    what = "price"
+
     class Meta:
         model = Price
         fields = ("model", "prompt", "completion", "cached_prompt", "request", "effective_from")
@@ -90,11 +92,23 @@ class PriceForm(forms.ModelForm):
         cleaned = super().clean()
         for name in ("prompt", "completion", "cached_prompt", "request"):
             if (cleaned.get(name) or 0) < 0:
-                self.add_error(name, "A price cannot be negative.")
+                self.add_error(name, f"A {self.what} cannot be negative.")
         return cleaned
 
     def clean_effective_from(self) -> Any:
         effective_from = self.cleaned_data["effective_from"]
         if effective_from < timezone.now() - self.PAST_SLACK:
-            raise ValidationError("A price cannot start in the past; requests already served keep their price.")
+            raise ValidationError(
+                f"A {self.what} cannot start in the past; requests already served keep their {self.what}."
+            )
         return effective_from
+
+
+class RouteCostForm(PriceForm):
+    """A new version of what a route costs us; versions in force are history and are never rewritten."""
+
+    what = "cost"
+
+    class Meta:
+        model = RouteCost
+        fields = ("route", "prompt", "completion", "cached_prompt", "request", "effective_from")

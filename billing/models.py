@@ -1,4 +1,4 @@
-"""Prices, the ledger, holds, top-ups, redemption codes, alerts and reconciliation runs."""
+"""Prices, route costs, the ledger, holds, top-ups, redemption codes, alerts and reconciliation runs."""
 
 from __future__ import annotations
 
@@ -42,6 +42,39 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_id}: {self.prompt}/{self.completion} per 1M from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class RouteCost(models.Model):
+    """One version of what a provider charges us for a route, in USD per 1M tokens, from `effective_from` on.
+
+    Like `Price`, versions are never edited: a change is a new row. A generation records the upstream cost
+    it was computed at (where the provider reports none), so deleting a route may take its versions along.
+    """
+
+    route = models.ForeignKey("completions.Route", on_delete=models.CASCADE, related_name="costs")
+    prompt = _money(help_text="USD per 1M prompt tokens.")
+    completion = _money(help_text="USD per 1M completion tokens.")
+    cached_prompt = _money(null=True, blank=True, help_text="USD per 1M cached prompt tokens; empty: as prompt.")
+    request = _money(default=Decimal(0), help_text="USD per request.")
+    effective_from = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["route", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "effective_from"], name="route_cost_one_version_per_instant"),
+            models.CheckConstraint(
+                condition=models.Q(prompt__gte=0, completion__gte=0, request__gte=0), name="route_cost_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"route {self.route_id}: {self.prompt}/{self.completion} per 1M from {self.effective_from:%Y-%m-%d %H:%M}"
+        )
 
 
 class LedgerEntryQuerySet(models.QuerySet):

@@ -44,7 +44,17 @@ class Cost:
     total: Decimal
 
 
-def cost_for(usage: Usage, price: Price) -> Cost:
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per 1M tokens and per request, as a `Price` holds them: here, what a route costs us."""
+
+    prompt: Decimal
+    completion: Decimal
+    cached_prompt: Decimal | None = None
+    request: Decimal = ZERO
+
+
+def cost_for(usage: Usage, price: Price | Rates) -> Cost:
     """Return the cost of `usage` at `price` (USD per 1M tokens, plus a per-request fee)."""
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
     cached_rate = price.prompt if price.cached_prompt is None else price.cached_prompt

@@ -23,7 +23,7 @@ from accounts.models import Account
 from core.db import fetch_one, in_transaction, is_postgresql, opened_connection
 
 from . import statements
-from .models import Hold, LedgerEntry, Price
+from .models import Hold, LedgerEntry, Price, RouteCost
 from .money import ZERO, usd
 from .statements import RowInsert, RowUpdate
 from .tasks import low_balance_enqueue_on_commit
@@ -366,4 +366,24 @@ def price_set(
         raise ValueError("prices cannot be negative")
     return Price.objects.create(
         model_id=model_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
+    )
+
+
+def route_cost_set(
+    *,
+    route_id: int,
+    prompt: Decimal | str,
+    completion: Decimal | str,
+    cached_prompt: Decimal | str | None = None,
+    request: Decimal | str = ZERO,
+    effective_from: datetime | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> RouteCost:
+    """Add a version of what a route costs us (USD per 1M tokens); earlier versions stay as history."""
+    values = {"prompt": usd(prompt), "completion": usd(completion), "request": usd(request)}
+    values["cached_prompt"] = None if cached_prompt in (None, "") else usd(cached_prompt)
+    if any(v is not None and v < ZERO for v in values.values()):
+        raise ValueError("costs cannot be negative")
+    return RouteCost.objects.create(
+        route_id=route_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
     )

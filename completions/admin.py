@@ -10,8 +10,8 @@ from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.models import LedgerEntry, Price
-from billing.selectors import price_current_for
+from billing.models import LedgerEntry, Price, RouteCost
+from billing.selectors import price_current_for, route_cost_current_for
 from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
 from core.usd import usd_exact
 
@@ -61,11 +61,40 @@ class ProviderForm(forms.ModelForm):
         return cleaned
 
 
+def _route_cost_text(route: Route) -> str:
+    """The route's cost in force (prompt / completion per 1M) with a link to add a version."""
+    if not route.pk:
+        return "—"
+    cost = route_cost_current_for(route.pk)
+    text = "unknown" if cost is None else f"{usd_exact(cost.prompt)} / {usd_exact(cost.completion)}"
+    add_url = f"{reverse('admin:billing_routecost_add')}?route={route.pk}"
+    return format_html('{} &nbsp; <a href="{}">add a cost version</a>', text, add_url)
+
+
 class RouteInline(admin.TabularInline[Route, Model]):
     model = Route
-    fields = ("provider", "upstream_model", "priority", "supported_parameters", "enabled")
+    fields = ("provider", "upstream_model", "priority", "supported_parameters", "enabled", "current_cost")
+    readonly_fields = ("current_cost",)
     autocomplete_fields = ("provider",)
     extra = 0
+
+    @admin.display(description="cost to us / 1M (prompt, completion)")
+    def current_cost(self, obj: Route) -> str:
+        return _route_cost_text(obj)
+
+
+class RouteCostHistoryInline(ReadOnlyMixin, admin.TabularInline[RouteCost, Route]):
+    """Every cost version of the route, newest first; a new version is added from the Route cost admin."""
+
+    model = RouteCost
+    verbose_name_plural = "cost history"
+    fields = ("prompt", "completion", "cached_prompt", "request", "effective_from", "created_by", "created_at")
+    readonly_fields = fields
+    ordering = ("-effective_from",)
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RouteCost]:
+        return super().get_queryset(request).select_related("created_by")
 
 
 class PriceHistoryInline(ReadOnlyMixin, admin.TabularInline[Price, Model]):
@@ -132,6 +161,11 @@ class CatalogModelAdmin(admin.ModelAdmin[Model]):
         "enabled",
         "context_length",
         "max_output_tokens",
+        "input_modalities",
+        "output_modalities",
+        "tokenizer",
+        "is_moderated",
+        "supported_parameters",
         "current_price",
         "created_at",
     )
@@ -157,6 +191,13 @@ class RouteAdmin(admin.ModelAdmin[Route]):
     search_fields = ("model__public_id", "provider__name", "upstream_model")
     list_select_related = ("model", "provider")
     autocomplete_fields = ("model", "provider")
+    readonly_fields = ("current_cost",)
+    fields = ("model", "provider", "upstream_model", "priority", "enabled", "current_cost")
+    inlines = (RouteCostHistoryInline,)
+
+    @admin.display(description="cost to us / 1M (prompt, completion)")
+    def current_cost(self, obj: Route) -> str:
+        return _route_cost_text(obj)
 
 
 @admin.register(Generation)
@@ -174,7 +215,7 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         "latency_ms",
         "started_at",
     )
-    list_filter = ("status", "usage_source", "stream", "model", "provider", "started_at")
+    list_filter = ("status", "usage_source", "upstream_cost_source", "stream", "model", "provider", "started_at")
     search_fields = ("id__exact", "upstream_id__exact", "user", "account__name")
     search_id_fields = ("account_id",)
     list_select_related = ("account", "model")
@@ -183,14 +224,27 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
     show_full_result_count = False
     paginator = BoundedCountPaginator
     fieldsets = (
-        (None, {"fields": ("id", "account", "api_key", "user", "model", "stream")}),
+        (None, {"fields": ("id", "account", "api_key", "user", "origin", "app", "model", "stream")}),
         ("Upstream", {"fields": ("provider", "upstream_model", "upstream_id")}),
         ("Outcome", {"fields": ("status", "finish_reason", "error")}),
         ("Usage", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source")}),
-        ("Money", {"fields": ("price", "hold_display", "cost_display", "upstream_cost_display", "charge")}),
+        (
+            "Money",
+            {
+                "fields": (
+                    "price",
+                    "hold_display",
+                    "cost_display",
+                    "upstream_cost_display",
+                    "upstream_cost_source",
+                    "margin_display",
+                    "charge",
+                )
+            },
+        ),
         ("Timing", {"fields": ("started_at", "finished_at", "latency_ms", "ttft_ms")}),
     )
-    readonly_fields = ("hold_display", "cost_display", "upstream_cost_display", "charge")
+    readonly_fields = ("hold_display", "cost_display", "upstream_cost_display", "margin_display", "charge")
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: Generation) -> str:
@@ -212,6 +266,10 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
     @admin.display(description="upstream's cost")
     def upstream_cost_display(self, obj: Generation) -> str:
         return usd_exact(obj.upstream_cost)
+
+    @admin.display(description="margin", ordering="margin")
+    def margin_display(self, obj: Generation) -> str:
+        return usd_exact(obj.margin)
 
     @admin.display(description="charge")
     def charge(self, obj: Generation) -> str:

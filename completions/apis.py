@@ -1,4 +1,4 @@
-"""The /v1 read endpoints: models, prices, generation lookup, key info; and the /v1 404.
+"""The /v1 read endpoints: models, prices, generation lookup, key info, credits; and the /v1 404.
 
 The POST surfaces (chat completions and its kin) are served by completions/pipeline.py.
 """
@@ -20,11 +20,12 @@ from rest_framework.views import APIView
 from accounts.models import Account, ApiKey
 from accounts.principals import KeyPrincipal
 from billing.money import PER_MILLION
+from billing.selectors import credits_totals
 from core import exactjson
 from core.usd import decimal_text
 
 from .errors import ApiError, error_response
-from .models import Generation
+from .models import Generation, Model
 from .relay import settlements_wait_for
 from .routing import CatalogEntry, catalog_entry, sellable_models
 from .settlement import key_spent, spend_period_start
@@ -34,28 +35,44 @@ def _per_token(per_million: Decimal | None) -> str | None:
     return None if per_million is None else decimal_text(per_million / PER_MILLION)
 
 
-def model_json(entry: CatalogEntry, created: int, name: str) -> dict[str, Any]:
+def model_json(entry: CatalogEntry, model: Model) -> dict[str, Any]:
+    """One model in OpenAI's shape with OpenRouter's metadata (architecture, top_provider, pricing per token)."""
     price = entry.price
-    pricing = {
-        "prompt": _per_token(price.prompt),
-        "completion": _per_token(price.completion),
-        "request": decimal_text(price.request),
-    }
-    if price.cached_prompt is not None:
-        pricing["input_cache_read"] = _per_token(price.cached_prompt)
+    inputs, outputs = list(model.input_modalities or ["text"]), list(model.output_modalities or ["text"])
     return {
         "id": entry.public_id,
         "object": "model",
-        "created": created,
-        "owned_by": entry.public_id.split("/", 1)[0] if "/" in entry.public_id else "mlrouter",
-        "name": name,
+        "created": int(model.created_at.timestamp()),
+        "owned_by": model.owned_by,
+        "canonical_slug": entry.public_id,
+        "name": model.name,
+        "description": model.description,
         "context_length": entry.context_length,
         "max_output_tokens": entry.max_output_tokens,
-        "pricing": pricing,
+        "architecture": {
+            "modality": f"{'+'.join(inputs)}->{'+'.join(outputs)}",
+            "input_modalities": inputs,
+            "output_modalities": outputs,
+            "tokenizer": model.tokenizer or "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": _per_token(price.prompt),
+            "completion": _per_token(price.completion),
+            "request": decimal_text(price.request),
+            "input_cache_read": _per_token(price.prompt if price.cached_prompt is None else price.cached_prompt),
+        },
+        "top_provider": {
+            "context_length": entry.context_length,
+            "max_completion_tokens": entry.max_output_tokens,
+            "is_moderated": model.is_moderated,
+        },
+        "per_request_limits": None,
+        "supported_parameters": list(model.supported_parameters or []),
     }
 
 
-def _listed() -> list[tuple[CatalogEntry, Any]]:
+def _listed() -> list[tuple[CatalogEntry, Model]]:
     out = []
     for model in sellable_models():
         entry = catalog_entry(model.public_id)
@@ -64,14 +81,34 @@ def _listed() -> list[tuple[CatalogEntry, Any]]:
     return out
 
 
+def _required_parameters(request: Request) -> set[str]:
+    raw = request.query_params.get("supported_parameters", "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
 class ModelsView(APIView):
-    """GET /v1/models — what is sold (OpenAI list shape, plus context length and per-token pricing)."""
+    """GET /v1/models — what is sold (OpenAI's list shape with OpenRouter's metadata and per-token pricing)."""
 
     permission_classes: list = []
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="List models", operation_id="models_list")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "supported_parameters",
+                str,
+                required=False,
+                description="Comma-separated request parameters, e.g. `tools,response_format`: only models taking all.",
+            )
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="List models",
+        operation_id="models_list",
+    )
     def get(self, request: Request) -> JsonResponse:
-        data = [model_json(entry, int(model.created_at.timestamp()), model.name) for entry, model in _listed()]
+        required = _required_parameters(request)
+        data = [
+            model_json(entry, model) for entry, model in _listed() if required <= set(model.supported_parameters or [])
+        ]
         return JsonResponse({"object": "list", "data": data})
 
 
@@ -84,7 +121,7 @@ class ModelDetailView(APIView):
     def get(self, request: Request, model_id: str) -> JsonResponse:
         for entry, model in _listed():
             if entry.public_id == model_id:
-                return JsonResponse(model_json(entry, int(model.created_at.timestamp()), model.name))
+                return JsonResponse(model_json(entry, model))
         raise ApiError(404, f"The model '{model_id}' does not exist.", code="model_not_found", param="model")
 
 
@@ -133,7 +170,9 @@ class GenerationView(APIView):
         if not generation_id:
             raise ApiError(400, "'id' is required.", code="invalid_request", param="id")
         gen = (
-            Generation.objects.select_related("model").filter(pk=generation_id, account_id=principal.account_id).first()
+            Generation.objects.select_related("model", "provider")
+            .filter(pk=generation_id, account_id=principal.account_id)
+            .first()
         )
         if gen is None:
             raise ApiError(404, f"Generation '{generation_id}' not found.", code="not_found", param="id")
@@ -153,6 +192,22 @@ class GenerationView(APIView):
             "ttft_ms": gen.ttft_ms,
             "finish_reason": gen.finish_reason or None,
             "user": gen.user or None,
+            # The same facts in OpenRouter's names, for code written against its /api/v1/generation.
+            "total_cost": gen.cost,
+            "tokens_prompt": gen.prompt_tokens,
+            "tokens_completion": gen.completion_tokens,
+            "native_tokens_prompt": gen.prompt_tokens,
+            "native_tokens_completion": gen.completion_tokens,
+            "native_tokens_cached": gen.cached_tokens,
+            "provider_name": gen.provider.name if gen.provider else None,
+            "upstream_id": gen.upstream_id or None,
+            # One duration is measured: from the request's arrival to its end, in ms.
+            "latency": gen.latency_ms,
+            "generation_time": gen.latency_ms,
+            "streamed": gen.stream,
+            "cancelled": gen.status == Generation.Status.CANCELLED,
+            "origin": gen.origin or None,
+            "app": gen.app or None,
         }
         return _json_with_money({"data": data})
 
@@ -183,6 +238,17 @@ class KeyView(APIView):
             },
         }
         return _json_with_money({"data": data})
+
+
+class CreditsView(APIView):
+    """GET /v1/credits — the account's credits and usage, as OpenRouter's /api/v1/credits answers."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Credits and usage")
+    def get(self, request: Request) -> JsonResponse:
+        principal = _caller(request)
+        settlements_wait_for(principal.account_id)
+        credits, usage = credits_totals(principal.account_id)
+        return _json_with_money({"data": {"total_credits": credits, "total_usage": usage}})
 
 
 def _json_with_money(obj: dict[str, Any]) -> HttpResponse:

@@ -1,6 +1,6 @@
-"""Import the catalog (providers, models, routes, prices) from a JSON or YAML document.
+"""Import the catalog (providers, models, routes, prices, route costs) from a JSON or YAML document.
 
-Running an import again updates in place; a changed price becomes a new price version. The whole
+Running an import again updates in place; a changed price or route cost becomes a new version. The whole
 document is validated before anything is written, and the import is one transaction.
 """
 
@@ -16,8 +16,8 @@ import yaml
 from django.db import transaction
 
 from billing.money import usd
-from billing.selectors import price_current_for
-from billing.services import price_set
+from billing.selectors import price_current_for, route_cost_current_for
+from billing.services import price_set, route_cost_set
 
 from .models import Model, Provider, Route
 
@@ -32,12 +32,14 @@ class CatalogImportResult:
     models: dict[str, int] = field(default_factory=lambda: {"created": 0, "updated": 0})
     routes: int = 0
     prices_changed: int = 0
+    costs_changed: int = 0
 
     def summary(self) -> str:
         return (
             f"providers: {self.providers['created']} created, {self.providers['updated']} updated; "
             f"models: {self.models['created']} created, {self.models['updated']} updated; "
-            f"routes: {self.routes}; new price versions: {self.prices_changed}"
+            f"routes: {self.routes}; new price versions: {self.prices_changed}; "
+            f"new route cost versions: {self.costs_changed}"
         )
 
 
@@ -142,37 +144,65 @@ def _model_values(raw: Any, i: int, provider_names: set[str]) -> dict[str, Any]:
         provider = _str(route, "provider", f"{where}.routes[{j}]")
         if provider not in provider_names:
             raise CatalogError(f"{where}.routes[{j}]: unknown provider {provider!r}")
+        cost = route.get("cost")
         parsed_routes.append(
             {
                 "provider": provider,
                 "upstream_model": _str(route, "upstream_model", f"{where}.routes[{j}]"),
                 "priority": _int(route, "priority", f"{where}.routes[{j}]", j),
                 "supported_parameters": _parameters(route, f"{where}.routes[{j}]"),
+                "cost": None if cost is None else _rates(cost, f"{where}.routes[{j}].cost"),
             }
         )
-    price = raw.get("price")
-    if not isinstance(price, dict):
-        raise CatalogError(f"{where}: 'price' must be an object with 'prompt' and 'completion'")
-    for key in ("prompt", "completion"):
-        if key not in price:
-            raise CatalogError(f"{where}: price '{key}' is required")
     return {
         "public_id": public_id,
         "name": _str(raw, "name", where, required=False, default=public_id),
         "description": _str(raw, "description", where, required=False),
         "context_length": _int(raw, "context_length", where, 0),
         "max_output_tokens": _int(raw, "max_output_tokens", where, 4096),
+        "input_modalities": _names(raw, "input_modalities", where, ["text"]),
+        "output_modalities": _names(raw, "output_modalities", where, ["text"]),
+        "tokenizer": _str(raw, "tokenizer", where, required=False),
+        "is_moderated": _bool(raw, "is_moderated", where, False),
+        "supported_parameters": _names(raw, "supported_parameters", where, []),
         "enabled": bool(raw.get("enabled", True)),
         "routes": parsed_routes,
-        "price": {
-            "prompt": _money(price["prompt"], f"{where}.price.prompt"),
-            "completion": _money(price["completion"], f"{where}.price.completion"),
-            "cached_prompt": None
-            if price.get("cached_prompt") is None
-            else _money(price["cached_prompt"], f"{where}.price.cached_prompt"),
-            "request": _money(price.get("request", 0), f"{where}.price.request"),
-        },
+        "price": _rates(raw.get("price"), f"{where}.price"),
     }
+
+
+def _rates(raw: Any, where: str) -> dict[str, Decimal | None]:
+    """A price or a route's cost: USD per 1M prompt, completion and cached prompt tokens, and per request."""
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where} must be an object with 'prompt' and 'completion'")
+    for key in ("prompt", "completion"):
+        if key not in raw:
+            raise CatalogError(f"{where}: '{key}' is required")
+    unknown = set(raw) - {"prompt", "completion", "cached_prompt", "request"}
+    if unknown:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+    return {
+        "prompt": _money(raw["prompt"], f"{where}.prompt"),
+        "completion": _money(raw["completion"], f"{where}.completion"),
+        "cached_prompt": None
+        if raw.get("cached_prompt") is None
+        else _money(raw["cached_prompt"], f"{where}.cached_prompt"),
+        "request": _money(raw.get("request", 0), f"{where}.request"),
+    }
+
+
+def _names(obj: dict, key: str, where: str, default: list[str]) -> list[str]:
+    value = obj.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise CatalogError(f"{where}: '{key}' must be a list of non-empty strings")
+    return list(dict.fromkeys(v.strip() for v in value))
+
+
+def _bool(obj: dict, key: str, where: str, default: bool) -> bool:
+    value = obj.get(key, default)
+    if not isinstance(value, bool):
+        raise CatalogError(f"{where}: '{key}' must be true or false")
+    return value
 
 
 def catalog_validate(data: dict[str, Any]) -> tuple[list[dict], list[dict]]:
@@ -220,6 +250,13 @@ def catalog_import(data: dict[str, Any]) -> CatalogImportResult:
             )
             keep.append(obj.pk)
             result.routes += 1
+            cost = route["cost"]
+            current_cost = route_cost_current_for(obj.pk) if cost is not None else None
+            if cost is not None and (
+                current_cost is None or any(getattr(current_cost, k) != v for k, v in cost.items())
+            ):
+                route_cost_set(route_id=obj.pk, **cost)
+                result.costs_changed += 1
         Route.objects.filter(model=model).exclude(pk__in=keep).delete()
         current = price_current_for(model.pk)
         if current is None or any(getattr(current, k) != v for k, v in price.items()):

@@ -26,6 +26,18 @@ from .catalog import catalog_import
 DEMO_FUNDS = Decimal("10.00")
 DEMO_ACCOUNT_NAME = "Demo customer"
 OPERATOR_USERNAME = "admin"
+# What the emulator takes (GET /v1/models lists it as `supported_parameters`).
+DEMO_PARAMETERS = [
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "stream_options",
+]
 
 
 def demo_catalog(upstream_url: str) -> dict:
@@ -39,7 +51,15 @@ def demo_catalog(upstream_url: str) -> dict:
                 "description": "Answers from the built-in upstream emulator; no provider account needed.",
                 "context_length": 16384,
                 "max_output_tokens": 4096,
-                "routes": [{"provider": "demo-emulator", "upstream_model": "emulator-small"}],
+                "tokenizer": "Other",
+                "supported_parameters": DEMO_PARAMETERS,
+                "routes": [
+                    {
+                        "provider": "demo-emulator",
+                        "upstream_model": "emulator-small",
+                        "cost": {"prompt": "0.10", "completion": "0.40"},
+                    }
+                ],
                 "price": {"prompt": "0.15", "completion": "0.60"},
             },
             {
@@ -48,7 +68,15 @@ def demo_catalog(upstream_url: str) -> dict:
                 "description": "Answers from the built-in upstream emulator; priced like a large model.",
                 "context_length": 128000,
                 "max_output_tokens": 16384,
-                "routes": [{"provider": "demo-emulator", "upstream_model": "emulator-large"}],
+                "tokenizer": "Other",
+                "supported_parameters": DEMO_PARAMETERS,
+                "routes": [
+                    {
+                        "provider": "demo-emulator",
+                        "upstream_model": "emulator-large",
+                        "cost": {"prompt": "2.00", "completion": "8.00", "cached_prompt": "1.00"},
+                    }
+                ],
                 "price": {"prompt": "2.50", "completion": "10.00", "cached_prompt": "1.25"},
             },
         ],

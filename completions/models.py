@@ -70,6 +70,10 @@ class Provider(models.Model):
         return f"…{key[-4:]}" if len(key) > 12 else "set"
 
 
+def _text_only() -> list[str]:
+    return ["text"]
+
+
 class Model(models.Model):
     """A model sold under a public id such as `openai/gpt-4o-mini`; served through its routes."""
 
@@ -78,6 +82,14 @@ class Model(models.Model):
     description = models.TextField(blank=True)
     context_length = models.PositiveIntegerField(default=0)
     max_output_tokens = models.PositiveIntegerField(default=4096)
+    # Metadata shown by GET /v1/models, in OpenRouter's terms.
+    input_modalities = models.JSONField(default=_text_only, blank=True, help_text='e.g. ["text", "image"]')
+    output_modalities = models.JSONField(default=_text_only, blank=True, help_text='e.g. ["text"]')
+    tokenizer = models.CharField(max_length=64, blank=True, help_text="e.g. GPT, Claude, Llama3")
+    is_moderated = models.BooleanField(default=False, help_text="The provider moderates prompts.")
+    supported_parameters = models.JSONField(
+        default=list, blank=True, help_text='Request parameters the model takes, e.g. ["tools", "temperature"]'
+    )
     enabled = models.BooleanField(default=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -136,6 +148,10 @@ class Generation(models.Model):
         CANCELLED = "cancelled", "cancelled (client disconnected)"
         FAILED = "failed", "failed"
 
+    class UpstreamCostSource(models.TextChoices):
+        REPORTED = "reported", "reported by the provider"
+        COMPUTED = "computed", "computed from the route's cost"
+
     class UsageSource(models.TextChoices):
         UPSTREAM = "upstream", "upstream"
         ESTIMATED = "estimated", "estimated"
@@ -163,8 +179,14 @@ class Generation(models.Model):
     usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.NONE)
     cost = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
     upstream_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    upstream_cost_source = models.CharField(max_length=16, choices=UpstreamCostSource.choices, blank=True)
+    margin = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True, help_text="cost − upstream cost; empty: unknown."
+    )
     hold_amount = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
     user = models.CharField(max_length=256, blank=True, help_text="The client's `user` field.")
+    origin = models.CharField(max_length=300, blank=True, help_text="The request's HTTP-Referer header.")
+    app = models.CharField(max_length=200, blank=True, help_text="The request's X-Title header.")
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(db_index=True)

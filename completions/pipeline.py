@@ -110,7 +110,13 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         raise
     entries = candidates_models(candidates)
     started = generation_plan(
-        principal=principal, surface=surface, request=parsed, entries=entries, started_at=started_at
+        principal=principal,
+        surface=surface,
+        request=parsed,
+        entries=entries,
+        started_at=started_at,
+        origin=request.META.get("HTTP_HTTP_REFERER", ""),
+        app=request.META.get("HTTP_X_TITLE", ""),
     )
     upstream = UPSTREAMS[surface.upstream_kind]
 

@@ -269,6 +269,12 @@ def upstream_cost_lookup(session: requests.Session, provider: Provider, upstream
     return usd(Decimal(str(value)))
 
 
+# What the provider's own lookup may still tell: no upstream cost yet, or one computed from the route's cost.
+_upstream_cost_unreported = Q(upstream_cost__isnull=True) | Q(
+    upstream_cost_source=Generation.UpstreamCostSource.COMPUTED
+)
+
+
 def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
     """Record the upstream cost of recent generations whose provider reports it on request; (recorded, failed)."""
     providers = _lookup_providers()
@@ -278,9 +284,9 @@ def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
     limit = int(getattr(settings, "RECONCILE_COST_LOOKUPS_PER_RUN", 200))
     due = (
         Generation.objects.filter(
+            _upstream_cost_unreported,
             provider_id__in=providers,
             status__in=FINISHED,
-            upstream_cost__isnull=True,
             finished_at__gte=now - window,
             finished_at__lte=now - LOOKUP_DELAY,
         )
@@ -298,7 +304,11 @@ def upstream_costs_fetch(*, now: datetime) -> tuple[int, int]:
                 log.warning("upstream cost lookup for %s at %s failed: %r", pk, providers[provider_id], exc)
                 continue
             if cost is not None:
-                recorded += Generation.objects.filter(pk=pk, upstream_cost__isnull=True).update(upstream_cost=cost)
+                recorded += Generation.objects.filter(_upstream_cost_unreported, pk=pk).update(
+                    upstream_cost=cost,
+                    upstream_cost_source=Generation.UpstreamCostSource.REPORTED,
+                    margin=F("cost") - cost,
+                )
     return recorded, failed
 
 
@@ -315,10 +325,11 @@ def generations_below_margin(*, since: datetime | None = None) -> QuerySet[Gener
     # margin < cost * pct / 100, also true for a free generation that cost us something upstream.
     return (
         generations.annotate(
-            margin=ExpressionWrapper(F("cost") - F("upstream_cost"), output_field=MONEY),
+            # Computed, not the stored `margin`: an upstream cost may be recorded without one.
+            margin_now=ExpressionWrapper(F("cost") - F("upstream_cost"), output_field=MONEY),
             floor=ExpressionWrapper(F("cost") * Value(ratio, output_field=MONEY), output_field=MONEY),
         )
-        .filter(margin__lt=F("floor"))
+        .filter(margin_now__lt=F("floor"))
         .select_related("provider")
         .order_by("started_at")
     )
@@ -355,9 +366,9 @@ def upstream_costs_check(run: ReconciliationRun, since: datetime | None) -> dict
             kind=LOW_MARGIN,
             account_id=generation.account_id,
             reference=generation.pk,
-            amount=generation.margin,
+            amount=generation.margin_now,
             detail=f"{generation.provider or 'unknown provider'} charged {generation.upstream_cost} USD upstream for "
-            f"a generation we sold for {generation.cost} USD: margin {generation.margin} USD, below {pct}%",
+            f"a generation we sold for {generation.cost} USD: margin {generation.margin_now} USD, below {pct}%",
         )
     return {
         "upstream_costs_recorded": recorded,

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from billing.models import Price
+from billing.models import Price, RouteCost
+from billing.money import ZERO, Rates
 from core.cache import ProcessCache
 
 from .models import Model, Route
@@ -34,9 +35,19 @@ class RouteInfo:
     # The request parameters the route takes (client names); None: not declared, it gets the body unchanged.
     supported_parameters: frozenset[str] | None = None
     data_collection: str = "unknown"  # Provider.DataCollection
-    # What the provider charges us, USD per 1M tokens (None: unknown; sorted last by `provider.sort=price`).
+    # What the route costs us, USD per 1M tokens and per request (its RouteCost in force); None: unknown
+    # (sorted last by `provider.sort=price`).
     cost_prompt: Decimal | None = None
     cost_completion: Decimal | None = None
+    cost_cached_prompt: Decimal | None = None
+    cost_request: Decimal | None = None
+
+    @property
+    def cost_rates(self) -> Rates | None:
+        """The route's cost as rates for `cost_for`, or None when the route has no cost price."""
+        if self.cost_prompt is None or self.cost_completion is None:
+            return None
+        return Rates(self.cost_prompt, self.cost_completion, self.cost_cached_prompt, self.cost_request or ZERO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +78,35 @@ def sellable_models() -> QuerySet[Model]:
     )
 
 
+def _route_info(route: Route) -> RouteInfo:
+    # The cost in force when the entry loads: a new cost version counts from the next reload, a few
+    # seconds late at most, which only the recorded margin of those requests sees.
+    cost = route.costs_known[0] if route.costs_known else None
+    return RouteInfo(
+        provider_id=route.provider_id,
+        provider_name=route.provider.name,
+        base_url=route.provider.base_url.rstrip("/"),
+        api_key=route.provider.resolved_api_key(),
+        extra_headers=dict(route.provider.extra_headers or {}),
+        connect_timeout_s=float(route.provider.connect_timeout_s),
+        read_timeout_s=float(route.provider.read_timeout_s),
+        upstream_model=route.upstream_model,
+        supported_parameters=_declared(route),
+        data_collection=route.provider.data_collection,
+        cost_prompt=cost.prompt if cost else None,
+        cost_completion=cost.completion if cost else None,
+        cost_cached_prompt=cost.cached_prompt if cost else None,
+        cost_request=cost.request if cost else None,
+    )
+
+
 def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | None:
-    routes = Route.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    costs = RouteCost.objects.filter(effective_from__lte=now).order_by("-effective_from")
+    routes = (
+        Route.objects.filter(enabled=True, provider__enabled=True)
+        .select_related("provider")
+        .prefetch_related(Prefetch("costs", queryset=costs, to_attr="costs_known"))
+    )
     model = (
         Model.objects.filter(public_id=public_id, enabled=True)
         .prefetch_related(Prefetch("routes", queryset=routes.order_by("priority", "id"), to_attr="live_routes"))
@@ -86,21 +124,7 @@ def _load(public_id: str, now: datetime, horizon: datetime) -> CatalogEntry | No
         public_id=model.public_id,
         context_length=model.context_length,
         max_output_tokens=model.max_output_tokens,
-        routes=tuple(
-            RouteInfo(
-                provider_id=r.provider_id,
-                provider_name=r.provider.name,
-                base_url=r.provider.base_url.rstrip("/"),
-                api_key=r.provider.resolved_api_key(),
-                extra_headers=dict(r.provider.extra_headers or {}),
-                connect_timeout_s=float(r.provider.connect_timeout_s),
-                read_timeout_s=float(r.provider.read_timeout_s),
-                upstream_model=r.upstream_model,
-                supported_parameters=_declared(r),
-                data_collection=r.provider.data_collection,
-            )
-            for r in model.live_routes
-        ),
+        routes=tuple(_route_info(r) for r in model.live_routes),
         price=current,
         next_price=upcoming,
     )

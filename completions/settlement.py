@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_COMPLETION_CAP = 4096
 # Far above any real request's cost, and below what the column holds (10**10).
 _UPSTREAM_COST_MAX = Decimal(10**9)
+# The lengths of Generation.origin and Generation.app.
+ORIGIN_MAX = 300
+APP_MAX = 200
 
 
 class SpendLimitReached(Exception):
@@ -122,6 +125,8 @@ class Started:
     hold_amount: Decimal
     started_at: datetime
     clock: float = field(default_factory=time.monotonic)
+    origin: str = ""
+    app: str = ""
 
     def served_by(self, entry: CatalogEntry) -> None:
         """The model that answered (a fallback of the request's `models`): its price, at the request's start,
@@ -131,6 +136,12 @@ class Started:
             self.price = entry.price_at(self.started_at)
 
 
+def header_text(value: str, limit: int) -> str:
+    """A request header kept on the generation: printable characters only, trimmed, at most `limit` long."""
+    # Headers can be kilobytes long: look at a bounded prefix only.
+    return "".join(c for c in value[: limit * 2] if c.isprintable()).strip()[:limit]
+
+
 def generation_plan(
     *,
     principal: KeyPrincipal,
@@ -138,17 +149,31 @@ def generation_plan(
     request: SurfaceRequest,
     entries: tuple[CatalogEntry, ...],
     started_at: datetime | None = None,
+    origin: str = "",
+    app: str = "",
 ) -> Started:
     """The request's generation id, price version and hold; nothing is written.
 
     `entries` are the models that may serve it, in order. It starts as the first; the hold is the worst
-    case of the dearest, so whichever answers is covered.
+    case of the dearest, so whichever answers is covered. `origin` and `app` are the request's
+    HTTP-Referer and X-Title headers, recorded as sent (sanitized).
     """
     started_at = started_at or timezone.now()
     entry = entries[0]
     price = entry.price_at(started_at)
     amount = max(worst_case_cost(request, e, e.price_at(started_at)).total for e in entries)
-    return Started(generation_id_new(), principal, entry, price, surface, request, amount, started_at)
+    return Started(
+        generation_id_new(),
+        principal,
+        entry,
+        price,
+        surface,
+        request,
+        amount,
+        started_at,
+        origin=header_text(origin, ORIGIN_MAX),
+        app=header_text(app, APP_MAX),
+    )
 
 
 def generation_start(*, started: Started) -> Hold:
@@ -170,6 +195,8 @@ def generation_start(*, started: Started) -> Hold:
         "price_id": started.price.pk,
         "stream": started.request.stream,
         "user": started.request.user,
+        "origin": started.origin,
+        "app": started.app,
         "hold_amount": started.hold_amount,
         "started_at": started.started_at,
     }
@@ -250,6 +277,18 @@ def _upstream_cost(usage: Any) -> Decimal | None:
     return usd(cost) if cost.is_finite() and abs(cost) < _UPSTREAM_COST_MAX else None
 
 
+def upstream_cost_resolve(outcome: Outcome, usage: Usage) -> tuple[Decimal | None, str]:
+    """What the generation cost us upstream and where that comes from: the provider's reported cost,
+    else the charged usage at the route's cost price; (None, "") when neither is known."""
+    reported = _upstream_cost(outcome.usage)
+    if reported is not None:
+        return reported, Generation.UpstreamCostSource.REPORTED
+    rates = outcome.route.cost_rates if outcome.route is not None else None
+    if rates is None:
+        return None, ""
+    return cost_for(usage, rates).total, Generation.UpstreamCostSource.COMPUTED
+
+
 def generation_close(*, started: Started, outcome: Outcome) -> Closing:
     """Price how a generation ended; nothing is written until `Closing.commit()`."""
     common = {
@@ -273,6 +312,7 @@ def generation_close(*, started: Started, outcome: Outcome) -> Closing:
         log.warning("generation %s charged on an estimate: %s", started.generation_id, why)
     cost = cost_for(usage, started.price)
     charged = min(cost.total, started.hold_amount)
+    upstream_cost, upstream_source = upstream_cost_resolve(outcome, usage)
     error = "; ".join(filter(None, [outcome.error, why]))
     if charged < cost.total:
         error = "; ".join(filter(None, [error, f"cost {cost.total} capped at the hold {charged}"]))
@@ -281,7 +321,9 @@ def generation_close(*, started: Started, outcome: Outcome) -> Closing:
         "completion_tokens": usage.completion_tokens,
         "cached_tokens": usage.cached_tokens,
         "usage_source": source,
-        "upstream_cost": _upstream_cost(outcome.usage),
+        "upstream_cost": upstream_cost,
+        "upstream_cost_source": upstream_source,
+        "margin": None if upstream_cost is None else charged - upstream_cost,
         "error": error,
         **common,
     }

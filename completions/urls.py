@@ -16,6 +16,7 @@ urlpatterns = [
     path("prices", apis.PricesView.as_view(), name="prices"),
     path("generation", apis.GenerationView.as_view(), name="generation"),
     path("key", apis.KeyView.as_view(), name="key"),
+    path("credits", apis.CreditsView.as_view(), name="credits"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs/", SpectacularRedocView.as_view(url_name="openapi"), name="api-docs"),
     re_path(r"^.*$", apis.api_not_found),

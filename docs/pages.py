@@ -46,7 +46,11 @@ PAGES: tuple[Page, ...] = (
     Page("errors", "Коды ошибок", "Error codes"),
     Page("balance", "Баланс и пополнение", "Balance and top-up"),
     Page("keys", "API-ключи", "API keys"),
-    Page("generation", "GET /v1/generation и GET /v1/key", "GET /v1/generation and GET /v1/key"),
+    Page(
+        "generation",
+        "GET /v1/generation, /v1/key и /v1/credits",
+        "GET /v1/generation, /v1/key and /v1/credits",
+    ),
     Page("bot", "Telegram-бот", "Telegram bot"),
 )
 _BY_SLUG = {page.slug: page for page in PAGES}

@@ -8,7 +8,7 @@ from .accounts import AccountAdmin, LowBalanceFilter
 from .jobs import FindingInline, LowBalanceAlertAdmin, ReconciliationFindingAdmin, ReconciliationRunAdmin
 from .ledger import ExpiredOpenFilter, HoldAdmin, LedgerEntryAdmin
 from .payments import RedemptionAdmin, RedemptionCodeAdmin, RedemptionInline, TopUpAdmin, refund_topups_action
-from .prices import PriceAdmin
+from .prices import PriceAdmin, RouteCostAdmin
 
 __all__ = [
     "AccountAdmin",
@@ -24,6 +24,7 @@ __all__ = [
     "RedemptionAdmin",
     "RedemptionCodeAdmin",
     "RedemptionInline",
+    "RouteCostAdmin",
     "TopUpAdmin",
     "refund_topups_action",
 ]

@@ -17,7 +17,7 @@ from billing.models import (
     RedemptionCode,
     TopUp,
 )
-from billing.services import hold_place, ledger_credit
+from billing.services import hold_place, ledger_credit, route_cost_set
 from completions.models import Generation
 from tests.factories import PriceFactory, RouteFactory, UserFactory, funded_account, key_for
 
@@ -41,6 +41,7 @@ def one_of_everything(db, operator):
     api_key = ApiKey.objects.get(account=account)
     route = RouteFactory()
     price = PriceFactory(model=route.model)
+    route_cost_set(route_id=route.pk, prompt="0.10", completion="0.40", created_by=operator)
     hold = hold_place(account_id=account.pk, amount=Decimal("0.50"), reference="gen-everything")
     Generation.objects.create(
         id="gen-everything",

@@ -43,10 +43,27 @@ def test_models_are_listed_in_openai_shape_with_context_length_and_per_token_pri
         "object": "model",
         "created": int(shop.model.created_at.timestamp()),
         "owned_by": "e2e",
+        "canonical_slug": shop.model.public_id,
         "name": shop.model.name,
+        "description": "",
         "context_length": 16000,
         "max_output_tokens": 4096,
-        "pricing": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0"},
+        "architecture": {
+            "modality": "text->text",
+            "input_modalities": ["text"],
+            "output_modalities": ["text"],
+            "tokenizer": "Other",
+            "instruct_type": None,
+        },
+        "pricing": {
+            "prompt": "0.00000015",
+            "completion": "0.0000006",
+            "request": "0",
+            "input_cache_read": "0.00000015",
+        },
+        "top_provider": {"context_length": 16000, "max_completion_tokens": 4096, "is_moderated": False},
+        "per_request_limits": None,
+        "supported_parameters": [],
     }
     api = client(router, shop.key)
     assert [m.id for m in api.models.list()] == [shop.model.public_id]
@@ -127,6 +144,8 @@ def test_the_openapi_document_is_json_and_documents_chat_completions(router: str
     schema = response.json()
     assert schema["openapi"].startswith("3.")
     assert "post" in schema["paths"]["/v1/chat/completions"]
+    assert "get" in schema["paths"]["/v1/credits"]
+    assert "supported_parameters" in [p["name"] for p in schema["paths"]["/v1/models"]["get"]["parameters"]]
 
 
 def test_a_revoked_key_is_refused_by_every_process_within_the_auth_cache_time(routers: list[str], shop: Shop):
