@@ -2,6 +2,12 @@
 
 Raised anywhere on the request's way (`ApiError`) and rendered in one place (`error_response`); DRF's
 own exceptions on the read endpoints go through `api_exception_handler`.
+
+Every error says whether sending the request again is safe, in the `x-should-retry` header that the
+OpenAI SDKs obey (they retry 408, 409, 429 and 5xx answers by default, and never when it says `false`):
+`true` only where nothing was charged and a later try can succeed (`RETRY_SAFE_STATUSES`), `false`
+otherwise. An unexpected error (`internal_error`) is `false` once the provider answered, because the
+request may then be charged; the pipeline marks that moment with `upstream_answered_mark`.
 """
 
 from __future__ import annotations
@@ -9,8 +15,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
+
+# Answers after which the same request may simply be sent again: our own rate limit (after Retry-After),
+# and the provider failing or unreachable before it answered (nothing is charged for either). Every
+# other error is the request's own (400-413: sending it unchanged fails the same way) or may be charged.
+RETRY_SAFE_STATUSES = frozenset({429, 502, 503, 504})
+
+# The request's environ key set once the provider answered: from then on the request may be charged.
+_UPSTREAM_ANSWERED = "mlrouter.upstream_answered"
 
 
 class ApiError(Exception):
@@ -36,6 +50,7 @@ class ApiError(Exception):
         code: str,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -43,6 +58,8 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        # Whether the client may send the request again (the `x-should-retry` header); by status unless said.
+        self.retry = status in RETRY_SAFE_STATUSES if retry is None else retry
 
     @property
     def type(self) -> str:
@@ -60,16 +77,35 @@ def invalid(message: str, param: str | None = None) -> ApiError:
 def error_response(error: ApiError) -> HttpResponse:
     """Render an ApiError as a JSON response with its headers."""
     response = HttpResponse(json.dumps(error.body()), status=error.status, content_type="application/json")
+    response["x-should-retry"] = "true" if error.retry else "false"
     for name, value in error.headers.items():
         response[name] = value
     return response
 
 
-def internal_error() -> HttpResponse:
-    """The answer to an unexpected error (it is logged, never described to the client)."""
-    return error_response(
-        ApiError(500, "The server had an error while processing your request. Retry later.", code="internal_error")
+def upstream_answered_mark(request: HttpRequest, generation_id: str) -> None:
+    """Note that the provider answered this request: from now on it may be charged (see `internal_error`)."""
+    request.META[_UPSTREAM_ANSWERED] = generation_id
+
+
+def internal_error(request: HttpRequest | None = None) -> HttpResponse:
+    """The answer to an unexpected error (it is logged, never described to the client).
+
+    Before the provider answered, nothing can be charged: a hold, if placed, is released by
+    reconciliation since no usage was recorded, so a retry is safe (`x-should-retry: true`). After, the
+    relay may have settled the request (a stream's reader keeps reading and charges what the provider
+    generated), so the client must not retry on its own (`false`) and is told where to look.
+    """
+    generation_id = request.META.get(_UPSTREAM_ANSWERED) if request is not None else None
+    if not generation_id:
+        message = "The server had an error while processing your request. Retry later."
+        return error_response(ApiError(500, message, code="internal_error", retry=True))
+    message = (
+        "The server had an error after the provider answered; this request may have been charged. "
+        f"See GET /v1/generation?id={generation_id} before sending it again."
     )
+    headers = {"X-Generation-Id": generation_id}
+    return error_response(ApiError(500, message, code="internal_error", headers=headers, retry=False))
 
 
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:

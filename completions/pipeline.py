@@ -35,7 +35,7 @@ from docs.pages import docs_url
 
 from .candidates import Candidate, candidates_models, candidates_select
 from .early_start import hold_place_beside, upstream_open_early
-from .errors import ApiError, api_exception_handler
+from .errors import ApiError, api_exception_handler, upstream_answered_mark
 from .models import Generation
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db
@@ -150,6 +150,8 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         error.headers = headers
         raise
     started.served_by(call.candidate.entry)
+    # From here the request may be charged: an unexpected error must not invite the client to retry.
+    upstream_answered_mark(request, started.generation_id)
     if parsed.stream:
         return relay_stream(started, call, headers)
     return relay_plain(started, call, headers)

@@ -5,8 +5,10 @@ provider's answer, and the request's surface (completions/surfaces/) writes it f
 
 A stream is read by its own (green) thread, which owns settlement: whatever way the stream ends —
 completed, upstream failure, client gone — that thread settles the generation exactly once, then the
-client (if still there) gets the final usage chunk with `cost` and `[DONE]`. While relaying, no
-database connection is held.
+client (if still there) gets the stream's last events, written by the surface with the `cost`, and
+`[DONE]`. Every chunk is relayed as it arrives but the one that finishes the answer (it carries a
+`finish_reason`): that one is held back until the stream is settled, so that the surface may write
+the cost on it (see `StreamEnd`). While relaying, no database connection is held.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from core.green import COOPERATIVE, start_beside
 from .errors import ApiError
 from .models import Generation
 from .settlement import Closing, Finished, Outcome, Started, generation_close, generation_finish
-from .surfaces.base import ChunkRewriter
+from .surfaces.base import ChunkRewriter, StreamEnd
 from .upstreams import UPSTREAMS, UpstreamCall
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,8 @@ class StreamRelay:
         self.reading = True
         self.usage: Any = None
         self.usage_chunk: dict | None = None
+        self.held: tuple[bytes, dict] | None = None
+        self.rewrite: ChunkRewriter | None = None
         self.error: str = ""
         self.finished: Finished | None = None
         self.created = int(time.time())
@@ -162,6 +166,7 @@ class StreamRelay:
         surface = self.started.surface
         upstream = UPSTREAMS[surface.upstream_kind]
         rewrite: ChunkRewriter | None = None
+        held: tuple[bytes, dict] | None = None
         done = False
         try:
             for data in upstream.events(self.call.response):
@@ -194,7 +199,14 @@ class StreamRelay:
                 reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
                 if reason:
                     outcome.finish_reason = str(reason)
-                self._put(surface.stream_event(rewrite.apply(data, chunk)))
+                if held is not None:
+                    self._put(surface.stream_event(rewrite.apply(*held)))
+                    held = None
+                if outcome.finish_reason:
+                    # The answer's end waits for its usage and cost: the surface writes it (stream_final).
+                    held = (data, chunk)
+                else:
+                    self._put(surface.stream_event(rewrite.apply(data, chunk)))
                 if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
                     break
             else:
@@ -208,6 +220,7 @@ class StreamRelay:
             self.error = "the upstream connection dropped mid-stream"
         finally:
             self.reading = False
+            self.held, self.rewrite = held, rewrite
             if done:
                 # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
                 self.call.response.drain_conn()
@@ -259,8 +272,11 @@ class StreamRelay:
                     batch.append(nxt)
                 yield b"".join(batch)
             surface = self.started.surface
-            if self.finished is not None:
-                yield surface.stream_final(self.usage_chunk, self.started, self.finished, self.usage, self.created)
+            last, last_chunk = self.held or (None, None)
+            end = StreamEnd(last, last_chunk, self.rewrite, self.usage_chunk, self.usage, self.finished, self.created)
+            final = surface.stream_final(self.started, end)
+            if final:
+                yield final
             if self.error:
                 yield surface.stream_error(self.error)
             yield surface.stream_end

@@ -1,7 +1,8 @@
 """Every error the API answers with: HTTP status and `code`, as the error-codes page lists them.
 
-The `type` of each is not written here but computed by the API's own ApiError. tests/docs checks this
-list against the codes the API's source can raise, so a new code cannot go undocumented.
+The `type` and the `x-should-retry` of each are not written here but computed by the API's own ApiError.
+tests/docs checks this list against the codes the API's source can raise, so a new code cannot go
+undocumented.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class DocumentedError:
     code: str
     statuses: tuple[int, ...]
     python: tuple[str, ...]
+    retry_varies: bool = False  # `x-should-retry` depends on the moment of failure (internal_error)
 
     @property
     def status_text(self) -> str:
@@ -28,6 +30,14 @@ class DocumentedError:
         """The `error.type` values the API sends with this code."""
         found = dict.fromkeys(ApiError(status, "", code=self.code).type for status in self.statuses)
         return ", ".join(found)
+
+    @property
+    def retry_text(self) -> str:
+        """The `x-should-retry` values the API sends with this code."""
+        if self.retry_varies:
+            return "`true` / `false`"
+        found = dict.fromkeys(ApiError(status, "", code=self.code).retry for status in self.statuses)
+        return " / ".join(f"`{str(value).lower()}`" for value in found)
 
     @property
     def python_text(self) -> str:
@@ -55,5 +65,5 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("upstream_unavailable", (503,), ("InternalServerError",)),
     DocumentedError("upstream_rate_limited", (503,), ("InternalServerError",)),
     DocumentedError("upstream_timeout", (504,), ("InternalServerError",)),
-    DocumentedError("internal_error", (500,), ("InternalServerError",)),
+    DocumentedError("internal_error", (500,), ("InternalServerError",), retry_varies=True),
 )

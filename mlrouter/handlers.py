@@ -40,11 +40,14 @@ class ViewHandler:
     For the endpoint every API call hits, Django's handler around the view costs more than the
     middleware itself: URL resolution, and `request_started` receivers that look up per-thread
     database and cache state on every request. Here the view is called through the same middleware
-    chain, error answers are logged as Django logs them (an unexpected error is answered in OpenAI's
-    shape), and `request_finished` still fires when the response is closed.
+    chain, error answers are logged as Django logs them (an unexpected error is answered by `error`,
+    which is given the request: whether the request may have been charged decides if a retry is
+    invited), and `request_finished` still fires when the response is closed.
     """
 
-    def __init__(self, view: Callable[[HttpRequest], HttpResponse], error: Callable[[], HttpResponse]) -> None:
+    def __init__(
+        self, view: Callable[[HttpRequest], HttpResponse], error: Callable[[HttpRequest], HttpResponse]
+    ) -> None:
         chain = view
         for path in reversed(settings.API_MIDDLEWARE):
             chain = import_string(path)(chain)
@@ -57,7 +60,7 @@ class ViewHandler:
             response = self.chain(request)
         except Exception:
             log.exception("Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request})
-            response = self.error()
+            response = self.error(request)
             response._has_been_logged = True
         if response.status_code >= 400:
             log_response(f"{response.reason_phrase}: {request.path}", response=response, request=request)

@@ -48,6 +48,24 @@ class ChunkRewriter(Protocol):
     def apply(self, data: bytes, chunk: dict) -> bytes: ...
 
 
+@dataclass(slots=True)
+class StreamEnd:
+    """How a stream ended, handed to `Surface.stream_final` once the reader has settled it.
+
+    The relay holds back the upstream's chunk that finished the answer (the one with a `finish_reason`,
+    and any chunk with choices after it) until the stream is settled, so that the surface can write the
+    answer's end together with its cost.
+    """
+
+    last: bytes | None  # the held-back chunk's payload as the upstream sent it; None if none finished
+    last_chunk: dict | None  # the same, parsed
+    rewrite: ChunkRewriter | None  # built from the stream's first chunk with choices (None: there was none)
+    usage_chunk: dict | None  # the upstream's own usage chunk (no choices), if it sent one
+    usage: Any  # the usage the upstream reported, if any
+    finished: Finished | None  # what was charged; None when settling failed (an error event follows)
+    created: int  # when the relay began (for a chunk the surface writes itself)
+
+
 @dataclass(frozen=True, slots=True)
 class Surface:
     """One API surface. Registered in completions/surfaces/__init__.py, which is all routing needs."""
@@ -61,6 +79,6 @@ class Surface:
     plain_answer: Callable[[dict, Started, Finished], bytes]  # the upstream's JSON answer, ours, with cost
     stream_rewriter: Callable[[dict, Started], ChunkRewriter]  # built from the first chunk with choices
     stream_event: Callable[[bytes], bytes]  # one event's framing
-    stream_final: Callable[[dict | None, Started, Finished, Any, int], bytes]  # the usage event with cost
+    stream_final: Callable[[Started, StreamEnd], bytes]  # the last events: the held-back chunk, usage and cost
     stream_error: Callable[[str], bytes]  # a failure after the stream began
     stream_end: bytes  # the terminator

@@ -26,7 +26,7 @@ from ..preferences import (
     reasoning_parse,
     router_fields_check,
 )
-from .base import Surface
+from .base import StreamEnd, Surface
 
 if TYPE_CHECKING:
     from completions.routing import RouteInfo
@@ -329,6 +329,7 @@ def sse(data: bytes) -> bytes:
 
 
 _MISSING = object()
+_USAGE_NULL_LAST = b',"usage":null}'
 
 
 def _dumps(obj: Any) -> bytes:
@@ -372,6 +373,11 @@ class Rewrite:
         usage = chunk.get("usage", _MISSING)
         # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's
         # usage on a chunk with choices never reaches the client (ours comes once, at the end).
+        if usage is None and not self.wants_usage and data.endswith(_USAGE_NULL_LAST):
+            # We asked the upstream for usage, so it marks every chunk `usage: null`, last (OpenAI does);
+            # the client did not ask. Right before the closing brace these bytes can only be the top-level
+            # object's last member (a string's quotes would be escaped).
+            data, usage = data[: -len(_USAGE_NULL_LAST)] + b"}", _MISSING
         fast = len(self.old) == 2 and (usage is _MISSING or (usage is None and self.wants_usage))
         reasoning = _has_reasoning(data, self.exclude_reasoning)
         if fast and not reasoning and all(data.count(old) == 1 for old, _ in self.old):
@@ -398,11 +404,36 @@ def stream_rewriter(first: dict, started: Started) -> Rewrite:
     )
 
 
-def stream_final(usage_chunk: dict | None, started: Started, finished: Finished, usage: Any, created: int) -> bytes:
-    """The last chunk: the upstream's usage chunk (or one of ours) with our counts and the exact cost."""
-    chunk = usage_chunk or {"object": "chat.completion.chunk", "created": created, "choices": []}
-    chunk.update(id=started.generation_id, model=started.entry.public_id)
-    return sse(_with_usage(chunk, usage_out(started, finished, usage)))
+def stream_final(started: Started, end: StreamEnd) -> bytes:
+    """The stream's last chunks, once it is settled: the answer's end and the exact cost, shaped as OpenAI's.
+
+    - The client asked for usage (`stream_options.include_usage`): the held-back chunk like every other
+      (`usage: null`), then the usage chunk with `choices: []` (the upstream's own, or one of ours)
+      carrying our usage and cost.
+    - It did not: the held-back chunk (the one with the `finish_reason`) carries our usage and cost, so
+      that every chunk the client gets has choices. A stream that ended without one (the upstream broke
+      off mid-answer) gets one chunk with an empty delta and `finish_reason: null` to carry them.
+    - Settling failed: the held-back chunk as it is, without usage; the error event follows.
+    """
+    last = end.last is not None and end.last_chunk is not None and end.rewrite is not None
+    if end.finished is None:
+        return sse(end.rewrite.apply(end.last, end.last_chunk)) if last else b""
+    ours = {"id": started.generation_id, "model": started.entry.public_id}
+    usage = usage_out(started, end.finished, end.usage)
+    if started.request.wants_usage:
+        held = sse(end.rewrite.apply(end.last, end.last_chunk)) if last else b""
+        chunk = end.usage_chunk or {"object": "chat.completion.chunk", "created": end.created, "choices": []}
+        return held + sse(_with_usage({**chunk, **ours}, usage))
+    if last:
+        return sse(_with_usage({**end.last_chunk, **ours}, usage))
+    carrier = {
+        "id": started.generation_id,
+        "object": "chat.completion.chunk",
+        "created": end.created,
+        "model": started.entry.public_id,
+        "choices": [{"index": 0, "delta": {}, "finish_reason": None}],
+    }
+    return sse(_with_usage(carrier, usage))
 
 
 def stream_error(message: str) -> bytes:

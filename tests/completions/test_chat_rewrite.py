@@ -39,3 +39,26 @@ def test_usage_null_is_kept_only_when_the_client_asked_for_usage():
     raw = b'{"id":"c","model":"m","choices":[{"delta":{"content":"x"}}],"usage":null}'
     assert json.loads(_first(raw, wants_usage=True).apply(raw, json.loads(raw)))["usage"] is None
     assert "usage" not in json.loads(_first(raw).apply(raw, json.loads(raw)))
+
+
+def test_the_usage_null_the_client_did_not_ask_for_is_cut_from_the_bytes():
+    # On the bytes, not re-serialized: the upstream's own escape (\u00e9) stays as it was.
+    raw = b'{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"delta":{"content":"\\u00e9"}}],'
+    raw += b'"usage":null}'
+    out = _first(raw).apply(raw, json.loads(raw))
+    expected = b'{"id":"gen-1-abc","object":"chat.completion.chunk","model":"demo/chat-small","choices":[{"delta":'
+    assert out == expected + b'{"content":"\\u00e9"}}]}'
+
+
+def test_only_the_top_level_usage_null_is_cut():
+    # A nested `usage: null` is the provider's content, not its usage mark: left as it is.
+    raw = b'{"usage":null,"id":"c","model":"m","choices":[{"delta":{"content":"x"},"x":{"a":1,"usage":null}}]}'
+    out = json.loads(_first(raw).apply(raw, json.loads(raw)))
+    assert out == {
+        "id": "gen-1-abc",
+        "model": "demo/chat-small",
+        "choices": [{"delta": {"content": "x"}, "x": {"a": 1, "usage": None}}],
+    }
+    text = b'{"id":"c","model":"m","choices":[{"delta":{"content":",\\"usage\\":null}"}}],"usage":null}'
+    out = json.loads(_first(text).apply(text, json.loads(text)))
+    assert out["choices"][0]["delta"]["content"] == ',"usage":null}' and "usage" not in out

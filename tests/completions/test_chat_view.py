@@ -26,6 +26,7 @@ from django.test import Client
 from accounts.models import Account
 from billing.models import Hold, LedgerEntry
 from billing.services import price_set
+from completions import relay
 from completions.models import Generation, Model
 from core.after_response import wait_for
 from tests.factories import ModelFactory, ProviderFactory, RouteFactory, funded_account, key_for
@@ -76,6 +77,13 @@ class FakeProvider:
         `usage: null` on every other chunk) only when the request asked for `stream_options.include_usage`."""
         self.replies.append(lambda body: (200, "text/event-stream", sse_stream(body, texts, usage)))
 
+    def events(self, chunks: list[dict[str, Any]], *, done: bool = True) -> None:
+        """Answer the next request with exactly these chunks, then `[DONE]` (or, `done=False`, the end of
+        the connection: an upstream that broke off)."""
+        payload = b"".join(b"data: " + json.dumps(each).encode() + b"\n\n" for each in chunks)
+        payload += b"data: [DONE]\n\n" if done else b""
+        self.replies.append(lambda _: (200, "text/event-stream", payload))
+
     def handle(self, received: Received) -> tuple[int, str, bytes]:
         with self.lock:
             self.received.append(received)
@@ -86,13 +94,13 @@ class FakeProvider:
         return reply(received.body)
 
 
-def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+def chunk(delta: dict[str, Any], finish_reason: str | None = None, index: int = 0) -> dict[str, Any]:
     return {
         "id": "chatcmpl-upstream-1",
         "object": "chat.completion.chunk",
         "created": 1700000000,
         "model": UPSTREAM_MODEL,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason}],
     }
 
 
@@ -286,7 +294,7 @@ def test_the_provider_gets_the_clients_body_with_its_own_model_name_and_key(shop
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("money_path")
-def test_a_stream_is_relayed_in_order_and_ends_with_its_exact_cost_and_done(shop: Shop, provider: FakeProvider):
+def test_a_stream_is_relayed_in_order_and_its_finish_chunk_carries_the_exact_cost(shop: Shop, provider: FakeProvider):
     provider.stream(["Hel", "lo", "!"], usage={"prompt_tokens": 9, "completion_tokens": 4})
 
     response = shop.post({"model": shop.model.public_id, "messages": HI, "stream": True, "temperature": 0.5})
@@ -295,18 +303,17 @@ def test_a_stream_is_relayed_in_order_and_ends_with_its_exact_cost_and_done(shop
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/event-stream")
     generation_id = response["X-Generation-Id"]
-    *chunks, final, done = sse_data(raw)
+    *chunks, done = sse_data(raw)
     assert raw.endswith(b"data: [DONE]\n\n") and done == b"[DONE]"
-    relayed = [json.loads(c) for c in chunks]
+    relayed = [decimal_json(c) for c in chunks]
+    # The client did not ask for usage: as at OpenAI, every chunk has choices (the docs' loop reads
+    # `chunk.choices[0]`), none says `usage: null`, and the cost rides on the last one, with the finish_reason.
     assert [c["choices"][0]["delta"].get("content") for c in relayed] == ["", "Hel", "lo", "!", None]
-    assert relayed[-1]["choices"][0]["finish_reason"] == "stop"
+    assert [c["choices"][0]["finish_reason"] for c in relayed] == [None, None, None, None, "stop"]
     assert {(c["id"], c["model"]) for c in relayed} == {(generation_id, shop.model.public_id)}
-    # The client did not ask for usage: no `usage: null` on its chunks, the cost comes once at the end.
-    assert not any("usage" in c for c in relayed)
-    last = decimal_json(final)
+    assert not any("usage" in c for c in relayed[:-1])
     cost = Decimal("0.00000375")  # 9 × $0.15 / 1M + 4 × $0.60 / 1M
-    assert (last["id"], last["choices"]) == (generation_id, [])
-    assert last["usage"] == {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13, "cost": cost}
+    assert relayed[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13, "cost": cost}
     assert_settled_once(shop, generation_id, cost)
 
     (sent,) = provider.received
@@ -317,6 +324,29 @@ def test_a_stream_is_relayed_in_order_and_ends_with_its_exact_cost_and_done(shop
         "temperature": 0.5,
         "stream_options": {"include_usage": True},
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_that_asked_for_usage_ends_with_openais_usage_chunk(shop: Shop, provider: FakeProvider):
+    provider.stream(["Hel", "lo"], usage={"prompt_tokens": 9, "completion_tokens": 3})
+
+    response = shop.post(
+        {"model": shop.model.public_id, "messages": HI, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    *chunks, final, done = sse_data(b"".join(response.streaming_content))
+
+    assert done == b"[DONE]"
+    relayed = [json.loads(c) for c in chunks]
+    assert [c["choices"][0]["delta"].get("content") for c in relayed] == ["", "Hel", "lo", None]
+    assert relayed[-1]["choices"][0]["finish_reason"] == "stop"
+    # As OpenAI does: `usage: null` on every chunk with choices, then one chunk with no choices and the usage.
+    assert all(c["usage"] is None for c in relayed)
+    last = decimal_json(final)
+    generation_id = response["X-Generation-Id"]
+    cost = Decimal("0.00000315")  # 9 × $0.15 / 1M + 3 × $0.60 / 1M
+    assert (last["id"], last["model"], last["choices"]) == (generation_id, shop.model.public_id, [])
+    assert last["usage"] == {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "cost": cost}
+    assert_settled_once(shop, generation_id, cost)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -339,6 +369,96 @@ def test_a_stream_without_usage_is_charged_the_documented_estimate(shop: Shop, p
     generation_id = response["X-Generation-Id"]
     assert_settled_once(shop, generation_id, cost)
     assert Generation.objects.get(pk=generation_id).usage_source == "estimated"
+
+
+# --- Where the cost goes when a stream does not end as usual ----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_stream_the_upstream_broke_off_says_its_cost_then_the_error(
+    shop: Shop, provider: FakeProvider, include_usage: bool
+):
+    # No finish_reason and no [DONE]: the connection just ends after two words.
+    words = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}), chunk({"content": "lo"})]
+    provider.events(words, done=False)
+    body = {"model": shop.model.public_id, "messages": HI, "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    raw = json.dumps(body).encode()
+
+    response = shop.post(raw)
+    events = sse_data(b"".join(response.streaming_content))
+    assert events[-1] == b"[DONE]"
+    *chunks, usage_event, error_event = [decimal_json(e) for e in events[:-1]]
+
+    assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["", "Hel", "lo"]
+    assert error_event["error"]["code"] == "upstream_error"
+    # Charged the documented estimate: the prompt's bytes / 4 and the 5 characters generated / 4.
+    prompt = -(-len(raw) // 4)
+    cost = (prompt * Decimal("0.15") + 2 * Decimal("0.60")) / 1_000_000
+    assert usage_event["usage"] == {
+        "prompt_tokens": prompt,
+        "completion_tokens": 2,
+        "total_tokens": prompt + 2,
+        "cost": cost,
+    }
+    if include_usage:
+        assert usage_event["choices"] == []
+    else:
+        # Nothing finished to carry the cost: one chunk with an empty delta does, so that every chunk has choices.
+        assert usage_event["choices"] == [{"index": 0, "delta": {}, "finish_reason": None}]
+    assert (usage_event["id"], usage_event["model"]) == (response["X-Generation-Id"], shop.model.public_id)
+    assert_settled_once(shop, response["X-Generation-Id"], cost)
+    assert Generation.objects.get(pk=response["X-Generation-Id"]).status == Generation.Status.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_several_choices_every_chunk_arrives_in_order_and_the_cost_rides_on_the_last(
+    shop: Shop, provider: FakeProvider
+):
+    script = [
+        chunk({"role": "assistant", "content": "a"}, index=0),
+        chunk({"role": "assistant", "content": "b"}, index=1),
+        chunk({}, "stop", index=0),
+        chunk({"content": "c"}, index=1),
+        chunk({}, "length", index=1),
+        {**chunk({}), "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}},
+    ]
+    provider.events(script)
+
+    response = shop.post({"model": shop.model.public_id, "messages": HI, "stream": True, "n": 2})
+    *chunks, done = sse_data(b"".join(response.streaming_content))
+
+    relayed = [decimal_json(c) for c in chunks]
+    assert done == b"[DONE]"
+    assert [c["choices"] for c in relayed] == [s["choices"] for s in script[:-1]]
+    assert not any("usage" in c for c in relayed[:-1])
+    cost = (5 * Decimal("0.15") + 3 * Decimal("0.60")) / 1_000_000
+    assert relayed[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "cost": cost}
+    assert_settled_once(shop, response["X-Generation-Id"], cost)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_that_could_not_be_settled_still_gets_its_last_words_then_an_error(
+    shop: Shop, provider: FakeProvider, monkeypatch
+):
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(relay, "generation_finish", broken)
+    provider.stream(["Hi"], usage={"prompt_tokens": 2, "completion_tokens": 1})
+
+    response = shop.post({"model": shop.model.public_id, "messages": HI, "stream": True})
+    *chunks, error, done = sse_data(b"".join(response.streaming_content))
+
+    relayed = [json.loads(c) for c in chunks]
+    assert [c["choices"][0]["delta"].get("content") for c in relayed] == ["", "Hi", None]
+    assert relayed[-1]["choices"][0]["finish_reason"] == "stop"
+    assert not any("usage" in c for c in relayed)  # nothing was charged yet: no cost to tell
+    assert json.loads(error)["error"]["code"] == "upstream_error"
+    assert done == b"[DONE]"
+    assert Hold.objects.get(reference=response["X-Generation-Id"]).status == Hold.Status.OPEN  # reconciliation's
 
 
 # --- Refusals and failures --------------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def test_a_request_no_route_answered_is_not_charged_and_its_hold_released(
         assert response.status_code == status
         assert response.headers["Content-Type"] == "application/json"
         assert response.json()["error"]["code"] == code
+        # Nothing was charged: the SDKs may retry where another try can succeed, not a rejected request.
+        assert response.headers["x-should-retry"] == ("true" if status >= 500 else "false")
         generation = Generation.objects.filter(account_id=shop.account_id).order_by("started_at").last()
         assert (generation.stream, generation.status, generation.usage_source) == (stream, "failed", "none")
         assert generation.provider_id is None
@@ -228,6 +230,8 @@ def test_a_stream_the_upstream_broke_is_charged_for_the_relayed_text_and_ends_wi
     expected = cost_of(estimated_tokens(len(json.dumps(body).encode())), estimated_tokens(len(text)))
     *_, usage_chunk, error_event, done = events
     assert usage_chunk["usage"]["cost"] == expected
+    # No include_usage and no chunk that finished: one with an empty delta carries the cost.
+    assert usage_chunk["choices"] == [{"index": 0, "delta": {}, "finish_reason": None}]
     assert error_event["error"]["code"] == "upstream_error"
     assert set(error_event["error"]) == {"message", "type", "param", "code"}
     assert done == "[DONE]"

@@ -44,7 +44,7 @@ def test_a_plain_completion_reports_its_exact_cost_and_charges_it(router: str, s
     assert (gen.status, gen.usage_source, gen.cost) == ("completed", "upstream", cost_of(8, 8))
 
 
-def test_a_stream_ends_with_a_usage_chunk_carrying_the_cost(router: str, shop: Shop):
+def test_the_docs_stream_loop_runs_to_the_end_and_the_finish_chunk_carries_the_charged_cost(router: str, shop: Shop):
     before = shop.balance()
     stream = client(router, shop.key).chat.completions.create(
         model=shop.model.public_id,
@@ -52,15 +52,48 @@ def test_a_stream_ends_with_a_usage_chunk_carrying_the_cost(router: str, shop: S
         stream=True,
         extra_body={"emulator": {"completion_tokens": 5}},
     )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    # OpenAI's documented loop: it reads choices[0] of every chunk (IndexError on a chunk without choices).
+    text, chunks = "", []
+    for chunk in stream:
+        text += chunk.choices[0].delta.content or ""
+        chunks.append(chunk)
     assert text == "This is the ML Router"
-    assert {c.id for c in chunks} == {chunks[0].id}
-    final = chunks[-1]
+    assert {c.id for c in chunks} == {stream.response.headers["x-generation-id"]}
+    # Without include_usage: only the last chunk (the one with the finish_reason) has usage, with the cost.
+    *relayed, final = chunks
+    assert all(c.usage is None for c in relayed)
+    assert final.choices[0].finish_reason == "stop"
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, 5)
+    cost = Decimal(str(final.usage.model_extra["cost"]))
+    assert cost == cost_of(8, 5)
+    assert before - shop.balance() == cost
+    assert LedgerEntry.objects.get(reference=final.id).amount == -cost
+
+
+def test_a_stream_with_include_usage_ends_with_openais_usage_chunk_carrying_the_charged_cost(router: str, shop: Shop):
+    before = shop.balance()
+    stream = client(router, shop.key).chat.completions.create(
+        model=shop.model.public_id,
+        messages=[{"role": "user", "content": "Hello there"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"emulator": {"completion_tokens": 5}},
+    )
+    text, chunks = "", []
+    for chunk in stream:
+        if chunk.choices:  # as OpenAI documents for include_usage: the last chunk has none
+            text += chunk.choices[0].delta.content or ""
+        chunks.append(chunk)
+    assert text == "This is the ML Router"
+    *relayed, final = chunks
+    assert all(c.choices and c.usage is None for c in relayed)
+    assert relayed[-1].choices[0].finish_reason == "stop"
     assert final.choices == []
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, 5)
-    assert Decimal(str(final.usage.model_extra["cost"])) == cost_of(8, 5)
-    assert before - shop.balance() == cost_of(8, 5)
+    cost = Decimal(str(final.usage.model_extra["cost"]))
+    assert cost == cost_of(8, 5)
+    assert before - shop.balance() == cost
+    assert LedgerEntry.objects.get(reference=final.id).amount == -cost
 
 
 def test_tool_calls_round_trip(router: str, shop: Shop):

@@ -81,8 +81,9 @@ def test_an_unexpected_error_on_chat_completions_is_logged_and_answered_in_opena
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(pipeline, "principal_authenticate", broken)
-    status, _, body = wsgi_call("/v1/chat/completions", method="POST", body=CHAT)
+    status, headers, body = wsgi_call("/v1/chat/completions", method="POST", body=CHAT)
     assert status.startswith("500")
+    assert headers["x-should-retry"] == "true"  # before the provider answered: nothing can be charged
     error = json.loads(body)["error"]
     assert (error["code"], error["type"]) == ("internal_error", "server_error")
     assert "a bug" not in body.decode()
