@@ -153,6 +153,7 @@ class GenerationView(APIView):
             "ttft_ms": gen.ttft_ms,
             "finish_reason": gen.finish_reason or None,
             "user": gen.user or None,
+            "request_id": gen.request_id or None,
         }
         return _json_with_money({"data": data})
 

@@ -129,6 +129,9 @@ class Generation(models.Model):
     upstream_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     hold_amount = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
     user = models.CharField(max_length=256, blank=True, help_text="The client's `user` field.")
+    request_id = models.CharField(
+        max_length=128, blank=True, help_text="The request's `x-request-id` (the client's own when it sent one)."
+    )
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(db_index=True)

@@ -107,7 +107,13 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
             param="model",
             headers=headers,
         )
-    started = generation_plan(principal=principal, surface=surface, request=parsed, entry=entry)
+    started = generation_plan(
+        principal=principal,
+        surface=surface,
+        request=parsed,
+        entry=entry,
+        request_id=getattr(request, "request_id", ""),  # set by RequestIdMiddleware (mlrouter/middleware.py)
+    )
     upstream = UPSTREAMS[surface.upstream_kind]
 
     def body_for(route: RouteInfo) -> bytes:

@@ -121,17 +121,18 @@ class Started:
     request: SurfaceRequest
     hold_amount: Decimal
     started_at: datetime
+    request_id: str = ""
     clock: float = field(default_factory=time.monotonic)
 
 
 def generation_plan(
-    *, principal: KeyPrincipal, surface: Surface, request: SurfaceRequest, entry: CatalogEntry
+    *, principal: KeyPrincipal, surface: Surface, request: SurfaceRequest, entry: CatalogEntry, request_id: str = ""
 ) -> Started:
     """The request's generation id, price version and hold (its worst-case cost); nothing is written."""
     started_at = timezone.now()
     price = entry.price_at(started_at)
     amount = worst_case_cost(request, entry, price).total
-    return Started(generation_id_new(), principal, entry, price, surface, request, amount, started_at)
+    return Started(generation_id_new(), principal, entry, price, surface, request, amount, started_at, request_id)
 
 
 def generation_start(*, started: Started) -> Hold:
@@ -153,6 +154,7 @@ def generation_start(*, started: Started) -> Hold:
         "price_id": started.price.pk,
         "stream": started.request.stream,
         "user": started.request.user,
+        "request_id": started.request_id,
         "hold_amount": started.hold_amount,
         "started_at": started.started_at,
     }
