@@ -7,6 +7,8 @@ import re
 import time
 import uuid
 
+import openai
+import pytest
 import requests
 from openai import OpenAI
 
@@ -101,3 +103,14 @@ def test_the_routers_log_line_of_an_error_names_its_request(router: str, shop: S
     assert "Not Found: /v1/no-such-path" in not_found
     [no_model] = found[next(rid for rid in probes if rid.startswith("probe-model"))]
     assert "Not Found: /v1/chat/completions" in no_model
+
+
+def test_the_sdk_reports_the_request_id_of_an_error(router: str, shop: Shop):
+    refused = OpenAI(base_url=router, api_key="orb_live_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        refused.chat.completions.create(model=shop.model.public_id, messages=HI)
+    assert OURS.fullmatch(caught.value.request_id)
+    client = OpenAI(base_url=router, api_key=shop.key, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="x/none", messages=HI)
+    assert OURS.fullmatch(caught.value.request_id)
