@@ -192,6 +192,7 @@ class GenerationView(APIView):
             "ttft_ms": gen.ttft_ms,
             "finish_reason": gen.finish_reason or None,
             "user": gen.user or None,
+            "request_id": gen.request_id or None,
             # The same facts in OpenRouter's names, for code written against its /api/v1/generation.
             "total_cost": gen.cost,
             "tokens_prompt": gen.prompt_tokens,

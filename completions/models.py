@@ -187,6 +187,9 @@ class Generation(models.Model):
     user = models.CharField(max_length=256, blank=True, help_text="The client's `user` field.")
     origin = models.CharField(max_length=300, blank=True, help_text="The request's HTTP-Referer header.")
     app = models.CharField(max_length=200, blank=True, help_text="The request's X-Title header.")
+    request_id = models.CharField(
+        max_length=128, blank=True, help_text="The request's `x-request-id` (the client's own when it sent one)."
+    )
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(db_index=True)

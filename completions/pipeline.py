@@ -117,6 +117,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         started_at=started_at,
         origin=request.META.get("HTTP_HTTP_REFERER", ""),
         app=request.META.get("HTTP_X_TITLE", ""),
+        request_id=getattr(request, "request_id", ""),  # set by RequestIdMiddleware (mlrouter/middleware.py)
     )
     upstream = UPSTREAMS[surface.upstream_kind]
 

@@ -66,11 +66,32 @@ class RateDecision:
         return min(60, max(1, math.ceil(self.reset_ms / 1000)))
 
     def headers(self) -> dict[str, str]:
+        """Ours (`X-RateLimit-*`, reset in whole seconds) and OpenAI's names for the same window."""
+        remaining = str(max(self.remaining, 0))
         return {
             "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Remaining": remaining,
             "X-RateLimit-Reset": str(self.reset_s),
+            "x-ratelimit-limit-requests": str(self.limit),
+            "x-ratelimit-remaining-requests": remaining,
+            "x-ratelimit-reset-requests": duration_text(min(max(self.reset_ms, 0), WINDOW_MS)),
         }
+
+
+def duration_text(ms: int) -> str:
+    """A duration as OpenAI's rate-limit headers write it (Go's format): `120ms`, `1.5s`, `6m0s`, `1h0m0s`."""
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}.{rest % 1000:03d}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
 
 
 _client: redis.Redis | None = None

@@ -124,6 +124,7 @@ class Started:
     request: SurfaceRequest
     hold_amount: Decimal
     started_at: datetime
+    request_id: str = ""
     clock: float = field(default_factory=time.monotonic)
     origin: str = ""
     app: str = ""
@@ -151,6 +152,7 @@ def generation_plan(
     started_at: datetime | None = None,
     origin: str = "",
     app: str = "",
+    request_id: str = "",
 ) -> Started:
     """The request's generation id, price version and hold; nothing is written.
 
@@ -171,6 +173,7 @@ def generation_plan(
         request,
         amount,
         started_at,
+        request_id=request_id,
         origin=header_text(origin, ORIGIN_MAX),
         app=header_text(app, APP_MAX),
     )
@@ -197,6 +200,7 @@ def generation_start(*, started: Started) -> Hold:
         "user": started.request.user,
         "origin": started.origin,
         "app": started.app,
+        "request_id": started.request_id,
         "hold_amount": started.hold_amount,
         "started_at": started.started_at,
     }

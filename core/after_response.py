@@ -9,6 +9,7 @@ next read of the same account waits for that account's work (`wait_for`). Elsewh
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -29,7 +30,8 @@ def run_after_response(work: Callable[..., Any], *args: Any, owner: Hashable) ->
     if _group is None:
         work(*args)
         return
-    greenlet = _group.spawn(work, *args)
+    # In a copy of the caller's context, so that its log lines name the request (core/request_ids.py).
+    greenlet = _group.spawn(contextvars.copy_context().run, work, *args)
     running = _in_flight.peek(owner)
     if running is None:
         running = set()

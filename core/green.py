@@ -7,6 +7,7 @@ ordinary threads or inline.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,12 @@ COOPERATIVE = gevent.monkey.is_module_patched("socket")
 
 
 def start_beside(target: Callable[..., Any], *args: Any, name: str = "") -> None:
-    """Run `target(*args)` beside the current request: a green thread under gevent, else a daemon thread."""
+    """Run `target(*args)` beside the current request: a green thread under gevent, else a daemon thread.
+
+    It runs in a copy of the caller's context, so its log lines name the request (core/request_ids.py).
+    """
+    run = contextvars.copy_context().run
     if COOPERATIVE:
-        gevent.spawn(target, *args)  # without threading.Thread's start-up handshake
+        gevent.spawn(run, target, *args)  # without threading.Thread's start-up handshake
     else:
-        threading.Thread(target=target, args=args, name=name or None, daemon=True).start()
+        threading.Thread(target=run, args=(target, *args), name=name or None, daemon=True).start()

@@ -48,20 +48,33 @@ class ViewHandler:
     def __init__(
         self, view: Callable[[HttpRequest], HttpResponse], error: Callable[[HttpRequest], HttpResponse]
     ) -> None:
-        chain = view
+        self.error = error
+
+        def answered(request: HttpRequest) -> HttpResponse:
+            # The view's unexpected error is answered inside the chain, as Django's handler does, so
+            # that the middleware still adds its headers (x-request-id, CORS) to the 500.
+            try:
+                return view(request)
+            except Exception:
+                return self._internal_error(request)
+
+        chain: Callable[[HttpRequest], HttpResponse] = answered
         for path in reversed(settings.API_MIDDLEWARE):
             chain = import_string(path)(chain)
         self.chain = chain
-        self.error = error
+
+    def _internal_error(self, request: HttpRequest) -> HttpResponse:
+        log.exception("Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request})
+        response = self.error(request)
+        response._has_been_logged = True
+        return response
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         request = WSGIRequest(environ)
         try:
             response = self.chain(request)
-        except Exception:
-            log.exception("Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request})
-            response = self.error(request)
-            response._has_been_logged = True
+        except Exception:  # in the middleware itself
+            response = self._internal_error(request)
         if response.status_code >= 400:
             log_response(f"{response.reason_phrase}: {request.path}", response=response, request=request)
         headers = [*response.items()]

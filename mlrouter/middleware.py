@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+from corsheaders.conf import conf as cors
+from corsheaders.middleware import ACCESS_CONTROL_ALLOW_HEADERS, CorsMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
+
+from core.request_ids import HEADER, current_request_id, request_id_accept
+
+_STAINLESS = re.compile(r"x-stainless-[a-z0-9-]{1,64}")
 
 
 class SiteLocaleMiddleware(LocaleMiddleware):
@@ -38,3 +46,58 @@ def ApiLanguageMiddleware(get_response: Callable[[HttpRequest], HttpResponse]) -
         return get_response(request)
 
     return middleware
+
+
+def RequestIdMiddleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """Every /v1 response carries `x-request-id`: the client's own when sane, else a new one.
+
+    The id is also `request.request_id` (stored on the generation) and the context's current id (log lines).
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        request_id = request_id_accept(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        current_request_id.set(request_id)
+        response = get_response(request)
+        response[HEADER] = request_id
+        return response
+
+    return middleware
+
+
+class ApiCorsMiddleware(CorsMiddleware):
+    """django-cors-headers for /v1 (settings `CORS_*`), with three differences.
+
+    - A request without `Origin` (every server-side client) is passed straight through while every origin
+      is allowed: the answer does not depend on the origin then, and the library would spend ~40 µs per
+      request building `request.headers` and patching `Vary`.
+    - A preflight is answered 204 No Content.
+    - Header names have no wildcard in CORS; the SDKs' `x-stainless-*` family grows with their versions,
+      so a preflight asking for any of them is allowed it, beside `CORS_ALLOW_HEADERS`.
+    """
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if "HTTP_ORIGIN" not in request.META and cors.CORS_ALLOW_ALL_ORIGINS:
+            return self.get_response(request)
+        return super().__call__(request)
+
+    def check_preflight(self, request: HttpRequest) -> HttpResponseBase | None:
+        response = super().check_preflight(request)
+        if response is not None:
+            response.status_code = 204
+            del response["content-length"]
+        return response
+
+    def add_response_headers(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        super().add_response_headers(request, response)
+        if ACCESS_CONTROL_ALLOW_HEADERS in response:
+            asked = request.META.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+            allowed = set(cors.CORS_ALLOW_HEADERS)
+            extra = [
+                name
+                for name in (part.strip().lower() for part in asked.split(","))
+                if _STAINLESS.fullmatch(name) and name not in allowed
+            ]
+            if extra:
+                response[ACCESS_CONTROL_ALLOW_HEADERS] += ", " + ", ".join(extra)
+        return response

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
+    "corsheaders",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
@@ -59,12 +60,72 @@ MIDDLEWARE = [
 ]
 
 # /v1/ is served with these only (mlrouter/handlers.py): an API client has no session, CSRF token or
-# language to negotiate (the API speaks English), and the hot path should not pay for them.
+# language to negotiate (the API speaks English), and the hot path should not pay for them. CORS is
+# here and nowhere in MIDDLEWARE: the admin, the docs and the bot's webhook never answer other origins.
 API_MIDDLEWARE = [
+    "mlrouter.middleware.RequestIdMiddleware",
+    "mlrouter.middleware.ApiCorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mlrouter.middleware.ApiLanguageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# CORS on /v1 (mlrouter.middleware.ApiCorsMiddleware): browser apps may call the API. Keys are bearer
+# tokens and no cookie is ever read, so every origin is allowed unless API_CORS_ALLOWED_ORIGINS (comma-
+# separated, e.g. https://app.example.com) narrows it.
+API_CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_ALL_ORIGINS = not API_CORS_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = API_CORS_ALLOWED_ORIGINS
+CORS_URLS_REGEX = r"^/v1/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "anthropic-version",
+    "anthropic-beta",
+    "anthropic-dangerous-direct-browser-access",
+    "openai-organization",
+    "openai-project",
+    "openai-beta",
+    "http-referer",
+    "x-title",
+    "x-request-id",
+    "idempotency-key",
+    # What the OpenAI and Anthropic SDKs send; ApiCorsMiddleware allows any other x-stainless-* asked for.
+    "x-stainless-arch",
+    "x-stainless-async",
+    "x-stainless-custom-poll-interval",
+    "x-stainless-helper",
+    "x-stainless-helper-method",
+    "x-stainless-lang",
+    "x-stainless-os",
+    "x-stainless-package-version",
+    "x-stainless-poll-helper",
+    "x-stainless-raw-response",
+    "x-stainless-read-timeout",
+    "x-stainless-retry-count",
+    "x-stainless-runtime",
+    "x-stainless-runtime-version",
+    "x-stainless-stream-helper",
+    "x-stainless-timeout",
+)
+CORS_EXPOSE_HEADERS = (
+    "x-request-id",
+    "X-Generation-Id",
+    "x-should-retry",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+)
+# Browsers cap it (Chromium at 2 hours).
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 ROOT_URLCONF = "mlrouter.urls"
 WSGI_APPLICATION = "mlrouter.wsgi.application"
@@ -181,8 +242,10 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Each line names the API request it was written for (core/request_ids.py), "-" outside one.
+    "filters": {"request_id": {"()": "core.request_ids.RequestIdLogFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

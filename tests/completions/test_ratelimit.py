@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 import pytest
@@ -40,7 +41,47 @@ def test_a_key_gets_its_rpm_and_then_a_refusal(backend):
     refused = decisions[3]
     assert (refused.limit, refused.scope) == (3, "key")
     assert 1 <= refused.reset_s <= 60
-    assert refused.headers() == {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "60"}
+    headers = refused.headers()
+    reset = headers.pop("x-ratelimit-reset-requests")
+    assert headers == {
+        "X-RateLimit-Limit": "3",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "60",
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "0",
+    }
+    assert re.fullmatch(r"(59(\.\d{1,3})?s|1m0s)", reset), reset
+
+
+def test_openais_header_names_carry_the_same_window_with_the_reset_as_a_duration():
+    decision = ratelimit.RateDecision(allowed=True, limit=60, remaining=12, reset_ms=1_500)
+    assert decision.headers() == {
+        "X-RateLimit-Limit": "60",
+        "X-RateLimit-Remaining": "12",
+        "X-RateLimit-Reset": "2",
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "12",
+        "x-ratelimit-reset-requests": "1.5s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (0, "0s"),
+        (17, "17ms"),
+        (999, "999ms"),
+        (1_000, "1s"),
+        (1_500, "1.5s"),
+        (59_874, "59.874s"),
+        (60_000, "1m0s"),
+        (61_000, "1m1s"),
+        (360_000, "6m0s"),
+        (3_723_456, "1h2m3.456s"),
+    ],
+)
+def test_durations_are_written_as_openai_writes_them(ms, text):
+    assert ratelimit.duration_text(ms) == text
 
 
 def test_keys_have_separate_windows(backend):

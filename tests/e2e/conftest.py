@@ -102,6 +102,10 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+# Each started router's base URL -> the file its output (gunicorn's and the app's log lines) goes to.
+ROUTER_LOGS: dict[str, Path] = {}
+
+
 def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.Popen]:
     """Start one gunicorn (one gevent worker) serving ML Router on a free port."""
     port = free_port()
@@ -138,6 +142,7 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
             env=env,
         )
     wait_until_up(f"http://127.0.0.1:{port}/v1/models", process, log)
+    ROUTER_LOGS[f"http://127.0.0.1:{port}/v1"] = log
     return f"http://127.0.0.1:{port}/v1", process
 
 

@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 
 from completions import pipeline
-from mlrouter.wsgi import application
+
+from .wsgi import wsgi_call
 
 # The handlers close the request's database connection when it ends, as under a real server.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wsgi_call(
-    path: str, method: str = "GET", headers: dict[str, str] | None = None, body: bytes = b""
-) -> tuple[str, dict, bytes]:
-    environ = {
-        "PATH_INFO": path,
-        "REQUEST_METHOD": method,
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json",
-        **(headers or {}),
-    }
-    setup_testing_defaults(environ)
-    environ["HTTP_HOST"] = "localhost"
-    seen: dict = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info=None):
-        seen["status"], seen["headers"] = status, dict(response_headers)
-
-    result = application(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        result.close()
-    return seen["status"], seen["headers"], body
 
 
 def test_the_api_is_served_without_the_sites_session_csrf_and_language_middleware():
