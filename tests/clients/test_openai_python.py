@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import jsonschema
 import openai
+import pytest
 from pydantic import BaseModel
 
 from tests.e2e.conftest import Shop, cost_of
@@ -69,6 +70,20 @@ def test_the_docs_stream_loop_reads_every_chunk_without_include_usage(router: st
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, 5)
     assert cost(final.usage) == cost_of(8, 5)
     assert stream.response.headers.get("x-request-id")
+
+
+def test_the_docs_stream_loop_raises_api_error_on_a_failure_midway(router: str, shop: Shop):
+    stream = client(router, shop).chat.completions.create(
+        model=shop.model.public_id,
+        messages=HELLO,
+        stream=True,
+        extra_body={"emulator": {"completion_tokens": 8, "fail": "error_mid_stream"}},
+    )
+    deltas = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            deltas.append(chunk.choices[0].delta)
+    assert "".join(d.content or "" for d in deltas) == "This is the ML"
 
 
 def test_a_stream_with_include_usage_ends_with_the_usage_chunk(router: str, shop: Shop):

@@ -161,3 +161,12 @@ def test_rate_limit_headers_also_come_under_openai_names(router: str, shop: Shop
     # OpenAI's duration format: 1s, 6m0s, 1h2m3s, 20ms.
     reset = resp.headers.get("x-ratelimit-reset-requests", "")
     assert re.fullmatch(r"(?=\d)(\d+h)?(\d+m)?(\d+(\.\d+)?s)?|\d+ms", reset), reset
+
+
+@pytest.mark.parametrize("fail", ["error_mid_stream", "drop_mid_stream"])
+def test_a_stream_failing_midway_sends_valid_chunks_then_a_valid_error_event(router: str, shop: Shop, fail: str):
+    _, chunks = stream(router, shop, emulator={"completion_tokens": 8, "fail": fail})
+    *content, error = chunks
+    for chunk in content:
+        assert_matches("CreateChatCompletionStreamResponse", chunk)
+    assert_matches("ErrorResponse", error)
