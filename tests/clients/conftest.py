@@ -8,16 +8,35 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Shop, emulator_url, make_shop, router, routers, shop  # noqa: F401  (fixtures)
+from tests.e2e.conftest import (  # noqa: F401  (fixtures)
+    Shop,
+    _fresh_rate_limits,
+    emulator_url,
+    shop,
+    start_router,
+    stop,
+)
 
 # LiteLLM would otherwise fetch its model price map from the internet when imported.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def router(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """One production-like router (gunicorn + gevent) for the whole suite; its base URL ends in /v1."""
+    with django_db_blocker.unblock():
+        url, process = start_router(tmp_path_factory.mktemp("clients-router"))
+    try:
+        yield url
+    finally:
+        stop(process)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +60,7 @@ def node_modules() -> Path:
 
 
 @pytest.fixture
-def run_node(node_modules, router: str, shop: Shop):  # noqa: F811  (the fixtures imported above)
+def run_node(node_modules, router: str, shop: Shop):  # noqa: F811  (`shop` is imported above)
     """Run tests/clients/node/<script> <scenario> against the router as the shop's customer; return its JSON."""
 
     def run(script: str, scenario: str) -> dict:

@@ -29,10 +29,11 @@ def body(shop: Shop, **fields) -> dict:
     return {"model": shop.model.public_id, "messages": HELLO, **fields}
 
 
-def stream(router: str, shop: Shop, **fields) -> tuple[requests.Response, list[dict]]:
+def stream(router: str, shop: Shop, **fields) -> list[dict]:
+    """The chunks of a streamed answer, read from the wire."""
     resp = chat(router, shop.key, body(shop, stream=True, **fields), stream=True)
     assert resp.status_code == 200, resp.text
-    return resp, sse_chunks(resp)
+    return sse_chunks(resp)
 
 
 def exact(payload: str) -> dict:
@@ -65,7 +66,7 @@ def test_a_json_schema_answer_is_a_valid_chat_completion(router: str, shop: Shop
 def test_a_stream_without_include_usage_has_choices_in_every_chunk_and_usage_on_the_finish_chunk(
     router: str, shop: Shop
 ):
-    _, chunks = stream(router, shop, emulator={"completion_tokens": 5})
+    chunks = stream(router, shop, emulator={"completion_tokens": 5})
     for chunk in chunks:
         assert_matches("CreateChatCompletionStreamResponse", chunk)
     assert [c for c in chunks if not c["choices"]] == [], "a chunk with empty choices was sent without include_usage"
@@ -77,7 +78,7 @@ def test_a_stream_without_include_usage_has_choices_in_every_chunk_and_usage_on_
 
 
 def test_a_stream_with_include_usage_ends_with_a_valid_usage_chunk_without_choices(router: str, shop: Shop):
-    _, chunks = stream(router, shop, stream_options={"include_usage": True}, emulator={"completion_tokens": 5})
+    chunks = stream(router, shop, stream_options={"include_usage": True}, emulator={"completion_tokens": 5})
     for chunk in chunks:
         assert_matches("CreateChatCompletionStreamResponse", chunk)
     *content, final = chunks
@@ -93,7 +94,7 @@ def test_the_finish_chunk_breaks_the_cost_down_when_the_model_has_a_request_fee(
     router: str, emulator_url: str, transactional_db
 ):
     shop = make_shop(emulator_url, request_fee="0.001")
-    _, chunks = stream(router, shop, emulator={"completion_tokens": 5})
+    chunks = stream(router, shop, emulator={"completion_tokens": 5})
     for chunk in chunks:
         assert_matches("CreateChatCompletionStreamResponse", chunk)
     final = chunks[-1]
@@ -103,7 +104,7 @@ def test_the_finish_chunk_breaks_the_cost_down_when_the_model_has_a_request_fee(
 
 
 def test_streamed_tool_call_chunks_are_valid(router: str, shop: Shop):
-    _, chunks = stream(router, shop, tools=[WEATHER_TOOL])
+    chunks = stream(router, shop, tools=[WEATHER_TOOL])
     for chunk in chunks:
         assert_matches("CreateChatCompletionStreamResponse", chunk)
     calls = [tc for c in chunks if c["choices"] for tc in c["choices"][0]["delta"].get("tool_calls") or []]
@@ -165,7 +166,7 @@ def test_rate_limit_headers_also_come_under_openai_names(router: str, shop: Shop
 
 @pytest.mark.parametrize("fail", ["error_mid_stream", "drop_mid_stream"])
 def test_a_stream_failing_midway_sends_valid_chunks_then_a_valid_error_event(router: str, shop: Shop, fail: str):
-    _, chunks = stream(router, shop, emulator={"completion_tokens": 8, "fail": fail})
+    chunks = stream(router, shop, emulator={"completion_tokens": 8, "fail": fail})
     *content, error = chunks
     for chunk in content:
         assert_matches("CreateChatCompletionStreamResponse", chunk)
