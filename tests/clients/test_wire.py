@@ -158,7 +158,7 @@ def test_a_sane_client_request_id_is_echoed(router: str, shop: Shop):
 def test_rate_limit_headers_also_come_under_openai_names(router: str, shop: Shop):
     resp = chat(router, shop.key, body(shop))
     assert resp.headers.get("x-ratelimit-limit-requests") == "1000"
-    assert resp.headers.get("x-ratelimit-remaining-requests") == "999"
+    assert resp.headers.get("x-ratelimit-remaining-requests") == resp.headers["X-RateLimit-Remaining"]
     # OpenAI's duration format: 1s, 6m0s, 1h2m3s, 20ms.
     reset = resp.headers.get("x-ratelimit-reset-requests", "")
     assert re.fullmatch(r"(?=\d)(\d+h)?(\d+m)?(\d+(\.\d+)?s)?|\d+ms", reset), reset
