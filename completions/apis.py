@@ -68,8 +68,16 @@ def model_json(entry: CatalogEntry, model: Model) -> dict[str, Any]:
             "is_moderated": model.is_moderated,
         },
         "per_request_limits": None,
-        "supported_parameters": list(model.supported_parameters or []),
+        "supported_parameters": model_parameters(entry, model),
     }
+
+
+def model_parameters(entry: CatalogEntry, model: Model) -> list[str]:
+    """What the model takes: its own declared list, then what any of its routes declares (as OpenRouter
+    lists the union over its providers); routes that declare nothing add nothing."""
+    names = list(model.supported_parameters or [])
+    declared = set().union(*(route.supported_parameters or () for route in entry.routes))
+    return names + sorted(declared - set(names))
 
 
 def _listed() -> list[tuple[CatalogEntry, Model]]:
@@ -107,7 +115,7 @@ class ModelsView(APIView):
     def get(self, request: Request) -> JsonResponse:
         required = _required_parameters(request)
         data = [
-            model_json(entry, model) for entry, model in _listed() if required <= set(model.supported_parameters or [])
+            model_json(entry, model) for entry, model in _listed() if required <= set(model_parameters(entry, model))
         ]
         return JsonResponse({"object": "list", "data": data})
 

@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import Hold
-from billing.services import price_set
+from billing.services import price_set, route_cost_set
 from completions.models import Generation, Model, Provider
 from tests.completions.test_chat_view import (
     FUNDS,
@@ -652,3 +652,22 @@ def test_accepted_but_ignored_provider_fields_change_nothing(two: Two):
 
     assert response.status_code == 200
     assert two.alpha.received[0].body == {"model": UPSTREAM_MODEL, "messages": HI}
+
+
+@pytest.mark.usefixtures("money_path")
+def test_sort_price_tries_the_route_that_costs_us_least_first_and_records_its_cost(two: Two):
+    model = two.model(two.alpha_row, two.beta_row)
+    alpha_route, beta_route = model.routes.order_by("priority")
+    earlier = model.created_at - timedelta(seconds=5)
+    route_cost_set(route_id=alpha_route.pk, prompt="0.10", completion="0.40", effective_from=earlier)
+    route_cost_set(route_id=beta_route.pk, prompt="0.05", completion="0.20", effective_from=earlier)
+    two.beta.answer(OK)
+
+    response = two.post({"model": model.public_id, "messages": HI, "provider": {"sort": "price"}})
+
+    assert response.status_code == 200
+    assert two.alpha.received == []
+    generation = Generation.objects.get(pk=response["X-Generation-Id"])
+    assert generation.provider_id == two.beta_row.pk
+    upstream = per_million(10, "0.05") + per_million(5, "0.20")
+    assert (generation.upstream_cost, generation.margin) == (upstream, generation.cost - upstream)

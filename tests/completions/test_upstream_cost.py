@@ -313,3 +313,13 @@ def test_a_model_without_metadata_gets_text_defaults_and_its_prompt_price_for_ca
 def test_models_filter_by_supported_parameters_all_required(two_models, query, listed):
     body = Client().get(f"/v1/models{query}").json()
     assert [m["id"] for m in body["data"]] == listed
+
+
+def test_a_models_parameters_include_what_its_routes_declare(two_models):
+    _, plain = two_models
+    plain.routes.update(supported_parameters=["temperature", "response_format", "seed"])
+
+    body = Client().get("/v1/models/acme/plain").json()
+    assert body["supported_parameters"] == ["temperature", "response_format", "seed"]
+    listed = Client().get("/v1/models?supported_parameters=response_format").json()
+    assert [m["id"] for m in listed["data"]] == ["acme/plain"]
