@@ -11,10 +11,15 @@ site = get_wsgi_application()  # sets Django up
 from completions.errors import internal_error  # noqa: E402 (needs Django set up)
 from completions.pipeline import VIEWS  # noqa: E402
 from mlrouter.handlers import ApiHandler, ViewHandler, dispatching  # noqa: E402
+from mlrouter.probes import PROBES  # noqa: E402
 
-# Every API surface's POST is served straight from WSGI (mlrouter/handlers.py); the rest through Django.
+# Every API surface's POST is served straight from WSGI (mlrouter/handlers.py), and so are the probes
+# (mlrouter/probes.py: before host validation and the HTTPS redirect); the rest through Django.
 application = dispatching(
     ApiHandler(),
     site,
-    {("POST", f"/v1/{path}"): ViewHandler(view, internal_error) for path, view in VIEWS.items()},
+    {
+        **{("POST", f"/v1/{path}"): ViewHandler(view, internal_error) for path, view in VIEWS.items()},
+        **PROBES,
+    },
 )

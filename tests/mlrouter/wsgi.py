@@ -20,7 +20,7 @@ def wsgi_call(
         **(headers or {}),
     }
     setup_testing_defaults(environ)
-    environ["HTTP_HOST"] = "localhost"
+    environ["HTTP_HOST"] = (headers or {}).get("HTTP_HOST", "localhost")
     seen: dict = {}
 
     def start_response(status: str, response_headers: list[tuple[str, str]], exc_info=None):
@@ -30,5 +30,6 @@ def wsgi_call(
     try:
         body = b"".join(result)
     finally:
-        result.close()
+        if hasattr(result, "close"):  # optional in WSGI
+            result.close()
     return seen["status"], seen["headers"], body
