@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.models import Price, RouteCost
 from billing.money import ZERO, Rates
 from core.cache import ProcessCache
+from core.redaction import secret_register
 
 from .models import Model, Route
 
@@ -79,6 +80,8 @@ def sellable_models() -> QuerySet[Model]:
 
 
 def _route_info(route: Route) -> RouteInfo:
+    api_key = route.provider.resolved_api_key()
+    secret_register(api_key)  # never in a log line
     # The cost in force when the entry loads: a new cost version counts from the next reload, a few
     # seconds late at most, which only the recorded margin of those requests sees.
     cost = route.costs_known[0] if route.costs_known else None
@@ -86,7 +89,7 @@ def _route_info(route: Route) -> RouteInfo:
         provider_id=route.provider_id,
         provider_name=route.provider.name,
         base_url=route.provider.base_url.rstrip("/"),
-        api_key=route.provider.resolved_api_key(),
+        api_key=api_key,
         extra_headers=dict(route.provider.extra_headers or {}),
         connect_timeout_s=float(route.provider.connect_timeout_s),
         read_timeout_s=float(route.provider.read_timeout_s),
