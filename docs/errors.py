@@ -46,6 +46,7 @@ class DocumentedError:
 
 API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("invalid_request", (400,), ("BadRequestError",)),
+    DocumentedError("invalid_host", (400,), ("BadRequestError",)),
     DocumentedError("invalid_api_key", (401,), ("AuthenticationError",)),
     DocumentedError("insufficient_funds", (402,), ("APIStatusError",)),
     DocumentedError("account_suspended", (403,), ("PermissionDeniedError",)),

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
 from corsheaders.conf import conf as cors
 from corsheaders.middleware import ACCESS_CONTROL_ALLOW_HEADERS, CorsMiddleware
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 
+from completions.errors import ApiError, error_response
 from core.request_ids import HEADER, current_request_id, request_id_accept
+
+security_log = logging.getLogger("django.security.DisallowedHost")
 
 _STAINLESS = re.compile(r"x-stainless-[a-z0-9-]{1,64}")
 
@@ -61,6 +66,23 @@ def RequestIdMiddleware(get_response: Callable[[HttpRequest], HttpResponse]) -> 
         response = get_response(request)
         response[HEADER] = request_id
         return response
+
+    return middleware
+
+
+def ApiHostMiddleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """/v1 checks the Host header against ALLOWED_HOSTS too: 400 in the API's shape, as the site does.
+
+    Nothing on the API path would otherwise read the host, so a request for any name would be served.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            security_log.error("%s", exc)
+            return error_response(ApiError(400, "Invalid Host header.", code="invalid_host"))
+        return get_response(request)
 
     return middleware
 

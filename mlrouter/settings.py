@@ -65,6 +65,7 @@ MIDDLEWARE = [
 # here and nowhere in MIDDLEWARE: the admin, the docs and the bot's webhook never answer other origins.
 API_MIDDLEWARE = [
     "mlrouter.middleware.RequestIdMiddleware",
+    "mlrouter.middleware.ApiHostMiddleware",
     "mlrouter.middleware.ApiCorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "mlrouter.middleware.ApiLanguageMiddleware",

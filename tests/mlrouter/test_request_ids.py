@@ -169,3 +169,11 @@ def test_work_started_beside_a_request_logs_under_its_id():
     start_beside(lambda: (seen.append(current_request_id.get()), done.set()))
     assert done.wait(5)
     assert seen == ["req-beside"]
+
+
+def test_an_unknown_host_on_v1_is_a_400_in_the_apis_shape_with_its_request_id():
+    for path, method in (("/v1/models", "GET"), ("/v1/chat/completions", "POST")):
+        status, headers, body = wsgi_call(path, method=method, headers={"HTTP_HOST": "evil.example"})
+        assert status.startswith("400")
+        assert json.loads(body)["error"]["code"] == "invalid_host"
+        assert headers["x-request-id"].startswith("req_")
