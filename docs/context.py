@@ -23,7 +23,7 @@ from completions.pipeline import TOPUP_HINT, rate_limit_message
 from completions.ratelimit import WINDOW_MS
 from completions.routing import CatalogEntry, catalog_entry, sellable_models
 from completions.settlement import DEFAULT_COMPLETION_CAP, worst_case_cost
-from completions.surfaces.chat import ROLES, ChatRequest, parse_chat_request
+from completions.surfaces.chat import MAX_TOKENS_LIMIT, ROLES, ChatRequest, parse_chat_request
 from core.usd import decimal_text
 
 from .errors import API_ERRORS
@@ -38,6 +38,8 @@ PARAM_RANGES: dict[str, tuple[int, int]] = {
     "presence_penalty": (-2, 2),
     "frequency_penalty": (-2, 2),
     "n": (1, 128),
+    "max_tokens": (1, MAX_TOKENS_LIMIT),
+    "max_completion_tokens": (1, MAX_TOKENS_LIMIT),
 }
 # The sizes of the worked examples: a short chat turn, a longer one, and a ~2 KB request body.
 SAMPLE_USAGE = Usage(12, 8)

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from completions.routing import RouteInfo
     from completions.settlement import Finished, Started
 
+# No model writes more; the bound keeps a request's worst case (its hold) a storable amount for a model
+# whose catalog entry sets no output cap.
+MAX_TOKENS_LIMIT = 2**31 - 1
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -185,8 +188,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None:
-            if not _is_int(value) or value < 1:
-                raise invalid(f"'{name}' must be a positive integer.", name)
+            if not _is_int(value) or not 1 <= value <= MAX_TOKENS_LIMIT:
+                raise invalid(f"'{name}' must be an integer between 1 and {MAX_TOKENS_LIMIT}.", name)
             max_tokens = value if max_tokens is None else min(max_tokens, value)
     n = body.get("n", 1)
     if n is None:

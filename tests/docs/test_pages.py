@@ -320,7 +320,7 @@ def _rejects(name: str, value) -> bool:
 @pytest.mark.parametrize(("name", "bounds"), PARAM_RANGES.items())
 def test_the_documented_parameter_ranges_are_the_validators(name, bounds):
     low, high = bounds
-    step = 1 if name == "n" else 0.01
+    step = 1 if name in ("n", "max_tokens", "max_completion_tokens") else 0.01
     assert not _rejects(name, low)
     assert not _rejects(name, high)
     assert _rejects(name, low - step)
