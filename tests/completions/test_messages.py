@@ -10,12 +10,14 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from django.test import Client
 
 from accounts.models import Account
 from completions import pipeline, relay
 from completions.ratelimit import RateDecision
+from mlrouter.wsgi import application
 from tests.completions import test_chat_view
 from tests.completions.test_chat_view import (
     UPSTREAM_MODEL,
@@ -427,13 +429,21 @@ def test_the_rate_limit_is_a_rate_limit_error_with_its_headers(shop: Shop, provi
     assert provider.received == []
 
 
-def test_an_unexpected_error_is_an_api_error_500(shop: Shop, provider: FakeProvider):
-    from completions.errors import internal_error
-    from completions.surfaces.messages import error_body
+def test_an_unexpected_error_is_an_api_error_500_through_the_wsgi_entry(
+    shop: Shop, provider: FakeProvider, monkeypatch
+):
+    def broken(request, surface):
+        raise RuntimeError("boom")
 
-    response = internal_error(None, error_body)
-    response.json = lambda: json.loads(response.content)
+    monkeypatch.setattr(pipeline, "serve", broken)
+    client = httpx.Client(transport=httpx.WSGITransport(app=application), base_url="http://localhost")
+
+    response = client.post(URL, json={"model": shop.model.public_id, "max_tokens": 5, "messages": HI})
+
     assert anthropic_error(response) == (500, "api_error")
+    assert response.headers["x-should-retry"] == "true"
+    chat = client.post("/v1/chat/completions", json={"model": shop.model.public_id, "messages": HI})
+    assert (chat.status_code, chat.json()["error"]["type"]) == (500, "server_error")  # chat keeps OpenAI's shape
 
 
 # --- count_tokens -------------------------------------------------------------------------------------------
