@@ -13,6 +13,7 @@ request may then be charged; the pipeline marks that moment with `upstream_answe
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -74,9 +75,18 @@ def invalid(message: str, param: str | None = None) -> ApiError:
     return ApiError(400, message, code="invalid_request", param=param)
 
 
-def error_response(error: ApiError) -> HttpResponse:
-    """Render an ApiError as a JSON response with its headers."""
-    response = HttpResponse(json.dumps(error.body()), status=error.status, content_type="application/json")
+# How a surface writes an error: (status, body). OpenAI's shape (`ApiError.body`) unless a surface says.
+ErrorRender = Callable[[ApiError], tuple[int, dict[str, Any]]]
+
+
+def openai_error(error: ApiError) -> tuple[int, dict[str, Any]]:
+    return error.status, error.body()
+
+
+def error_response(error: ApiError, render: ErrorRender = openai_error) -> HttpResponse:
+    """Render an ApiError as a JSON response with its headers, in the shape `render` writes."""
+    status, body = render(error)
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
     response["x-should-retry"] = "true" if error.retry else "false"
     for name, value in error.headers.items():
         response[name] = value
@@ -88,7 +98,7 @@ def upstream_answered_mark(request: HttpRequest, generation_id: str) -> None:
     request.META[_UPSTREAM_ANSWERED] = generation_id
 
 
-def internal_error(request: HttpRequest | None = None) -> HttpResponse:
+def internal_error(request: HttpRequest | None = None, render: ErrorRender = openai_error) -> HttpResponse:
     """The answer to an unexpected error (it is logged, never described to the client).
 
     Before the provider answered, nothing can be charged: a hold, if placed, is released by
@@ -99,29 +109,34 @@ def internal_error(request: HttpRequest | None = None) -> HttpResponse:
     generation_id = request.META.get(_UPSTREAM_ANSWERED) if request is not None else None
     if not generation_id:
         message = "The server had an error while processing your request. Retry later."
-        return error_response(ApiError(500, message, code="internal_error", retry=True))
+        return error_response(ApiError(500, message, code="internal_error", retry=True), render)
     message = (
         "The server had an error after the provider answered; this request may have been charged. "
         f"See GET /v1/generation?id={generation_id} before sending it again."
     )
     headers = {"X-Generation-Id": generation_id}
-    return error_response(ApiError(500, message, code="internal_error", headers=headers, retry=False))
+    return error_response(ApiError(500, message, code="internal_error", headers=headers, retry=False), render)
+
+
+def api_error_of(exc: Exception, method: str) -> ApiError | None:
+    """The ApiError a DRF exception (or an ApiError) answers as; None for anything else."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+        return ApiError(401, str(exc.detail), code="invalid_api_key")
+    if isinstance(exc, exceptions.PermissionDenied):
+        return ApiError(403, str(exc.detail), code=str(exc.get_codes()))
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return ApiError(404, "Not found.", code="not_found")
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        # DRF's own text follows LANGUAGE_CODE; the API speaks English.
+        return ApiError(405, f"Method {method} is not allowed here.", code="method_not_allowed")
+    if isinstance(exc, exceptions.APIException):
+        return ApiError(exc.status_code, str(exc.detail), code=str(exc.get_codes()))
+    return None
 
 
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     """DRF exception handler: every /v1 error in OpenAI's shape."""
-    if isinstance(exc, ApiError):
-        return error_response(exc)
-    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
-        return error_response(ApiError(401, str(exc.detail), code="invalid_api_key"))
-    if isinstance(exc, exceptions.PermissionDenied):
-        return error_response(ApiError(403, str(exc.detail), code=str(exc.get_codes())))
-    if isinstance(exc, Http404 | exceptions.NotFound):
-        return error_response(ApiError(404, "Not found.", code="not_found"))
-    if isinstance(exc, exceptions.MethodNotAllowed):
-        # DRF's own text follows LANGUAGE_CODE; the API speaks English.
-        method = context["request"].method
-        return error_response(ApiError(405, f"Method {method} is not allowed here.", code="method_not_allowed"))
-    if isinstance(exc, exceptions.APIException):
-        return error_response(ApiError(exc.status_code, str(exc.detail), code=str(exc.get_codes())))
-    return None
+    error = api_error_of(exc, context["request"].method)
+    return error_response(error) if error is not None else None

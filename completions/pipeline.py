@@ -18,6 +18,7 @@ come from the surfaces (completions/schema.py).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -35,7 +36,7 @@ from docs.pages import docs_url
 
 from .candidates import Candidate, candidates_models, candidates_select
 from .early_start import hold_place_beside, upstream_open_early
-from .errors import ApiError, api_exception_handler, upstream_answered_mark
+from .errors import ApiError, api_error_of, error_response, openai_error, upstream_answered_mark
 from .models import Generation
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db
@@ -48,7 +49,7 @@ from .settlement import (
     generation_finish,
     generation_plan,
 )
-from .surfaces import SURFACES, Surface
+from .surfaces import SURFACES, Surface, messages
 from .surfaces.base import SurfaceRequest
 from .upstreams import UPSTREAMS
 
@@ -75,7 +76,9 @@ def surface_view(surface: Surface) -> View:
                 raise exceptions.MethodNotAllowed(request.method)
             return serve(request, surface)
         except (ApiError, exceptions.APIException) as exc:
-            response = api_exception_handler(exc, {"request": request})
+            error = api_error_of(exc, request.method or "")
+            assert error is not None
+            response = error_response(error, surface.error_body or openai_error)
             if isinstance(exc, exceptions.MethodNotAllowed):
                 response["Allow"] = "POST"
             return response
@@ -85,11 +88,28 @@ def surface_view(surface: Surface) -> View:
     return view
 
 
+@csrf_exempt  # API clients send no CSRF token
+def messages_count_tokens(request: HttpRequest) -> HttpResponse:
+    """POST /v1/messages/count_tokens: our estimate of the input tokens; free (no hold, no ledger row)."""
+    try:
+        if request.method != "POST":
+            raise exceptions.MethodNotAllowed(request.method)
+        raw = _read_body(request)
+        tokens = messages.count_tokens(raw)
+        principal_authenticate(messages.authorization(request))
+        return HttpResponse(json.dumps({"input_tokens": tokens}), content_type="application/json")
+    except (ApiError, exceptions.APIException) as exc:
+        error = api_error_of(exc, request.method or "")
+        assert error is not None
+        return error_response(error, messages.error_body)
+
+
 def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
     """One request, from its body to the relayed answer (see the module docstring for the steps)."""
     raw = _read_body(request)
     parsed = surface.parse(raw)
-    principal = principal_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
+    authorization = surface.authorization(request) if surface.authorization else request.META.get("HTTP_AUTHORIZATION")
+    principal = principal_authenticate(authorization or "")
     decision = rate_limit_hit(key_id=principal.key_id, limit=principal.rpm_limit, account_id=principal.account_id)
     headers = decision.headers()
     if not decision.allowed:

@@ -258,7 +258,7 @@ class StreamRelay:
                 try:
                     item = self.queue.get(timeout=keepalive)
                 except queue.Empty:
-                    yield b": keepalive\n\n"
+                    yield self.started.surface.stream_keepalive
                     continue
                 if item is _END:
                     break
@@ -273,7 +273,9 @@ class StreamRelay:
                 yield b"".join(batch)
             surface = self.started.surface
             last, last_chunk = self.held or (None, None)
-            end = StreamEnd(last, last_chunk, self.rewrite, self.usage_chunk, self.usage, self.finished, self.created)
+            end = StreamEnd(
+                last, last_chunk, self.rewrite, self.usage_chunk, self.usage, self.finished, self.created, self.error
+            )
             final = surface.stream_final(self.started, end)
             if final:
                 yield final

@@ -6,11 +6,12 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
 
 from . import apis
-from .pipeline import VIEWS
+from .pipeline import VIEWS, messages_count_tokens
 from .surfaces import SURFACES
 
 urlpatterns = [
     *(path(s.path, VIEWS[s.path], name=s.path.replace("/", "-")) for s in SURFACES),
+    path("messages/count_tokens", messages_count_tokens, name="messages-count-tokens"),
     path("models", apis.ModelsView.as_view(), name="models"),
     path("models/<path:model_id>", apis.ModelDetailView.as_view(), name="model-detail"),
     path("prices", apis.PricesView.as_view(), name="prices"),

@@ -36,6 +36,7 @@ PAGES: tuple[Page, ...] = (
     Page(INDEX, "Обзор", "Overview"),
     Page("quickstart", "Быстрый старт", "Quick start"),
     Page("chat-completions", "POST /v1/chat/completions", "POST /v1/chat/completions"),
+    Page("messages", "Messages (Anthropic)", "Messages (Anthropic)"),
     Page("streaming", "Стриминг", "Streaming"),
     Page("routing", "Маршрутизация и резервные модели", "Routing and fallbacks"),
     Page("tools", "Вызов инструментов", "Tool calling"),

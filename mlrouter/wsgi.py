@@ -1,6 +1,7 @@
 """WSGI entry point (gunicorn -c platform/gunicorn.conf.py mlrouter.wsgi)."""
 
 import os
+from functools import partial
 
 from django.core.wsgi import get_wsgi_application
 
@@ -8,8 +9,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlrouter.settings")
 
 site = get_wsgi_application()  # sets Django up
 
-from completions.errors import internal_error  # noqa: E402 (needs Django set up)
+from completions.errors import internal_error, openai_error  # noqa: E402 (needs Django set up)
 from completions.pipeline import VIEWS  # noqa: E402
+from completions.surfaces import SURFACES  # noqa: E402
 from mlrouter.handlers import ApiHandler, ViewHandler, dispatching  # noqa: E402
 from mlrouter.probes import PROBES  # noqa: E402
 
@@ -19,7 +21,12 @@ application = dispatching(
     ApiHandler(),
     site,
     {
-        **{("POST", f"/v1/{path}"): ViewHandler(view, internal_error) for path, view in VIEWS.items()},
+        **{
+            ("POST", f"/v1/{s.path}"): ViewHandler(
+                VIEWS[s.path], partial(internal_error, render=s.error_body or openai_error)
+            )
+            for s in SURFACES
+        },
         **PROBES,
     },
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .base import Surface
 from .chat import SURFACE as CHAT
+from .messages import SURFACE as MESSAGES
 
-SURFACES: tuple[Surface, ...] = (CHAT,)
+SURFACES: tuple[Surface, ...] = (CHAT, MESSAGES)
 
 __all__ = ["SURFACES", "Surface"]

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from completions.errors import ApiError
     from completions.preferences import ProviderPreferences
     from completions.routing import RouteInfo
     from completions.settlement import Finished, Started
@@ -64,6 +67,7 @@ class StreamEnd:
     usage: Any  # the usage the upstream reported, if any
     finished: Finished | None  # what was charged; None when settling failed (an error event follows)
     created: int  # when the relay began (for a chunk the surface writes itself)
+    error: str | None = None  # why the stream failed, if it did (stream_error's event follows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +86,9 @@ class Surface:
     stream_final: Callable[[Started, StreamEnd], bytes]  # the last events: the held-back chunk, usage and cost
     stream_error: Callable[[str], bytes]  # a failure after the stream began
     stream_end: bytes  # the terminator
+    # Written while the upstream is silent (STREAM_KEEPALIVE_SECONDS), so that proxies keep the stream open.
+    stream_keepalive: bytes = b": keepalive\n\n"
+    # How an error is written: (status, body); None is OpenAI's shape (completions/errors.py).
+    error_body: Callable[[ApiError], tuple[int, dict[str, Any]]] | None = None
+    # The `Authorization` header value the key is read from; None reads `Authorization` itself.
+    authorization: Callable[[HttpRequest], str] | None = None

@@ -1,0 +1,535 @@
+"""Anthropic's Messages surface (POST /v1/messages), translated onto the `openai-chat` routes we have.
+
+The Anthropic request becomes a chat completion body (then goes the chat surface's way: the route's
+declared parameters, its model name); the chat answer comes back as an Anthropic message, and a chat
+stream as Anthropic's event sequence. The translation table is the docs page "Messages (Anthropic)"
+(docs/content/en/messages.md); each row is tested in tests/completions/test_messages.py.
+
+Money leaves as the chat surface's does (core.exactjson): `usage.cost` is exactly what the ledger charged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from core import exactjson
+
+from ..errors import ApiError, invalid
+from . import chat
+from .base import StreamEnd, Surface
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from completions.settlement import Finished, Started
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+STOP_REASONS["function_call"] = "tool_use"
+
+# Anthropic's error types by our status; 502-504 (no route answered) are Anthropic's 529 overloaded_error.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+}
+OVERLOADED = frozenset({502, 503, 504})
+
+# Our mapping of `thinking.budget_tokens` to OpenAI's `reasoning_effort` (documented in the docs page).
+EFFORT_BUDGETS = ((4096, "low"), (16384, "medium"))
+
+
+@dataclass
+class MessagesRequest(chat.ChatRequest):
+    """A Messages request: the chat request it translates to, plus what the answer needs back."""
+
+    stop_sequences: tuple[str, ...] = ()
+    tool_names: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def prompt_tokens_estimate(self) -> int:
+        """One token per four bytes of the client's (Anthropic) body, as chat's estimate."""
+        return math.ceil(self.raw_size / 4)
+
+
+def _text_of(content: Any, where: str) -> str:
+    """A string, or text blocks joined (a system prompt, a tool result)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise invalid(f"'{where}' must be a string or an array of text blocks.", where)
+    texts = []
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise invalid(f"'{where}[{j}]' must be a text block.", f"{where}[{j}]")
+        texts.append(block["text"])
+    return "\n\n".join(texts)
+
+
+def _image_part(block: dict, where: str) -> dict:
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "base64":
+        media, data = source.get("media_type"), source.get("data")
+        if isinstance(media, str) and isinstance(data, str):
+            return {"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}}
+    if isinstance(source, dict) and source.get("type") == "url" and isinstance(source.get("url"), str):
+        return {"type": "image_url", "image_url": {"url": source["url"]}}
+    raise invalid(f"'{where}.source' must be a base64 or url image source.", f"{where}.source")
+
+
+def _tool_result(block: dict, where: str) -> dict:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise invalid(f"'{where}.tool_use_id' is required.", f"{where}.tool_use_id")
+    content = block.get("content", "")
+    text = _text_of(content, f"{where}.content") if content else ""
+    if block.get("is_error"):
+        text = f"Error: {text}"
+    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": text}
+
+
+def _user_messages(content: Any, where: str) -> list[dict]:
+    """A user turn: its tool results first (as `tool` messages, answering the assistant's calls), then
+    its text and images as one user message."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    tools, parts = [], []
+    for j, block in enumerate(content):
+        at = f"{where}[{j}]"
+        kind = block.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "image":
+            parts.append(_image_part(block, at))
+        elif kind == "tool_result":
+            tools.append(_tool_result(block, at))
+        else:
+            raise invalid(f"'{at}.type' {kind!r} is not supported on this route.", f"{at}.type")
+    if parts and all(p["type"] == "text" for p in parts):
+        return [*tools, {"role": "user", "content": "\n\n".join(p["text"] for p in parts)}]
+    return [*tools, {"role": "user", "content": parts}] if parts else tools
+
+
+def _assistant_message(content: Any, where: str) -> dict:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    texts, calls = [], []
+    for j, block in enumerate(content):
+        at = f"{where}[{j}]"
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise invalid(f"'{at}' needs an 'id' and a 'name'.", at)
+            arguments = json.dumps(block.get("input") or {}, ensure_ascii=False, separators=(",", ":"))
+            calls.append(
+                {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            continue  # an OpenAI-compatible route cannot take them back
+        else:
+            raise invalid(f"'{at}.type' {kind!r} is not supported on this route.", f"{at}.type")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _messages(body: dict) -> list[dict]:
+    out: list[dict] = []
+    system = body.get("system")
+    if system:
+        out.append({"role": "system", "content": _text_of(system, "system")})
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("'messages' is required: a non-empty array of message objects.", "messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise invalid(f"'{where}.role' must be 'user' or 'assistant'.", f"{where}.role")
+        content = message.get("content")
+        if not isinstance(content, str | list) or (
+            isinstance(content, list) and not all(isinstance(b, dict) for b in content)
+        ):
+            raise invalid(f"'{where}.content' must be a string or an array of content blocks.", f"{where}.content")
+        if message["role"] == "user":
+            out.extend(_user_messages(content, f"{where}.content"))
+        else:
+            out.append(_assistant_message(content, f"{where}.content"))
+    return out
+
+
+def _tools(tools: Any) -> list[dict]:
+    if not isinstance(tools, list):
+        raise invalid("'tools' must be an array.", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        if (
+            not isinstance(tool, dict)
+            or tool.get("type") not in (None, "custom")
+            or not isinstance(tool.get("name"), str)
+        ):
+            raise invalid(
+                f"'tools[{i}]' must be a custom tool with a 'name' (server tools need a native route).", f"tools[{i}]"
+            )
+        function: dict[str, Any] = {"name": tool["name"]}
+        if tool.get("description") is not None:
+            function["description"] = tool["description"]
+        function["parameters"] = tool.get("input_schema") or {"type": "object", "properties": {}}
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: Any, chat_body: dict) -> None:
+    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        raise invalid("'tool_choice.type' must be one of auto, any, tool, none.", "tool_choice")
+    kind = choice["type"]
+    if kind == "tool":
+        if not isinstance(choice.get("name"), str):
+            raise invalid("'tool_choice.name' is required with type 'tool'.", "tool_choice.name")
+        chat_body["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    else:
+        chat_body["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
+    if choice.get("disable_parallel_tool_use") is True:
+        chat_body["parallel_tool_calls"] = False
+
+
+def _effort(thinking: Any) -> str | None:
+    if not isinstance(thinking, dict):
+        raise invalid("'thinking' must be an object.", "thinking")
+    if thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise invalid("'thinking.budget_tokens' must be a positive integer.", "thinking.budget_tokens")
+    return next((effort for limit, effort in EFFORT_BUDGETS if budget <= limit), "high")
+
+
+def chat_body_of(body: dict) -> dict[str, Any]:
+    """The chat completion body an Anthropic Messages body translates to (see the docs' table)."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise invalid("'model' is required.", "model")
+    max_tokens = body.get("max_tokens")
+    if not chat._is_int(max_tokens) or max_tokens < 1:
+        raise invalid("'max_tokens' is required: a positive integer.", "max_tokens")
+    out: dict[str, Any] = {"model": body["model"], "messages": _messages(body), "max_tokens": max_tokens}
+    for name in ("models", "provider"):  # the router's own fields, as on chat
+        if name in body:
+            out[name] = body[name]
+    chat._check_range(body, "temperature", 0, 1)
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise invalid("'stop_sequences' must be an array of strings.", "stop_sequences")
+        if stops:
+            out["stop"] = stops
+    if body.get("tools"):
+        out["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        _tool_choice(body["tool_choice"], out)
+    metadata = body.get("metadata")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise invalid("'metadata' must be an object.", "metadata")
+        if isinstance(metadata.get("user_id"), str):
+            out["user"] = metadata["user_id"]
+    if body.get("thinking") is not None and (effort := _effort(body["thinking"])) is not None:
+        out["reasoning_effort"] = effort
+    if body.get("stream") is not None:
+        out["stream"] = body["stream"]
+    return out
+
+
+def parse_messages_request(raw: bytes) -> MessagesRequest:
+    """Validate a Messages body and translate it; `top_k`, `cache_control` and Anthropic-only fields drop."""
+    body = chat._json_load(raw)
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    translated = chat_body_of(body)
+    parsed = chat.parse_chat_request(chat._forward_json(translated))
+    values = {f.name: getattr(parsed, f.name) for f in fields(parsed)}
+    values["raw_size"] = len(raw)
+    stops = tuple(translated.get("stop", ()))
+    names = frozenset(t["function"]["name"] for t in translated.get("tools", ()))
+    return MessagesRequest(**values, stop_sequences=stops, tool_names=names)
+
+
+def count_tokens(raw: bytes) -> int:
+    """Our estimate of a request's input tokens (count_tokens): one per four bytes of the body."""
+    body = chat._json_load(raw)
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    chat_body_of({**body, "max_tokens": 1})  # validated as a create would be; max_tokens is not required here
+    return math.ceil(len(raw) / 4)
+
+
+def upstream_body(request: MessagesRequest, route: Any) -> bytes:
+    return chat.upstream_body(request, route)
+
+
+# --- The answer -----------------------------------------------------------------------------------------
+
+
+def usage_out(finished: Finished) -> dict[str, Any]:
+    """Anthropic's usage: input tokens not read from cache, the cache reads, the output; our exact cost."""
+    usage = finished.usage
+    return {
+        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.completion_tokens,
+        "cost": finished.cost,
+    }
+
+
+def _input_of(arguments: Any) -> Any:
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _stop(choice: dict, request: MessagesRequest) -> tuple[str | None, str | None]:
+    """(stop_reason, stop_sequence): a sequence the upstream says it matched (vLLM's `stop_reason`)."""
+    reason = choice.get("finish_reason")
+    matched = choice.get("stop_reason")
+    if reason == "stop" and isinstance(matched, str) and matched in request.stop_sequences:
+        return "stop_sequence", matched
+    return (STOP_REASONS.get(str(reason), "end_turn") if reason else None), None
+
+
+def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> bytes:
+    """The upstream's chat completion as an Anthropic message, with our id and the exact cost."""
+    choices = body.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    content: list[dict[str, Any]] = []
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append({"type": "text", "text": message["content"]})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": _input_of(function.get("arguments")),
+            }
+        )
+    stop_reason, stop_sequence = _stop(choice, started.request)
+    answer = {
+        "id": started.generation_id,
+        "type": "message",
+        "role": "assistant",
+        "model": started.entry.public_id,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
+        "usage": usage_out(finished),
+    }
+    return exactjson.dumps(answer).encode()
+
+
+def event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + exactjson.dumps(data).encode() + b"\n\n"
+
+
+class EventWriter:
+    """Chat chunks into Anthropic's events; keeps which content block is open across chunks."""
+
+    def __init__(self, started: Started) -> None:
+        self.started = started
+        self.began = False
+        self.index = -1  # the open block's index
+        self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
+        self.tool_blocks: dict[int, int] = {}
+
+    def _begin(self) -> bytes:
+        if self.began:
+            return b""
+        self.began = True
+        message = {
+            "id": self.started.generation_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.started.entry.public_id,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": self.started.request.prompt_tokens_estimate,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 0,
+            },
+        }
+        return event("message_start", {"type": "message_start", "message": message})
+
+    def _close(self) -> bytes:
+        if self.open is None:
+            return b""
+        self.open = None
+        return event("content_block_stop", {"type": "content_block_stop", "index": self.index})
+
+    def _start(self, kind: str, block: dict) -> bytes:
+        out = self._close()
+        self.index += 1
+        self.open = kind
+        return out + event(
+            "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
+        )
+
+    def apply(self, data: bytes, chunk: dict) -> bytes:
+        out = self._begin()
+        choices = chunk.get("choices") or ()
+        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            if self.open != "text":
+                out += self._start("text", {"type": "text", "text": ""})
+            out += event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": self.index, "delta": {"type": "text_delta", "text": text}},
+            )
+        for call in delta.get("tool_calls") or ():
+            if not isinstance(call, dict):
+                continue
+            at = call.get("index", 0)
+            function = call.get("function") or {}
+            if f"tool:{at}" != self.open:
+                block = {
+                    "type": "tool_use",
+                    "id": call.get("id") or "",
+                    "name": function.get("name") or "",
+                    "input": {},
+                }
+                out += self._start(f"tool:{at}", block)
+            arguments = function.get("arguments")
+            if isinstance(arguments, str) and arguments:
+                out += event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": self.index,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments},
+                    },
+                )
+        return out
+
+
+def stream_rewriter(first: dict, started: Started) -> EventWriter:
+    return EventWriter(started)
+
+
+def stream_event(data: bytes) -> bytes:
+    return data  # the writer frames its own events (several per chunk, with `event:` lines)
+
+
+def stream_final(started: Started, end: StreamEnd) -> bytes:
+    """The held-back chunk's content, then (settled, not failed) the open block's stop, `message_delta`
+    with the stop reason and our usage and exact cost, and `message_stop`."""
+    writer = end.rewrite if isinstance(end.rewrite, EventWriter) else EventWriter(started)
+    out = writer.apply(end.last, end.last_chunk) if end.last_chunk is not None else writer._begin()
+    if end.finished is None or end.error:
+        return out  # the error event follows
+    choices = (end.last_chunk or {}).get("choices") or [{}]
+    stop_reason, stop_sequence = _stop(choices[0] if isinstance(choices[0], dict) else {}, started.request)
+    out += writer._close()
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+        "usage": usage_out(end.finished),
+    }
+    return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
+
+
+def stream_error(message: str) -> bytes:
+    """A failure after the stream began: Anthropic's error event."""
+    error = {"type": "api_error", "message": f"Stream interrupted: {message}."}
+    return event("error", {"type": "error", "error": error})
+
+
+def error_body(error: ApiError) -> tuple[int, dict[str, Any]]:
+    """An error in Anthropic's shape, {"type": "error", "error": {"type", "message"}}."""
+    if error.status in OVERLOADED:
+        status, kind = 529, "overloaded_error"
+    else:
+        status = error.status
+        kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return status, {"type": "error", "error": {"type": kind, "message": error.message}}
+
+
+def authorization(request: HttpRequest) -> str:
+    """The key from `x-api-key` (Anthropic's SDKs) or `Authorization: Bearer`."""
+    key = request.META.get("HTTP_X_API_KEY")
+    return f"Bearer {key}" if key else request.META.get("HTTP_AUTHORIZATION", "")
+
+
+_OBJECT = {"type": "object", "additionalProperties": {}}
+
+OPENAPI = {
+    "post": {
+        "operationId": "messages_create",
+        "summary": "Create a message (Anthropic Messages API)",
+        "description": "Anthropic-compatible (`x-api-key` or `Authorization: Bearer`; `anthropic-version` and "
+        "`anthropic-beta` are accepted), translated onto the model's OpenAI-compatible routes. `max_tokens` is "
+        "required. `usage.cost` is what was charged (USD). With `stream: true` the answer is Anthropic's event "
+        "stream; `message_delta` carries `usage.cost`. Errors are in Anthropic's shape.",
+        "tags": ["messages"],
+        "security": [{"ApiKey": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
+        "responses": {
+            "200": {
+                "description": "The message (or its event stream).",
+                "content": {
+                    "application/json": {"schema": _OBJECT},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                },
+            },
+            **{
+                status: {"description": why, "content": {"application/json": {"schema": _OBJECT}}}
+                for status, why in (
+                    ("400", "invalid_request_error"),
+                    ("401", "authentication_error"),
+                    ("402", "billing_error"),
+                    ("403", "permission_error"),
+                    ("404", "not_found_error"),
+                    ("413", "request_too_large"),
+                    ("429", "rate_limit_error"),
+                    ("529", "overloaded_error"),
+                )
+            },
+        },
+    }
+}
+
+SURFACE = Surface(
+    name="messages",
+    path="messages",
+    upstream_kind="openai-chat",
+    openapi=OPENAPI,
+    parse=parse_messages_request,
+    upstream_body=upstream_body,
+    plain_answer=plain_answer,
+    stream_rewriter=stream_rewriter,
+    stream_event=stream_event,
+    stream_final=stream_final,
+    stream_error=stream_error,
+    stream_end=b"",
+    stream_keepalive=b'event: ping\ndata: {"type": "ping"}\n\n',
+    error_body=error_body,
+    authorization=authorization,
+)
