@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .base import Surface
 from .chat import SURFACE as CHAT
+from .embeddings import SURFACE as EMBEDDINGS
 
-SURFACES: tuple[Surface, ...] = (CHAT,)
+SURFACES: tuple[Surface, ...] = (CHAT, EMBEDDINGS)
 
 __all__ = ["SURFACES", "Surface"]

@@ -211,6 +211,7 @@ def make_shop(
     max_output_tokens: int = 4096,
     read_timeout: str = "3",
     provider_key: str = "",
+    upstream_model: str = "emulator-small",
 ) -> Shop:
     """Create a model routed to the emulator (optionally through failing routes first) and a customer."""
     from billing.services import price_set
@@ -227,7 +228,7 @@ def make_shop(
             name=f"emu-{abs(hash((base, read_timeout, provider_key))) % 10**8}",
             defaults={"base_url": base, "read_timeout_s": Decimal(read_timeout), "api_key": provider_key},
         )
-        Route.objects.create(model=model, provider=provider, upstream_model="emulator-small", priority=priority)
+        Route.objects.create(model=model, provider=provider, upstream_model=upstream_model, priority=priority)
     price_set(
         model_id=model.pk,
         prompt=prompt,
