@@ -147,8 +147,21 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fresh_rate_limits() -> None:
-    """Forget rate-limit windows of an earlier run: the new test database hands out the same key ids."""
+def _fresh_rate_limits(django_db_setup, django_db_blocker) -> None:
+    """Forget rate-limit windows of an earlier run: the new test database hands out the same key ids.
+
+    Parallel workers (pytest-xdist) each have a database of their own but share Redis: each hands out
+    key ids from its own range, so that one worker's requests never fill another's key's window.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    if connection.vendor == "postgresql" and worker.isdigit():
+        from accounts.models import ApiKey
+
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            table = ApiKey._meta.db_table
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, int(worker) * 10_000_000 + 1]
+            )
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
         for name in client.scan_iter("rl:key:*"):
