@@ -230,3 +230,8 @@ def test_the_generation_endpoint_names_each_requests_surface(shop: Shop, provide
         surfaces[generation_id] = read.json()["data"]["surface"]
     assert list(surfaces.values()) == ["embeddings", "chat"]
     assert shop.money()[0] < FUNDS
+
+
+def test_the_openapi_description_has_the_embeddings_operation():
+    paths = Client().get("/v1/openapi.json").json()["paths"]
+    assert paths["/v1/embeddings"]["post"]["operationId"] == "embeddings_create"
