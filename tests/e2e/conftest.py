@@ -154,18 +154,24 @@ def _fresh_rate_limits(django_db_setup, django_db_blocker) -> None:
     key ids from its own range, so that one worker's requests never fill another's key's window.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    ours = range(1, 2**63)
     if connection.vendor == "postgresql" and worker.isdigit():
         from accounts.models import ApiKey
 
+        ours = range(int(worker) * _KEY_IDS_PER_WORKER + 1, (int(worker) + 1) * _KEY_IDS_PER_WORKER + 1)
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             table = ApiKey._meta.db_table
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, int(worker) * 10_000_000 + 1]
-            )
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, ours.start])
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
         for name in client.scan_iter("rl:key:*"):
-            client.delete(name)
+            key_id = name.rsplit(b":", 1)[-1]
+            # Only this worker's keys: another worker may be in the middle of a rate-limit test.
+            if not key_id.isdigit() or int(key_id) in ours:
+                client.delete(name)
+
+
+_KEY_IDS_PER_WORKER = 10_000_000
 
 
 @pytest.fixture(scope="session")
