@@ -208,6 +208,7 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         "id",
         "account_link",
         "model",
+        "surface",
         "status",
         "usage_source",
         "tokens",
@@ -215,7 +216,16 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         "latency_ms",
         "started_at",
     )
-    list_filter = ("status", "usage_source", "upstream_cost_source", "stream", "model", "provider", "started_at")
+    list_filter = (
+        "status",
+        "surface",
+        "usage_source",
+        "upstream_cost_source",
+        "stream",
+        "model",
+        "provider",
+        "started_at",
+    )
     search_fields = ("id__exact", "upstream_id__exact", "request_id__exact", "user", "account__name")
     search_id_fields = ("account_id",)
     list_select_related = ("account", "model")
@@ -224,7 +234,23 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
     show_full_result_count = False
     paginator = BoundedCountPaginator
     fieldsets = (
-        (None, {"fields": ("id", "request_id", "account", "api_key", "user", "origin", "app", "model", "stream")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "request_id",
+                    "account",
+                    "api_key",
+                    "user",
+                    "origin",
+                    "app",
+                    "model",
+                    "surface",
+                    "stream",
+                )
+            },
+        ),
         ("Upstream", {"fields": ("provider", "upstream_model", "upstream_id")}),
         ("Outcome", {"fields": ("status", "finish_reason", "error")}),
         ("Usage", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source")}),

@@ -188,6 +188,7 @@ class GenerationView(APIView):
             "id": gen.id,
             "model": gen.model.public_id,
             "status": gen.status,
+            "surface": gen.surface,
             "stream": gen.stream,
             "created_at": gen.started_at.isoformat(),
             "finished_at": gen.finished_at.isoformat() if gen.finished_at else None,

@@ -79,6 +79,26 @@ def demo_catalog(upstream_url: str) -> dict:
                 ],
                 "price": {"prompt": "2.50", "completion": "10.00", "cached_prompt": "1.25"},
             },
+            {
+                # Served at /v1/embeddings (that surface calls the `openai-embeddings` kind); a chat request
+                # naming it reaches the emulator's chat endpoint, which refuses it (400, not charged).
+                "id": "demo/embed-small",
+                "name": "Demo embeddings (small) — upstream emulator",
+                "description": "Deterministic 8-dimensional vectors from the built-in upstream emulator.",
+                "context_length": 8192,
+                "max_output_tokens": 0,
+                "tokenizer": "Other",
+                "output_modalities": ["embeddings"],
+                "supported_parameters": ["dimensions", "encoding_format", "user"],
+                "routes": [
+                    {
+                        "provider": "demo-emulator",
+                        "upstream_model": "emulator-embed",
+                        "cost": {"prompt": "0.01", "completion": "0"},
+                    }
+                ],
+                "price": {"prompt": "0.02", "completion": "0"},
+            },
         ],
     }
 

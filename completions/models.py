@@ -136,7 +136,7 @@ class Route(models.Model):
 
 
 class Generation(models.Model):
-    """One `/v1/chat/completions` request: what was asked, what came back, what it cost.
+    """One API request (`surface`: chat completions, embeddings, ...): what was asked, what came back, what it cost.
 
     Its charge is the ledger entry whose idempotency key is `charge:<id>`; token counts say where they
     came from (`upstream` usage or our `estimated` count).
@@ -169,6 +169,9 @@ class Generation(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, null=True, blank=True, db_index=False)
     upstream_model = models.CharField(max_length=200, blank=True)
     upstream_id = models.CharField(max_length=200, blank=True)
+    surface = models.CharField(
+        max_length=32, default="chat", help_text="The API surface the request came through (`chat`, `embeddings`)."
+    )
     stream = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     finish_reason = models.CharField(max_length=32, blank=True)

@@ -60,7 +60,8 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
         timed_out = isinstance(exc, TimeoutError)
     else:
         timed_out = False
-    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+    upstream = UPSTREAMS[started.surface.upstream_kind]
+    if not isinstance(body, dict) or not upstream.answer_ok(body):
         why = "timed out" if timed_out else "sent an invalid response"
         generation_finish(
             started=started,
@@ -71,9 +72,8 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
             f"The upstream provider {why}. You were not charged; retrying may help.",
             code="upstream_timeout" if timed_out else "upstream_error",
         )
-    choices = body["choices"]
-    first = choices[0] if choices and isinstance(choices[0], dict) else {}
-    upstream = UPSTREAMS[started.surface.upstream_kind]
+    choices = body.get("choices")  # none in an embedding list: nothing generated, no finish reason
+    first = choices[0] if choices and isinstance(choices, list) and isinstance(choices[0], dict) else {}
     closing = generation_close(
         started=started,
         outcome=Outcome(

@@ -196,6 +196,7 @@ def generation_start(*, started: Started) -> Hold:
         "api_key_id": principal.key_id,
         "model_id": started.entry.model_id,
         "price_id": started.price.pk,
+        "surface": started.surface.name,
         "stream": started.request.stream,
         "user": started.request.user,
         "origin": started.origin,

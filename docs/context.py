@@ -81,6 +81,7 @@ class ModelRow:
     cached_prompt: str
     request: str
     entry: CatalogEntry
+    embeddings: bool = False  # an embedding model (its output modality): served at /v1/embeddings only
 
     @property
     def price(self) -> Price:
@@ -106,16 +107,24 @@ def catalog_rows() -> list[ModelRow]:
                 cached_prompt="—" if price.cached_prompt is None else money_text(price.cached_prompt),
                 request=money_text(price.request) if price.request else "—",
                 entry=entry,
+                embeddings="embeddings" in (model.output_modalities or ()),
             )
         )
     return rows
 
 
 def example_row(rows: list[ModelRow]) -> ModelRow | None:
-    """The model the examples use: the cheapest on sale (on the demo, a `demo/…` model)."""
+    """The model the chat examples use: the cheapest chat model on sale (on the demo, a `demo/…` model)."""
+    rows = [row for row in rows if not row.embeddings]
     if not rows:
         return None
     return min(rows, key=lambda row: (row.price.prompt + row.price.completion, row.id))
+
+
+def example_embedding_row(rows: list[ModelRow]) -> ModelRow | None:
+    """The model the embeddings examples use: the cheapest embedding model on sale."""
+    rows = [row for row in rows if row.embeddings]
+    return min(rows, key=lambda row: (row.price.prompt, row.id)) if rows else None
 
 
 def _sample_chat(max_tokens: int | None) -> ChatRequest:
@@ -194,6 +203,7 @@ def docs_context(*, lang: str, request: HttpRequest | None = None) -> dict[str, 
     """The context every page source is rendered with."""
     rows = catalog_rows()
     example = example_row(rows)
+    embedding = example_embedding_row(rows)
     bot = _bot_username()
     return {
         "lang": lang,
@@ -216,6 +226,7 @@ def docs_context(*, lang: str, request: HttpRequest | None = None) -> dict[str, 
         "params": {name: f"[{low}, {high}]" for name, (low, high) in PARAM_RANGES.items()},
         "models": rows,
         "example_model": example.id if example else "<model-id>",
+        "example_embedding_model": embedding.id if embedding else "<embedding-model-id>",
         "example": example_figures(example),
         "errors": API_ERRORS,
         "stream_error_example": _stream_error_example(),

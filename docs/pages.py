@@ -38,6 +38,7 @@ PAGES: tuple[Page, ...] = (
     Page("chat-completions", "POST /v1/chat/completions", "POST /v1/chat/completions"),
     Page("messages", "Messages (Anthropic)", "Messages (Anthropic)"),
     Page("streaming", "Стриминг", "Streaming"),
+    Page("embeddings", "Эмбеддинги", "Embeddings"),
     Page("routing", "Маршрутизация и резервные модели", "Routing and fallbacks"),
     Page("tools", "Вызов инструментов", "Tool calling"),
     Page("structured-outputs", "JSON mode и structured outputs", "JSON mode and structured outputs"),

@@ -34,6 +34,7 @@ WORDS = (
     "demos and benchmarks can check every token, every chunk and every cent of the bill."
 ).split()
 MODELS = ("emulator-small", "emulator-large")
+EMBEDDING_MODEL = "emulator-embed"  # answers POST /v1/embeddings only (emulator/embeddings.py)
 DEFAULT_COMPLETION_TOKENS = 12
 DEFAULT_TIMEOUT_MS = 30_000
 STATUS_FAILS = ("400", "401", "429", "500", "502", "503")  # any other 4xx/5xx code works too
@@ -188,7 +189,8 @@ def auth_error(authorization: str | None, api_key: str | None) -> Reply | None:
 
 def models_body() -> dict[str, Any]:
     """The /v1/models list."""
-    data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"} for m in MODELS]
+    names = (*MODELS, EMBEDDING_MODEL)
+    data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"} for m in names]
     return {"object": "list", "data": data}
 
 
@@ -240,6 +242,8 @@ def parse_chat(raw: bytes, headers: Mapping[str, str | None], fail_mode: str | N
     model = body.get("model") or MODELS[0]
     if not isinstance(model, str):
         raise BadRequest("'model' must be a string.", "model")
+    if model == EMBEDDING_MODEL:
+        raise BadRequest(f"'{model}' is an embedding model: use /v1/embeddings.", "model")
     n = _int(1 if body.get("n") is None else body["n"], "n", 1, MAX_N)
     call = Call(
         body,

@@ -11,6 +11,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from emulator import core
+from emulator.embeddings import embeddings_reply
 
 
 @csrf_exempt
@@ -27,6 +28,21 @@ def chat_completions(request: HttpRequest, fail_mode: str | None = None) -> Http
         return _send(core.error_reply(413, "Request body too large."))
     headers = {name: request.headers.get(name) for name in ("content-type", "user-agent", "authorization")}
     return _send(core.chat_reply(raw, headers, fail_mode))
+
+
+@csrf_exempt
+def embeddings(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
+    """POST .../v1/embeddings, optionally under /fail/<mode>/."""
+    denied = _denied(request)
+    if denied is not None:
+        return _send(denied)
+    if request.method != "POST":
+        return _send(core.error_reply(405, "Use POST."))
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _send(core.error_reply(413, "Request body too large."))
+    return _send(embeddings_reply(raw, fail_mode))
 
 
 @csrf_exempt

@@ -1,7 +1,8 @@
 """Framework-free WSGI app for the upstream emulator, and a gevent server that runs it standalone.
 
 Routes (any path prefix is accepted, so a provider base_url may point anywhere on this host):
-``POST [prefix][/fail/<mode>]/v1/chat/completions`` and ``GET [prefix][/fail/<mode>]/v1/models``.
+``POST [prefix][/fail/<mode>]/v1/chat/completions``, ``POST [prefix][/fail/<mode>]/v1/embeddings`` and
+``GET [prefix][/fail/<mode>]/v1/models``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from emulator import core
+from emulator.embeddings import embeddings_reply
 
 if TYPE_CHECKING:
     from gevent.pywsgi import WSGIServer
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Sleep = Callable[[float], None]
 
-_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|models)/?$")
+_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|embeddings|models)/?$")
 _MAX_BODY = 32 * 1024 * 1024
 
 
@@ -63,6 +65,8 @@ def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
     raw = _read_body(environ)
     if raw is None:
         return core.error_reply(413, "Request body too large.")
+    if endpoint == "embeddings":
+        return embeddings_reply(raw, fail_mode)
     headers = {
         "content-type": environ.get("CONTENT_TYPE"),
         "user-agent": environ.get("HTTP_USER_AGENT"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import Surface
 from .chat import SURFACE as CHAT
+from .embeddings import SURFACE as EMBEDDINGS
 from .messages import SURFACE as MESSAGES
 
-SURFACES: tuple[Surface, ...] = (CHAT, MESSAGES)
+SURFACES: tuple[Surface, ...] = (CHAT, MESSAGES, EMBEDDINGS)
 
 __all__ = ["SURFACES", "Surface"]

@@ -34,3 +34,4 @@ class Upstream:
     open: Callable[[tuple[Candidate, ...], Callable[[Candidate], bytes]], UpstreamCall]
     events: Callable[[urllib3.BaseHTTPResponse], Iterator[bytes]]  # a stream's event payloads, as they come
     completion_chars: Callable[[Any, str], int]  # characters generated in `choices` (under `message`/`delta`)
+    answer_ok: Callable[[dict], bool]  # whether a plain JSON answer is one this kind settles (else: 502, no charge)

@@ -64,8 +64,9 @@ class _Target:
 _targets: ProcessCache[_Target] = ProcessCache("upstream targets", max_entries=1024)
 
 
-def _target(route: RouteInfo) -> _Target:
+def _target(route: RouteInfo, endpoint: str = "/chat/completions") -> _Target:
     key = (
+        endpoint,
         route.base_url,
         route.api_key,
         tuple(route.extra_headers.items()),
@@ -74,7 +75,7 @@ def _target(route: RouteInfo) -> _Target:
     )
     target = _targets.peek(key)
     if target is None:
-        url = f"{route.base_url}/chat/completions"
+        url = f"{route.base_url}{endpoint}"
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         headers.update(route.extra_headers)
         if route.api_key:
@@ -89,8 +90,8 @@ def _target(route: RouteInfo) -> _Target:
     return target
 
 
-def _request(route: RouteInfo, body: bytes) -> urllib3.BaseHTTPResponse:
-    target = _target(route)
+def _request(route: RouteInfo, body: bytes, endpoint: str) -> urllib3.BaseHTTPResponse:
+    target = _target(route, endpoint)
     return target.pool.urlopen(
         "POST",
         target.path,
@@ -120,19 +121,22 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     return ApiError(status, message, code="upstream_invalid_request")
 
 
-def upstream_open(candidates: tuple[Candidate, ...], body_for: Callable[[Candidate], bytes]) -> UpstreamCall:
+def upstream_open(
+    candidates: tuple[Candidate, ...], body_for: Callable[[Candidate], bytes], endpoint: str = "/chat/completions"
+) -> UpstreamCall:
     """Send the request to the first candidate that answers; fall back on connect errors, timeouts, 5xx.
 
     Candidates are routes, each with its model: a request's fallback models are tried after the routes
     of the models before them, on the same failures. `body_for(candidate)` builds the body for one (the
     upstream model name and the parameters taken differ per route). Raises ApiError (502/503/504, or the
-    provider's 4xx) when none answered.
+    provider's 4xx) when none answered. `endpoint` is the path under the route's base URL (other OpenAI
+    kinds, such as `openai-embeddings`, call this with theirs).
     """
     attempts = Attempts()
     for candidate in candidates:
         route = candidate.route
         try:
-            response = _request(route, body_for(candidate))
+            response = _request(route, body_for(candidate), endpoint)
         except NewConnectionError as exc:
             # Refused or unresolvable: urllib3 derives this from ConnectTimeoutError, but nothing timed out.
             log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
@@ -209,4 +213,15 @@ def completion_chars(choices: Any, key: str) -> int:
     return total
 
 
-UPSTREAM = Upstream(kind="openai-chat", open=upstream_open, events=sse_events, completion_chars=completion_chars)
+def answer_ok(body: dict) -> bool:
+    """Whether a plain answer is a chat completion the relay can settle."""
+    return isinstance(body.get("choices"), list)
+
+
+UPSTREAM = Upstream(
+    kind="openai-chat",
+    open=upstream_open,
+    events=sse_events,
+    completion_chars=completion_chars,
+    answer_ok=answer_ok,
+)

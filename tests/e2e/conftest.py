@@ -147,12 +147,31 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _fresh_rate_limits() -> None:
-    """Forget rate-limit windows of an earlier run: the new test database hands out the same key ids."""
+def _fresh_rate_limits(django_db_setup, django_db_blocker) -> None:
+    """Forget rate-limit windows of an earlier run: the new test database hands out the same key ids.
+
+    Parallel workers (pytest-xdist) each have a database of their own but share Redis: each hands out
+    key ids from its own range, so that one worker's requests never fill another's key's window.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    ours = range(1, 2**63)
+    if connection.vendor == "postgresql" and worker.isdigit():
+        from accounts.models import ApiKey
+
+        ours = range(int(worker) * _KEY_IDS_PER_WORKER + 1, (int(worker) + 1) * _KEY_IDS_PER_WORKER + 1)
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            table = ApiKey._meta.db_table
+            cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, ours.start])
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
         for name in client.scan_iter("rl:key:*"):
-            client.delete(name)
+            key_id = name.rsplit(b":", 1)[-1]
+            # Only this worker's keys: another worker may be in the middle of a rate-limit test.
+            if not key_id.isdigit() or int(key_id) in ours:
+                client.delete(name)
+
+
+_KEY_IDS_PER_WORKER = 10_000_000
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +230,7 @@ def make_shop(
     max_output_tokens: int = 4096,
     read_timeout: str = "3",
     provider_key: str = "",
+    upstream_model: str = "emulator-small",
 ) -> Shop:
     """Create a model routed to the emulator (optionally through failing routes first) and a customer."""
     from billing.services import price_set
@@ -227,7 +247,7 @@ def make_shop(
             name=f"emu-{abs(hash((base, read_timeout, provider_key))) % 10**8}",
             defaults={"base_url": base, "read_timeout_s": Decimal(read_timeout), "api_key": provider_key},
         )
-        Route.objects.create(model=model, provider=provider, upstream_model="emulator-small", priority=priority)
+        Route.objects.create(model=model, provider=provider, upstream_model=upstream_model, priority=priority)
     price_set(
         model_id=model.pk,
         prompt=prompt,

@@ -384,6 +384,7 @@ def test_models_lists_emulator_models(url: str) -> None:
     assert [(m["id"], m["object"], m["owned_by"]) for m in body["data"]] == [
         ("emulator-small", "model", "emulator"),
         ("emulator-large", "model", "emulator"),
+        ("emulator-embed", "model", "emulator"),
     ]
 
 

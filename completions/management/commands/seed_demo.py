@@ -34,6 +34,9 @@ class Command(BaseCommand):
                     f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {creds.api_key}' \\",
                     "      -H 'Content-Type: application/json' \\",
                     '      -d \'{"model": "demo/chat-small", "messages": [{"role": "user", "content": "Hello"}]}\'',
+                    f"    curl {base}/v1/embeddings -H 'Authorization: Bearer {creds.api_key}' \\",
+                    "      -H 'Content-Type: application/json' \\",
+                    '      -d \'{"model": "demo/embed-small", "input": ["Hello", "world"]}\'',
                     "",
                 ]
             )
