@@ -349,6 +349,22 @@ def hold_release(*, reference: str, reason: str) -> bool:
     return True
 
 
+def _rates(
+    prompt: Decimal | str,
+    completion: Decimal | str,
+    cached_prompt: Decimal | str | None,
+    request: Decimal | str,
+    *,
+    what: str,
+) -> dict[str, Decimal | None]:
+    """A price or cost version's amounts (USD per 1M tokens, per request), exact and never negative."""
+    values = {"prompt": usd(prompt), "completion": usd(completion), "request": usd(request)}
+    values["cached_prompt"] = None if cached_prompt in (None, "") else usd(cached_prompt)
+    if any(v is not None and v < ZERO for v in values.values()):
+        raise ValueError(f"{what} cannot be negative")
+    return values
+
+
 def price_set(
     *,
     model_id: int,
@@ -360,10 +376,7 @@ def price_set(
     created_by: AbstractBaseUser | None = None,
 ) -> Price:
     """Add a price version for a model (USD per 1M tokens); earlier versions stay as history."""
-    values = {"prompt": usd(prompt), "completion": usd(completion), "request": usd(request)}
-    values["cached_prompt"] = None if cached_prompt in (None, "") else usd(cached_prompt)
-    if any(v is not None and v < ZERO for v in values.values()):
-        raise ValueError("prices cannot be negative")
+    values = _rates(prompt, completion, cached_prompt, request, what="prices")
     return Price.objects.create(
         model_id=model_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
     )
@@ -380,10 +393,7 @@ def route_cost_set(
     created_by: AbstractBaseUser | None = None,
 ) -> RouteCost:
     """Add a version of what a route costs us (USD per 1M tokens); earlier versions stay as history."""
-    values = {"prompt": usd(prompt), "completion": usd(completion), "request": usd(request)}
-    values["cached_prompt"] = None if cached_prompt in (None, "") else usd(cached_prompt)
-    if any(v is not None and v < ZERO for v in values.values()):
-        raise ValueError("costs cannot be negative")
+    values = _rates(prompt, completion, cached_prompt, request, what="costs")
     return RouteCost.objects.create(
         route_id=route_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
     )

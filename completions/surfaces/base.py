@@ -92,3 +92,48 @@ class Surface:
     error_body: Callable[[ApiError], tuple[int, dict[str, Any]]] | None = None
     # The `Authorization` header value the key is read from; None reads `Authorization` itself.
     authorization: Callable[[HttpRequest], str] | None = None
+
+
+_OBJECT = {"type": "object", "additionalProperties": {}}
+# The errors every POST surface can answer, as OpenAI's shape names them (a surface may pass its own).
+OPENAI_ERRORS = (
+    ("400", "invalid_request"),
+    ("401", "invalid_api_key"),
+    ("402", "insufficient_funds"),
+    ("403", "account_suspended or key_spend_limit"),
+    ("404", "model_not_found or no_route"),
+    ("429", "rate_limit"),
+    ("502", "upstream_error"),
+)
+
+
+def openapi_operation(
+    *,
+    operation_id: str,
+    summary: str,
+    description: str,
+    tag: str,
+    answer: str,
+    streams: bool,
+    errors: tuple[tuple[str, str], ...] = OPENAI_ERRORS,
+) -> dict[str, Any]:
+    """A surface's OpenAPI path item: a keyed POST with a JSON body, its answer (JSON, or an event stream
+    too when it `streams`) and its error statuses."""
+    content: dict[str, Any] = {"application/json": {"schema": _OBJECT}}
+    if streams:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
+    error = {"content": {"application/json": {"schema": _OBJECT}}}
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "tags": [tag],
+            "security": [{"ApiKey": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
+            "responses": {
+                "200": {"description": answer, "content": content},
+                **{status: {"description": why, **error} for status, why in errors},
+            },
+        }
+    }

@@ -26,7 +26,7 @@ from ..preferences import (
     reasoning_parse,
     router_fields_check,
 )
-from .base import StreamEnd, Surface
+from .base import StreamEnd, Surface, openapi_operation
 
 if TYPE_CHECKING:
     from completions.routing import RouteInfo
@@ -445,42 +445,18 @@ def stream_error(message: str) -> bytes:
     return sse(json.dumps(failure.body()).encode())
 
 
-_OBJECT = {"type": "object", "additionalProperties": {}}
+OPENAPI = openapi_operation(
+    operation_id="chat_completions_create",
+    summary="Create a chat completion",
+    description="OpenAI-compatible, with OpenRouter's routing fields (`models`, `provider`, `reasoning`), "
+    "which are never forwarded. Other parameters are forwarded, except those a route declares it does not "
+    "take; `usage.cost` is what was charged (USD). "
+    "With `stream: true` the answer is a `text/event-stream` of chunks whose last one carries `usage.cost`.",
+    tag="chat",
+    answer="The completion (or its event stream).",
+    streams=True,
+)
 
-OPENAPI = {
-    "post": {
-        "operationId": "chat_completions_create",
-        "summary": "Create a chat completion",
-        "description": "OpenAI-compatible, with OpenRouter's routing fields (`models`, `provider`, `reasoning`), "
-        "which are never forwarded. Other parameters are forwarded, except those a route declares it does not "
-        "take; `usage.cost` is what was charged (USD). "
-        "With `stream: true` the answer is a `text/event-stream` of chunks whose last one carries `usage.cost`.",
-        "tags": ["chat"],
-        "security": [{"ApiKey": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
-        "responses": {
-            "200": {
-                "description": "The completion (or its event stream).",
-                "content": {
-                    "application/json": {"schema": _OBJECT},
-                    "text/event-stream": {"schema": {"type": "string"}},
-                },
-            },
-            **{
-                status: {"description": why, "content": {"application/json": {"schema": _OBJECT}}}
-                for status, why in (
-                    ("400", "invalid_request"),
-                    ("401", "invalid_api_key"),
-                    ("402", "insufficient_funds"),
-                    ("403", "account_suspended or key_spend_limit"),
-                    ("404", "model_not_found or no_route"),
-                    ("429", "rate_limit"),
-                    ("502", "upstream_error"),
-                )
-            },
-        },
-    }
-}
 
 SURFACE = Surface(
     name="chat",

@@ -18,7 +18,7 @@ from core import exactjson
 
 from ..errors import invalid
 from ..preferences import DEFAULT_PROVIDER, ROUTER_FIELDS, ProviderPreferences, models_parse, provider_parse
-from .base import StreamEnd, Surface
+from .base import StreamEnd, Surface, openapi_operation
 from .chat import _forward_json, _json_load, sse, stream_error
 
 if TYPE_CHECKING:
@@ -147,39 +147,18 @@ def _no_final(started: Started, end: StreamEnd) -> bytes:
     raise AssertionError("embeddings are never streamed (parse refuses `stream`)")
 
 
-_OBJECT = {"type": "object", "additionalProperties": {}}
+OPENAPI = openapi_operation(
+    operation_id="embeddings_create",
+    summary="Create embeddings",
+    description="OpenAI-compatible: `input` as a string, an array of strings, an array of token ids or an "
+    "array of token-id arrays; `encoding_format` (`float` or `base64`), `dimensions` and `user` are passed to "
+    "the provider. Priced per 1M input tokens at the model's prompt price; `usage.cost` is what was charged "
+    "(USD). Not streamed.",
+    tag="embeddings",
+    answer="The embedding list.",
+    streams=False,
+)
 
-OPENAPI = {
-    "post": {
-        "operationId": "embeddings_create",
-        "summary": "Create embeddings",
-        "description": "OpenAI-compatible: `input` as a string, an array of strings, an array of token ids or an "
-        "array of token-id arrays; `encoding_format` (`float` or `base64`), `dimensions` and `user` are passed to "
-        "the provider. Priced per 1M input tokens at the model's prompt price; `usage.cost` is what was charged "
-        "(USD). Not streamed.",
-        "tags": ["embeddings"],
-        "security": [{"ApiKey": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
-        "responses": {
-            "200": {
-                "description": "The embedding list.",
-                "content": {"application/json": {"schema": _OBJECT}},
-            },
-            **{
-                status: {"description": why, "content": {"application/json": {"schema": _OBJECT}}}
-                for status, why in (
-                    ("400", "invalid_request"),
-                    ("401", "invalid_api_key"),
-                    ("402", "insufficient_funds"),
-                    ("403", "account_suspended or key_spend_limit"),
-                    ("404", "model_not_found or no_route"),
-                    ("429", "rate_limit"),
-                    ("502", "upstream_error"),
-                )
-            },
-        },
-    }
-}
 
 SURFACE = Surface(
     name="embeddings",

@@ -19,7 +19,7 @@ from core import exactjson
 
 from ..errors import ApiError, invalid
 from . import chat
-from .base import StreamEnd, Surface
+from .base import StreamEnd, Surface, openapi_operation
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -478,43 +478,28 @@ def authorization(request: HttpRequest) -> str:
     return f"Bearer {key}" if key else request.META.get("HTTP_AUTHORIZATION", "")
 
 
-_OBJECT = {"type": "object", "additionalProperties": {}}
+OPENAPI = openapi_operation(
+    operation_id="messages_create",
+    summary="Create a message (Anthropic Messages API)",
+    description="Anthropic-compatible (`x-api-key` or `Authorization: Bearer`; `anthropic-version` and "
+    "`anthropic-beta` are accepted), translated onto the model's OpenAI-compatible routes. `max_tokens` is "
+    "required. `usage.cost` is what was charged (USD). With `stream: true` the answer is Anthropic's event "
+    "stream; `message_delta` carries `usage.cost`. Errors are in Anthropic's shape.",
+    tag="messages",
+    answer="The message (or its event stream).",
+    streams=True,
+    errors=(
+        ("400", "invalid_request_error"),
+        ("401", "authentication_error"),
+        ("402", "billing_error"),
+        ("403", "permission_error"),
+        ("404", "not_found_error"),
+        ("413", "request_too_large"),
+        ("429", "rate_limit_error"),
+        ("529", "overloaded_error"),
+    ),
+)
 
-OPENAPI = {
-    "post": {
-        "operationId": "messages_create",
-        "summary": "Create a message (Anthropic Messages API)",
-        "description": "Anthropic-compatible (`x-api-key` or `Authorization: Bearer`; `anthropic-version` and "
-        "`anthropic-beta` are accepted), translated onto the model's OpenAI-compatible routes. `max_tokens` is "
-        "required. `usage.cost` is what was charged (USD). With `stream: true` the answer is Anthropic's event "
-        "stream; `message_delta` carries `usage.cost`. Errors are in Anthropic's shape.",
-        "tags": ["messages"],
-        "security": [{"ApiKey": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
-        "responses": {
-            "200": {
-                "description": "The message (or its event stream).",
-                "content": {
-                    "application/json": {"schema": _OBJECT},
-                    "text/event-stream": {"schema": {"type": "string"}},
-                },
-            },
-            **{
-                status: {"description": why, "content": {"application/json": {"schema": _OBJECT}}}
-                for status, why in (
-                    ("400", "invalid_request_error"),
-                    ("401", "authentication_error"),
-                    ("402", "billing_error"),
-                    ("403", "permission_error"),
-                    ("404", "not_found_error"),
-                    ("413", "request_too_large"),
-                    ("429", "rate_limit_error"),
-                    ("529", "overloaded_error"),
-                )
-            },
-        },
-    }
-}
 
 SURFACE = Surface(
     name="messages",
