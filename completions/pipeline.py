@@ -152,7 +152,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         error.headers = headers
         raise error
     except AccountInactive:
-        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended")
+        raise ApiError(403, "This account is suspended. Contact support.", code="account_suspended", headers=headers)
     except SpendLimitReached as exc:
         raise ApiError(
             403,

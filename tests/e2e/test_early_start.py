@@ -43,6 +43,7 @@ def test_a_call_sent_before_its_hold_is_abandoned_when_the_hold_is_refused(
     refused = chat(router, shop.key, body)
     assert (refused.status_code, refused.json()["error"]["code"]) == (status, code)
     assert "X-Generation-Id" not in refused.headers
+    assert refused.headers["X-RateLimit-Limit"] and refused.headers["x-ratelimit-remaining-requests"]
     assert router_log(tmp_path_factory, router).count(f"abandoned: {reason}") == abandoned + 1
     assert Generation.objects.filter(account_id=shop.account_id).count() == 1
     assert LedgerEntry.objects.filter(account_id=shop.account_id, kind="charge").count() == 1
