@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 # Tests run against the real local PostgreSQL and Redis; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mlrouter
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# Parallel test processes (pytest-xdist); each gets its own test database and Redis database.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format venv bench worker beat clean
 
@@ -36,7 +38,7 @@ test: $(STAMP) lint
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) manage.py makemigrations --check --dry-run -v0
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) -m pytest -q
+		$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The benchmark (bench/README.md): starts what it needs on 127.0.0.1 and stops it; a few minutes.
 # BENCH_QUICK=1 for a smoke run, BENCH_LITELLM=0 to skip LiteLLM, BENCH_PROFILE=1 for a py-spy pass.

@@ -6,8 +6,10 @@ production sets DATABASE_URL, REDIS_URL, SECRET_KEY and the security flags (plat
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import django_stubs_ext
 import environ
@@ -171,6 +173,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, rate limits and the Celery broker. Unset: local memory and eager tasks.
 REDIS_URL = env.str("REDIS_URL", default="")
+_test_worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+if REDIS_URL and _test_worker.isdigit():
+    # Parallel test workers each get their own PostgreSQL database from pytest-django; give each its own
+    # Redis database too (counting down from the configured one), so rate-limit windows never mix.
+    _redis = urlsplit(REDIS_URL)
+    _redis_db = (int(_redis.path.strip("/") or 0) - int(_test_worker)) % 16
+    REDIS_URL = urlunsplit(_redis._replace(path=f"/{_redis_db}"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
