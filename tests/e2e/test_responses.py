@@ -9,6 +9,8 @@ from decimal import Decimal
 import openai
 import pytest
 import requests
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from completions.models import Generation, StoredResponse
 
@@ -21,6 +23,12 @@ ANSWER5 = "This is the ML Router"  # the emulator's first five words
 
 def client(router: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=router, api_key=key, max_retries=0, timeout=20)
+
+
+def strictly_typed(events: list) -> None:
+    """Every event has every field the SDK's types require (the SDK itself builds them without checking)."""
+    for event in events:
+        TypeAdapter(ResponseStreamEvent).validate_python(event.model_dump(mode="json", exclude_unset=True))
 
 
 def exact(text: str) -> dict:
@@ -50,6 +58,7 @@ def test_a_plain_response_reports_its_exact_cost_charges_it_once_and_is_stored(r
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (PROMPT, 5, PROMPT + 5)
     assert (usage.input_tokens_details.cached_tokens, usage.output_tokens_details.reasoning_tokens) == (0, 0)
     assert exact(raw.http_response.text)["usage"]["cost"] == cost
+    Response.model_validate_json(raw.http_response.text)  # every field the SDK's types require, strictly
     assert before - shop.balance() == cost
     generation = generation_settled(response.id)
     assert (generation.surface, generation.status) == ("responses", "completed")
@@ -71,6 +80,7 @@ def test_a_stream_sends_the_typed_events_in_sequence_and_the_completed_response_
         )
     )
 
+    strictly_typed(events)
     kinds = [e.type for e in events]
     assert kinds[:4] == [
         "response.created",
@@ -150,6 +160,7 @@ def test_a_streamed_function_call_has_its_argument_events(router: str, shop: Sho
             model=shop.model.public_id, input="Weather?", tools=tools, tool_choice="required", stream=True
         )
     )
+    strictly_typed(events)
     kinds = [e.type for e in events]
     assert "response.function_call_arguments.delta" in kinds
     (done,) = [e for e in events if e.type == "response.function_call_arguments.done"]
