@@ -20,23 +20,22 @@ from pathlib import Path
 
 from billing.models import LedgerEntry
 from completions.models import Generation, StoredResponse
+from docs.context import docs_context
+from docs.pages import page_get
+from docs.rendering import code_blocks, page_markdown
 from tests.e2e.conftest import Shop, assert_settled_once, generation_settled
 
 NODE_DIR = Path(__file__).parent / "node"
 
 
 def codex_config(router: str, model: str) -> str:
-    """The set-up the docs page "Codex CLI" shows, pointed at the test router."""
-    return (
-        f'model = "{model}"\n'
-        'model_provider = "mlrouter"\n'
-        'web_search = "disabled"\n'
-        "\n"
-        "[model_providers.mlrouter]\n"
-        'name = "ML Router"\n'
-        f'base_url = "{router}"\n'
-        'env_key = "MLROUTER_API_KEY"\n'
-        'wire_api = "responses"\n'
+    """The `config.toml` the docs page "Codex CLI" shows, its address and model those of the test router."""
+    context = docs_context(lang="en")
+    markdown = page_markdown(page_get("codex"), "en", context)
+    (config,) = [block.code for block in code_blocks(markdown) if block.language == "toml"]
+    assert context["api_base"] in config and f'model = "{context["example_model"]}"' in config
+    return config.replace(context["api_base"], router).replace(
+        f'model = "{context["example_model"]}"', f'model = "{model}"'
     )
 
 
