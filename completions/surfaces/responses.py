@@ -86,9 +86,11 @@ def _item_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def _text_parts(content: Any, where: str) -> list[dict[str, Any]]:
-    """A message's content as Responses parts: a string is one text part."""
+def _text_parts(content: Any, where: str, role: str) -> list[dict[str, Any]]:
+    """A message's content as Responses parts: a string is one text part (`output_text` for the assistant)."""
     if isinstance(content, str):
+        if role == "assistant":
+            return [{"type": "output_text", "text": content, "annotations": []}]
         return [{"type": "input_text", "text": content}]
     if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
         raise invalid(f"'{where}' must be a string or an array of content parts.", where)
@@ -111,7 +113,7 @@ def _items(value: Any) -> list[dict[str, Any]]:
         if kind == "message":
             if item.get("role") not in ROLES:
                 raise invalid(f"'{where}.role' must be one of user, assistant, system, developer.", f"{where}.role")
-            item["content"] = _text_parts(item.get("content"), f"{where}.content")
+            item["content"] = _text_parts(item.get("content"), f"{where}.content", item["role"])
             item.setdefault("id", _item_id("msg"))
         elif kind == "function_call":
             for name in ("call_id", "name", "arguments"):
