@@ -368,8 +368,12 @@ def bind(request: ResponsesRequest, principal: KeyPrincipal) -> ResponsesRequest
     before its own input; its size (and so its hold) counts the conversation too."""
     if not request.previous_response_id:
         return request
-    from ..stored_responses import response_conversation  # the surface registry is imported by models' app
+    from ..relay import settlements_wait_for  # imported here: relay imports the surfaces
+    from ..stored_responses import response_conversation
 
+    # A plain answer is stored right after its charge: a client continuing on the same connection at once
+    # finds it, as its reads of the charge do.
+    settlements_wait_for(principal.account_id)
     context = response_conversation(request.previous_response_id, principal.account_id)
     if context is None:
         raise ApiError(

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -248,3 +249,11 @@ def test_input_items_page_in_either_order_after_an_item():
 def test_pruning_is_scheduled_daily_in_admin():
     task = PeriodicTask.objects.get(task="completions.tasks.prune_stored_responses_task")
     assert (task.enabled, task.interval.every, task.interval.period) == (True, 1, "days")
+
+
+@pytest.mark.django_db
+def test_the_openapi_description_has_the_responses_operations():
+    paths = Client().get("/v1/openapi.json").json()["paths"]
+    assert paths["/v1/responses"]["post"]["operationId"] == "responses_create"
+    assert {"get", "delete"} <= set(paths["/v1/responses/{response_id}"])
+    assert "get" in paths["/v1/responses/{response_id}/input_items"]
