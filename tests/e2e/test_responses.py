@@ -141,8 +141,8 @@ def test_a_function_tool_round_trip_is_a_function_call_then_an_answer_from_its_o
         input=[*question, call, {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
     )
     assert answer.output_text.startswith("The tool returned: sunny")
-    for generation_id in (first.id, answer.id):
-        generation = generation_settled(generation_id)
+    generations = [generation_settled(generation_id) for generation_id in (first.id, answer.id)]
+    for generation in generations:  # once both are settled: nothing is left held on the account
         assert generation.cost > 0
         assert_settled_once(generation, generation.cost)
 
