@@ -15,7 +15,7 @@ from billing.selectors import price_current_for, route_cost_current_for
 from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
 from core.usd import usd_exact
 
-from .models import Generation, Model, Provider, Route
+from .models import Generation, Model, Provider, Route, StoredResponse
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -303,3 +303,34 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         if entry is None:
             return "no charge recorded"
         return admin_link(entry, f"{usd_exact(entry.amount)} (entry #{entry.pk})")
+
+
+@admin.register(StoredResponse)
+class StoredResponseAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[StoredResponse]):
+    """Responses answers kept for `previous_response_id` (`store`); written after their charge only."""
+
+    list_display = ("id", "account_link", "model", "previous_response_id", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("id__exact", "previous_response_id__exact")
+    search_id_fields = ("account_id",)
+    list_select_related = ("account",)
+    autocomplete_fields = ("account", "api_key")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
+    fields = ("id", "generation_link", "account", "api_key", "model", "previous_response_id", "created_at",
+              "input_items", "output", "body")  # fmt: skip
+    readonly_fields = ("generation_link",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Not money: an operator may forget a stored conversation (the generation and its charge stay).
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    @admin.display(description="account", ordering="account__name")
+    def account_link(self, obj: StoredResponse) -> str:
+        return admin_link(obj.account)
+
+    @admin.display(description="generation (its charge)")
+    def generation_link(self, obj: StoredResponse) -> str:
+        generation = Generation.objects.filter(pk=obj.pk).first()
+        return admin_link(generation) if generation is not None else "—"

@@ -29,6 +29,7 @@ from .models import Generation, Model
 from .relay import settlements_wait_for
 from .routing import CatalogEntry, catalog_entry, sellable_models
 from .settlement import key_spent, spend_period_start
+from .stored_responses import INPUT_ITEMS_LIMIT, input_items_page, response_delete, response_get
 
 
 def _per_token(per_million: Decimal | None) -> str | None:
@@ -259,6 +260,76 @@ class CreditsView(APIView):
         settlements_wait_for(principal.account_id)
         credits, usage = credits_totals(principal.account_id)
         return _json_with_money({"data": {"total_credits": credits, "total_usage": usage}})
+
+
+def _response_not_found(response_id: str) -> ApiError:
+    return ApiError(404, f"Response '{response_id}' not found.", code="not_found")
+
+
+class ResponseView(APIView):
+    """GET / DELETE /v1/responses/{id} — one of your stored responses (OpenAI's Responses API)."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Retrieve a stored response")
+    def get(self, request: Request, response_id: str) -> HttpResponse:
+        principal = _caller(request)
+        settlements_wait_for(principal.account_id)  # a plain answer is stored right after its charge
+        stored = response_get(response_id, principal.account_id)
+        if stored is None:
+            raise _response_not_found(response_id)
+        return HttpResponse(stored.body, content_type="application/json")
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Delete a stored response")
+    def delete(self, request: Request, response_id: str) -> JsonResponse:
+        principal = _caller(request)
+        settlements_wait_for(principal.account_id)
+        if not response_delete(response_id, principal.account_id):
+            raise _response_not_found(response_id)
+        return JsonResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+class ResponseInputItemsView(APIView):
+    """GET /v1/responses/{id}/input_items — the input a stored response answered, a page at a time."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description=f"1 to {INPUT_ITEMS_LIMIT}, default 20"),
+            OpenApiParameter("order", str, enum=["asc", "desc"], description="default desc"),
+            OpenApiParameter("after", str, description="an item id: the page starts after it"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="List a stored response's input items",
+    )
+    def get(self, request: Request, response_id: str) -> JsonResponse:
+        principal = _caller(request)
+        settlements_wait_for(principal.account_id)
+        params = request.query_params
+        try:
+            limit = int(params.get("limit", 20))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= INPUT_ITEMS_LIMIT:
+            raise ApiError(
+                400,
+                f"'limit' must be an integer between 1 and {INPUT_ITEMS_LIMIT}.",
+                code="invalid_request",
+                param="limit",
+            )
+        order = params.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, "'order' must be 'asc' or 'desc'.", code="invalid_request", param="order")
+        stored = response_get(response_id, principal.account_id)
+        if stored is None:
+            raise _response_not_found(response_id)
+        items, more = input_items_page(stored, limit=limit, order=order, after=params.get("after"))
+        return JsonResponse(
+            {
+                "object": "list",
+                "data": items,
+                "first_id": items[0].get("id") if items else None,
+                "last_id": items[-1].get("id") if items else None,
+                "has_more": more,
+            }
+        )
 
 
 def _json_with_money(obj: dict[str, Any]) -> HttpResponse:

@@ -207,3 +207,26 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return self.id
+
+
+class StoredResponse(models.Model):
+    """A Responses answer kept for `previous_response_id` and `GET /v1/responses/{id}` (`store`, the default).
+
+    Its id is the generation's. Kept for RESPONSES_RETENTION_DAYS, then pruned (completions/tasks.py).
+    """
+
+    id = models.CharField(max_length=64, primary_key=True)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="stored_responses")
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, db_index=False)
+    model = models.CharField(max_length=200, help_text="The model id the client asked for and was answered by.")
+    previous_response_id = models.CharField(max_length=64, blank=True)
+    input_items = models.JSONField(help_text="The whole input the model saw: the conversation continued, then its own.")
+    output = models.JSONField(help_text="The response's output items.")
+    body = models.TextField(help_text="The response object as sent (JSON, its cost exact).")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.id

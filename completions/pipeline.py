@@ -122,6 +122,8 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         )
     started_at = timezone.now()
     try:
+        if surface.bind is not None:
+            parsed = surface.bind(parsed, principal)
         candidates = candidates_select(
             models=parsed.models, provider=parsed.provider, parameters=parsed.parameters, at=started_at
         )

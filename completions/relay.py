@@ -113,10 +113,16 @@ class SettledWhenSent(HttpResponse):
 
 
 def _commit(closing: Closing) -> None:
+    started = closing.started
     try:
-        closing.commit()
+        finished = closing.commit()
+        if started.surface.settled is not None:
+            try:
+                started.surface.settled(started, finished)
+            except Exception:  # what the surface does after the charge never undoes it
+                log.exception("after settling %s, the %s surface failed", started.generation_id, started.surface.name)
     except Exception:
-        log.exception("settling %s failed; reconciliation will resolve its hold", closing.started.generation_id)
+        log.exception("settling %s failed; reconciliation will resolve its hold", started.generation_id)
     finally:
         if COOPERATIVE:
             release_db()  # this green thread's own connection, if the commit opened one

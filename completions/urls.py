@@ -12,6 +12,8 @@ from .surfaces import SURFACES
 urlpatterns = [
     *(path(s.path, VIEWS[s.path], name=s.path.replace("/", "-")) for s in SURFACES),
     path("messages/count_tokens", messages_count_tokens, name="messages-count-tokens"),
+    path("responses/<str:response_id>", apis.ResponseView.as_view(), name="response"),
+    path("responses/<str:response_id>/input_items", apis.ResponseInputItemsView.as_view(), name="response-input-items"),
     path("models", apis.ModelsView.as_view(), name="models"),
     path("models/<path:model_id>", apis.ModelDetailView.as_view(), name="model-detail"),
     path("prices", apis.PricesView.as_view(), name="prices"),

@@ -37,6 +37,8 @@ PAGES: tuple[Page, ...] = (
     Page("quickstart", "Быстрый старт", "Quick start"),
     Page("chat-completions", "POST /v1/chat/completions", "POST /v1/chat/completions"),
     Page("messages", "Messages (Anthropic)", "Messages (Anthropic)"),
+    Page("responses", "Responses (OpenAI)", "Responses (OpenAI)"),
+    Page("codex", "Codex CLI", "Codex CLI"),
     Page("streaming", "Стриминг", "Streaming"),
     Page("embeddings", "Эмбеддинги", "Embeddings"),
     Page("routing", "Маршрутизация и резервные модели", "Routing and fallbacks"),

@@ -12,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from emulator import core
 from emulator.embeddings import embeddings_reply
+from emulator.responses import responses_reply
 
 
 @csrf_exempt
@@ -43,6 +44,22 @@ def embeddings(request: HttpRequest, fail_mode: str | None = None) -> HttpRespon
     except RequestDataTooBig:
         return _send(core.error_reply(413, "Request body too large."))
     return _send(embeddings_reply(raw, fail_mode))
+
+
+@csrf_exempt
+def responses(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
+    """POST .../v1/responses, optionally under /fail/<mode>/."""
+    denied = _denied(request)
+    if denied is not None:
+        return _send(denied)
+    if request.method != "POST":
+        return _send(core.error_reply(405, "Use POST."))
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _send(core.error_reply(413, "Request body too large."))
+    headers = {name: request.headers.get(name) for name in ("content-type", "user-agent", "authorization")}
+    return _send(responses_reply(raw, headers, fail_mode))
 
 
 @csrf_exempt

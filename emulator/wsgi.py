@@ -1,7 +1,8 @@
 """Framework-free WSGI app for the upstream emulator, and a gevent server that runs it standalone.
 
 Routes (any path prefix is accepted, so a provider base_url may point anywhere on this host):
-``POST [prefix][/fail/<mode>]/v1/chat/completions``, ``POST [prefix][/fail/<mode>]/v1/embeddings`` and
+``POST [prefix][/fail/<mode>]/v1/chat/completions``, ``POST [prefix][/fail/<mode>]/v1/embeddings``,
+``POST [prefix][/fail/<mode>]/v1/responses`` and
 ``GET [prefix][/fail/<mode>]/v1/models``.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator import core
 from emulator.embeddings import embeddings_reply
+from emulator.responses import responses_reply
 
 if TYPE_CHECKING:
     from gevent.pywsgi import WSGIServer
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Sleep = Callable[[float], None]
 
-_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|embeddings|models)/?$")
+_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|embeddings|responses|models)/?$")
 _MAX_BODY = 32 * 1024 * 1024
 
 
@@ -72,6 +74,8 @@ def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
         "user-agent": environ.get("HTTP_USER_AGENT"),
         "authorization": environ.get("HTTP_AUTHORIZATION"),
     }
+    if endpoint == "responses":
+        return responses_reply(raw, headers, fail_mode)
     return core.chat_reply(raw, headers, fail_mode)
 
 

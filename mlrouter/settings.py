@@ -276,6 +276,8 @@ ACCOUNT_RPM = env.int("ACCOUNT_RPM", default=0)
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
 # A hold that is neither settled nor released by then belongs to a request whose worker died.
 HOLD_TTL_SECONDS = env.int("HOLD_TTL_SECONDS", default=3600)
+# How long a stored Responses answer (`store`, the default) is kept for `previous_response_id` and GET.
+RESPONSES_RETENTION_DAYS = env.int("RESPONSES_RETENTION_DAYS", default=30)
 # New accounts are warned when their available balance drops below this.
 LOW_BALANCE_THRESHOLD_USD = Decimal(env.str("LOW_BALANCE_THRESHOLD_USD", default="1.00"))
 # Largest accepted request body on /v1; larger gets 413.

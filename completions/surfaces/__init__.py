@@ -6,7 +6,8 @@ from .base import Surface
 from .chat import SURFACE as CHAT
 from .embeddings import SURFACE as EMBEDDINGS
 from .messages import SURFACE as MESSAGES
+from .responses import SURFACE as RESPONSES
 
-SURFACES: tuple[Surface, ...] = (CHAT, MESSAGES, EMBEDDINGS)
+SURFACES: tuple[Surface, ...] = (CHAT, MESSAGES, RESPONSES, EMBEDDINGS)
 
 __all__ = ["SURFACES", "Surface"]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from accounts.principals import KeyPrincipal
     from completions.errors import ApiError
     from completions.preferences import ProviderPreferences
     from completions.routing import RouteInfo
@@ -92,6 +93,11 @@ class Surface:
     error_body: Callable[[ApiError], tuple[int, dict[str, Any]]] | None = None
     # The `Authorization` header value the key is read from; None reads `Authorization` itself.
     authorization: Callable[[HttpRequest], str] | None = None
+    # Completes the parsed request once the caller is known (Responses' `previous_response_id`: the caller's
+    # stored conversation); returns the request to serve. None: the parsed request is served as it is.
+    bind: Callable[[Any, KeyPrincipal], SurfaceRequest] | None = None
+    # Called once a plain answer's charge is committed, outside its transaction (Responses keeps the answer).
+    settled: Callable[[Started, Finished], None] | None = None
 
 
 _OBJECT = {"type": "object", "additionalProperties": {}}

@@ -18,7 +18,7 @@ from billing.models import (
     TopUp,
 )
 from billing.services import hold_place, ledger_credit, route_cost_set
-from completions.models import Generation
+from completions.models import Generation, StoredResponse
 from tests.factories import PriceFactory, RouteFactory, UserFactory, funded_account, key_for
 
 
@@ -57,6 +57,18 @@ def one_of_everything(db, operator):
         cost=Decimal("0.0000198000"),
         latency_ms=120,
         started_at=timezone.now(),
+    )
+    StoredResponse.objects.create(
+        id="gen-everything",
+        account=account,
+        api_key=api_key,
+        model=route.model.public_id,
+        input_items=[
+            {"id": "msg_1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+        ],
+        output=[],
+        body="{}",
+        created_at=timezone.now(),
     )
     code = RedemptionCode.objects.create(code="WELCOME5", amount=Decimal("5"), created_by=operator)
     promo = ledger_credit(

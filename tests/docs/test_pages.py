@@ -33,7 +33,7 @@ from .examples import directive_parse
 
 EVERY_PAGE = [(lang, page.slug) for page in PAGES for lang in LANGUAGES]
 # Fences that are shown, not run: responses (json, checked to parse), transcripts and set-up commands.
-SHOWN_LANGUAGES = ("json", "text", "shell")
+SHOWN_LANGUAGES = ("json", "text", "shell", "toml")
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -131,6 +131,7 @@ OVERRIDES = [
     ("AUTH_CACHE_SECONDS", 7.5, "keys", {"ru": "в течение 7.5 с", "en": "within 7.5 s"}),
     ("STREAM_KEEPALIVE_SECONDS", 9.5, "streaming", {"ru": "дольше 9.5 с", "en": "more than 9.5 s"}),
     ("STREAM_DRAIN_SECONDS", 41.0, "streaming", {"ru": "до 41 с", "en": "up to 41 s"}),
+    ("RESPONSES_RETENTION_DAYS", 45, "responses", {"ru": "хранится 45 дней", "en": "kept for 45 days"}),
     ("MAX_REQUEST_BYTES", 3 * 1024 * 1024, "chat-completions", {"ru": "3 МиБ (3145728 байт)", "en": "3 MiB (3145728"}),
 ]
 

@@ -256,12 +256,12 @@ def test_a_stream_that_breaks_before_generating_anything_is_not_charged(router: 
 # ---- the client hung up mid-stream: cancelled, the upstream is drained ----------------------------------
 
 
-def hang_up_after(router: str, key: str, body: dict, events: int) -> str:
+def hang_up_after(router: str, key: str, body: dict, events: int, path: str = "chat/completions") -> str:
     """Read `events` data events of a stream, then drop the connection (RST); return the generation id."""
     url = urlsplit(router)
     raw = json.dumps(body).encode()
     request = (
-        f"POST {url.path}/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {key}\r\n"
+        f"POST {url.path}/{path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n"
     ).encode()
     sock = socket.create_connection((url.hostname, url.port), timeout=10)
