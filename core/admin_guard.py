@@ -28,6 +28,7 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         max_length=500,
         required=False,
+        error_messages={"required": "Say why."},
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
         help_text="Kept in the admin history (and on the ledger entry when money moves).",
     )
@@ -35,12 +36,6 @@ class ReasonForm(forms.Form):
     def __init__(self, *args: Any, needs_reason: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = needs_reason
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if self.fields["reason"].required and not reason:
-            raise forms.ValidationError("Say why.")
-        return reason
 
 
 def action_confirmed(
