@@ -10,7 +10,7 @@ from django.contrib.sessions.backends.cache import SessionStore
 
 from accounts.models import Account
 from billing.models import LedgerEntry
-from billing.roles import ADMINISTRATOR, FINANCE, SUPPORT
+from billing.roles import ADMINISTRATOR, FINANCE, SUPPORT, administrator_grant_all
 from tests.factories import UserFactory
 
 from .helpers import admin_url, run_action
@@ -114,3 +114,12 @@ def test_support_sees_the_account_but_no_money_buttons(client):
     assert admin_url(account, "topup", account.pk) not in html
     assert "Suspend…" not in html
     assert client.get(admin_url(account, "topup", account.pk)).status_code == 403
+
+
+def test_a_permission_added_later_goes_to_the_administrator_after_migrate():
+    later = Permission.objects.create(
+        codename="later_thing", name="Can do a later thing", content_type=Permission.objects.first().content_type
+    )
+    administrator_grant_all()
+    assert later in Group.objects.get(name=ADMINISTRATOR).permissions.all()
+    assert later not in Group.objects.get(name=FINANCE).permissions.all()
