@@ -1,7 +1,8 @@
 """Every admin action and custom admin view refuses a staff user who may only view, and its own permission allows it.
 
-The walks introspect `admin.site._registry`, each ModelAdmin's actions and its extra URLs, so a new action or
-view is covered the day it is added: it must refuse the view-only user, or be listed here as read-only.
+The walks introspect `admin.site._registry`, each ModelAdmin's actions and extra URLs, and the site's own
+extra URLs, so a new action or view is covered the day it is added: it must refuse the view-only user, or be
+listed here as read-only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ ACTION_PERMISSIONS = {
 READ_ONLY_VIEWS: set[str] = set()
 
 _STANDARD_VIEWS = ("_changelist", "_add", "_history", "_delete", "_change")
+_SITE_VIEWS = {"index", "login", "logout", "password_change", "password_change_done", "autocomplete", "jsi18n"}
+_SITE_VIEWS |= {"view_on_site", "app_list"}
 
 
 def _grant(user, *labels: str) -> None:
@@ -145,6 +148,11 @@ def _custom_views(first_pk):
                 assert argument == "object_id", f"{pattern.name}: teach this walk its `{argument}`"
                 kwargs[argument] = first_pk(model)
             yield pattern.name, reverse(f"admin:{pattern.name}", kwargs=kwargs)
+    for pattern in admin.site.get_urls():
+        name = getattr(pattern, "name", None)
+        if name and name not in _SITE_VIEWS:
+            assert not pattern.pattern.converters, f"{name}: teach this walk its arguments"
+            yield name, reverse(f"admin:{name}")
 
 
 def test_every_custom_admin_view_is_refused_to_a_view_only_user(client, viewer, every_model_has_a_row):
