@@ -30,7 +30,7 @@ class ReasonForm(forms.Form):
         required=False,
         error_messages={"required": "Say why."},
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="Kept in the admin history (and on the ledger entry when money moves).",
+        help_text="Kept with the action in the admin history; a refund also writes it on its ledger entry.",
     )
 
     def __init__(self, *args: Any, needs_reason: bool, **kwargs: Any) -> None:

@@ -301,7 +301,7 @@ class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
             accounts,
             title=f"{verb} {len(accounts)} account(s)",
             consequence=consequence,
-            lines=[f"{account} (#{account.pk}), available {usd_exact(account.available)}" for account in accounts],
+            lines=[f"{account}, available {usd_exact(account.available)}" for account in accounts],
         )
         if page is not None:
             return page
