@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from core.admin import IdSearchMixin, admin_link
+from core.admin_guard import action_confirmed, permission_required
 from core.usd import usd_exact
 
 from .models import Account, ApiKey
@@ -152,11 +153,26 @@ class ApiKeyAdmin(IdSearchMixin, admin.ModelAdmin[ApiKey]):
         add_never_cache_headers(response)
         return response
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        revoked = 0
-        for api_key in queryset.filter(revoked_at__isnull=True):
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.revoke_apikey")
+
+    @admin.action(description="Revoke selected keys…", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
+        permission_required(request, "accounts.revoke_apikey")
+        keys = list(queryset.filter(revoked_at__isnull=True).select_related("account"))
+        page, reason = action_confirmed(
+            self,
+            request,
+            keys,
+            title=f"Revoke {len(keys)} key(s)",
+            consequence="A revoked key stops working within seconds, for good: it cannot be reactivated.",
+            lines=[f"{api_key.prefix}… “{api_key.name}” of {api_key.account}" for api_key in keys],
+            needs_reason=False,
+        )
+        if page is not None:
+            return page
+        for api_key in keys:
             api_key_revoke(api_key=api_key)
-            self.log_change(request, api_key, "Revoked the key.")
-            revoked += 1
-        self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+            self.log_change(request, api_key, f"Revoked the key: {reason}" if reason else "Revoked the key.")
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+        return None

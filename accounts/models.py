@@ -45,6 +45,10 @@ class Account(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(held__gte=0), name="account_held_not_negative"),
         ]
+        permissions = [
+            ("suspend_account", "Can suspend and reactivate an account"),
+            ("export_account", "Can export accounts as CSV"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
@@ -84,6 +88,9 @@ class ApiKey(models.Model):
     class Meta:
         verbose_name = "API key"
         ordering = ["-id"]
+        permissions = [
+            ("revoke_apikey", "Can revoke an API key"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… {self.name}".strip()

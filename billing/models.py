@@ -126,6 +126,11 @@ class LedgerEntry(models.Model):
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering = ["-id"]
+        permissions = [
+            ("topup_account", "Can top up an account"),
+            ("adjust_balance", "Can adjust an account's balance"),
+            ("export_ledgerentry", "Can export ledger entries as CSV"),
+        ]
         indexes = [
             models.Index(fields=["account", "-id"]),
             # A plain btree: `db_index` on a text field would add a second, LIKE-only index.
@@ -175,6 +180,9 @@ class Hold(models.Model):
     available_after: Decimal | None = None
 
     class Meta:
+        permissions = [
+            ("release_hold", "Can release an open hold"),
+        ]
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["expires_at"], condition=models.Q(status="open"), name="hold_open_expiry"),
@@ -213,6 +221,10 @@ class TopUp(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("refund_topup", "Can refund a top-up"),
+            ("export_topup", "Can export top-ups as CSV"),
+        ]
         verbose_name = "top-up"
         ordering = ["-id"]
 
@@ -283,6 +295,9 @@ class LowBalanceAlert(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("retry_lowbalancealert", "Can retry the delivery of an alert"),
+        ]
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["account", "crossing", "channel"], name="alert_once_per_crossing"),
@@ -309,6 +324,9 @@ class ReconciliationRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("run_reconciliation", "Can run reconciliation"),
+        ]
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -328,6 +346,9 @@ class ReconciliationFinding(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [
+            ("repair_finding", "Can repair a reconciliation finding"),
+        ]
         ordering = ["-id"]
 
     def __str__(self) -> str:

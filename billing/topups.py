@@ -141,7 +141,7 @@ def topup_complete(
 
 
 @transaction.atomic
-def topup_refund(*, topup: TopUp, created_by: AbstractBaseUser | None) -> TopUp:
+def topup_refund(*, topup: TopUp, created_by: AbstractBaseUser | None, reason: str = "") -> TopUp:
     """Give a paid top-up back to the payer and debit it with a refund entry; refunding twice is a no-op.
 
     Refused (InsufficientFunds) when the available balance no longer covers it: the customer has spent it.
@@ -164,7 +164,7 @@ def topup_refund(*, topup: TopUp, created_by: AbstractBaseUser | None) -> TopUp:
         amount=-topup.amount_usd,
         idempotency_key=f"refund:telegram:{topup.telegram_payment_charge_id}",
         reference=f"topup:{topup.pk}",
-        memo=f"Refund of Telegram payment {topup.amount_minor} {topup.currency}",
+        memo=f"Refund of Telegram payment {topup.amount_minor} {topup.currency}" + (f": {reason}" if reason else ""),
         created_by=created_by,
     )
     topup.status = TopUp.Status.REFUNDED

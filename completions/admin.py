@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from billing.models import LedgerEntry, Price, RouteCost
 from billing.selectors import price_current_for, route_cost_current_for
 from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from .models import Generation, Model, Provider, Route, StoredResponse
@@ -201,7 +202,7 @@ class RouteAdmin(admin.ModelAdmin[Route]):
 
 
 @admin.register(Generation)
-class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]):
+class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]):
     """One row per request; written by the request path only."""
 
     list_display = (
@@ -271,6 +272,30 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         ("Timing", {"fields": ("started_at", "finished_at", "latency_ms", "ttft_ms")}),
     )
     readonly_fields = ("hold_display", "cost_display", "upstream_cost_display", "margin_display", "charge")
+    export_columns = (
+        ("id", "id"),
+        ("started_at", "started_at"),
+        ("finished_at", "finished_at"),
+        ("account_id", "account_id"),
+        ("api_key_id", "api_key_id"),
+        ("model", "model__public_id"),
+        ("provider", "provider__name"),
+        ("surface", "surface"),
+        ("stream", "stream"),
+        ("status", "status"),
+        ("finish_reason", "finish_reason"),
+        ("prompt_tokens", "prompt_tokens"),
+        ("completion_tokens", "completion_tokens"),
+        ("cached_tokens", "cached_tokens"),
+        ("usage_source", "usage_source"),
+        ("cost_usd", "cost"),
+        ("upstream_cost_usd", "upstream_cost"),
+        ("margin_usd", "margin"),
+        ("latency_ms", "latency_ms"),
+        ("ttft_ms", "ttft_ms"),
+        ("app", "app"),
+        ("request_id", "request_id"),
+    )
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: Generation) -> str:

@@ -199,6 +199,9 @@ class Generation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("export_generation", "Can export generations as CSV"),
+        ]
         ordering = ["-started_at"]
         indexes = [
             models.Index(fields=["account", "-started_at"]),

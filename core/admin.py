@@ -74,3 +74,7 @@ class IdSearchMixin:
             by_id = Q.create([(field, int(term)) for field in self.search_id_fields], connector=Q.OR)
             results = results | queryset.filter(by_id)
         return results, may_have_duplicates
+
+
+# Registers the audit page (Django's LogEntry), which builds on the mixins above.
+from . import audit  # noqa: E402, F401

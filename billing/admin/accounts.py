@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
@@ -19,6 +18,8 @@ from accounts.admin import ApiKeyInline
 from accounts.models import Account
 from accounts.services import account_set_status
 from core.admin import IdSearchMixin
+from core.admin_guard import action_confirmed, permission_required
+from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from ..forms import AdjustForm, OperatorMoneyForm, TopUpForm
@@ -47,7 +48,7 @@ class LowBalanceFilter(admin.SimpleListFilter):
 
 
 @admin.register(Account)
-class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
+class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
     list_display = (
         "id",
         "name",
@@ -66,6 +67,19 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
     inlines = (ApiKeyInline,)
     actions = ("suspend_selected", "reactivate_selected", "topup_selected", "adjust_selected")
     readonly_fields = ("balance_display", "held_display", "available_display", "created_at", "recent_ledger")
+    export_columns = (
+        ("id", "id"),
+        ("name", "name"),
+        ("status", "status"),
+        ("email", "email"),
+        ("telegram_username", "telegram_username"),
+        ("telegram_chat_id", "telegram_chat_id"),
+        ("language", "language"),
+        ("balance_usd", "balance"),
+        ("held_usd", "held"),
+        ("low_balance_threshold_usd", "low_balance_threshold"),
+        ("created_at", "created_at"),
+    )
     add_fieldsets = (
         (None, {"fields": ("name", "email", "telegram_username", "telegram_chat_id", "language")}),
         ("Alerts", {"fields": ("low_balance_threshold",)}),
@@ -113,6 +127,11 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
     def get_fieldsets(self, request: HttpRequest, obj: Account | None = None) -> Any:
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> Any:
+        # Suspending asks for a reason and a confirmation: it is the list action (and its button), not a field.
+        fields = super().get_readonly_fields(request, obj)
+        return fields if obj is None else (*fields, "status")
+
     def get_inlines(self, request: HttpRequest, obj: Account | None) -> Any:
         return () if obj is None else self.inlines
 
@@ -124,8 +143,14 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
         # The ledger points at accounts; an account is suspended, never deleted.
         return False
 
-    def has_move_money_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("billing.add_ledgerentry")
+    def has_topup_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.topup_account")
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.adjust_balance")
+
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.suspend_account")
 
     def save_model(self, request: HttpRequest, obj: Account, form: ModelForm, change: bool) -> None:
         if not change:
@@ -143,7 +168,9 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
     ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
-            "can_move_money": self.has_move_money_permission(request),
+            "can_topup": self.has_topup_permission(request),
+            "can_adjust": self.has_adjust_permission(request),
+            "can_suspend": self.has_suspend_permission(request),
             "ledger_url": _ledger_url(unquote(object_id)),
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -168,10 +195,19 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
 
     def topup_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         credit = partial(ledger_credit, kind=LedgerEntry.Kind.TOPUP)
-        return self._money_view(request, object_id, form_class=TopUpForm, label="Top-up", move=credit)
+        return self._money_view(
+            request, object_id, form_class=TopUpForm, label="Top-up", move=credit, perm="billing.topup_account"
+        )
 
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        return self._money_view(request, object_id, form_class=AdjustForm, label="Adjustment", move=ledger_adjust)
+        return self._money_view(
+            request,
+            object_id,
+            form_class=AdjustForm,
+            label="Adjustment",
+            move=ledger_adjust,
+            perm="billing.adjust_balance",
+        )
 
     def _money_view(
         self,
@@ -181,9 +217,9 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
         form_class: type[OperatorMoneyForm],
         label: str,
         move: Callable[..., LedgerEntry],
+        perm: str,
     ) -> HttpResponse:
-        if not self.has_move_money_permission(request):
-            raise PermissionDenied
+        permission_required(request, "accounts.view_account", perm)
         account = self.get_object(request, unquote(object_id))
         if account is None or not self.has_view_permission(request, account):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -241,28 +277,48 @@ class AccountAdmin(IdSearchMixin, admin.ModelAdmin[Account]):
 
     # List actions.
 
-    @admin.action(description="Suspend selected accounts", permissions=["change"])
-    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
-        self._set_status(request, queryset, Account.Status.SUSPENDED, "Suspended")
+    @admin.action(description="Suspend selected accounts…", permissions=["suspend"])
+    def suspend_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        return self._set_status(request, queryset, Account.Status.SUSPENDED, "Suspend", "Suspended")
 
-    @admin.action(description="Reactivate selected accounts", permissions=["change"])
-    def reactivate_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
-        self._set_status(request, queryset, Account.Status.ACTIVE, "Reactivated")
+    @admin.action(description="Reactivate selected accounts…", permissions=["suspend"])
+    def reactivate_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        return self._set_status(request, queryset, Account.Status.ACTIVE, "Reactivate", "Reactivated")
 
-    def _set_status(self, request: HttpRequest, queryset: QuerySet[Account], status: str, verb: str) -> None:
-        changed = 0
-        for account in queryset.exclude(status=status):
+    def _set_status(
+        self, request: HttpRequest, queryset: QuerySet[Account], status: str, verb: str, done: str
+    ) -> HttpResponse | None:
+        permission_required(request, "accounts.suspend_account")
+        accounts = list(queryset.exclude(status=status))
+        consequence = (
+            "Their keys stop working within seconds; requests in flight finish and are charged."
+            if status == Account.Status.SUSPENDED
+            else "Their keys work again within seconds."
+        )
+        page, reason = action_confirmed(
+            self,
+            request,
+            accounts,
+            title=f"{verb} {len(accounts)} account(s)",
+            consequence=consequence,
+            lines=[f"{account}, available {usd_exact(account.available)}" for account in accounts],
+        )
+        if page is not None:
+            return page
+        for account in accounts:
             account_set_status(account=account, status=status)
-            self.log_change(request, account, f"{verb} the account.")
-            changed += 1
-        self.message_user(request, f"{verb} {changed} account(s).", messages.SUCCESS)
+            self.log_change(request, account, f"{done} the account: {reason}")
+        self.message_user(request, f"{done} {len(accounts)} account(s).", messages.SUCCESS)
+        return None
 
-    @admin.action(description="Top up the selected account…", permissions=["move_money"])
+    @admin.action(description="Top up the selected account…", permissions=["topup"])
     def topup_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        permission_required(request, "billing.topup_account")
         return self._to_money_view(request, queryset, "topup")
 
-    @admin.action(description="Adjust the balance of the selected account…", permissions=["move_money"])
+    @admin.action(description="Adjust the balance of the selected account…", permissions=["adjust"])
     def adjust_selected(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        permission_required(request, "billing.adjust_balance")
         return self._to_money_view(request, queryset, "adjust")
 
     def _to_money_view(self, request: HttpRequest, queryset: QuerySet[Account], view: str) -> HttpResponse | None:

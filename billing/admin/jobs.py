@@ -1,17 +1,21 @@
-"""The billing jobs' records: low-balance alerts, reconciliation runs (with "run now") and their findings."""
+"""The billing jobs' records: low-balance alerts, reconciliation runs (with "run now") and their findings,
+and the schedules that run them (django-celery-beat's periodic tasks, behind permissions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.text import Truncator
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin_guard import permission_required
 from core.usd import usd_exact
 
 from ..admin_actions import repair_findings, retry_failed_alerts, run_reconciliation_now
@@ -19,6 +23,7 @@ from ..models import LowBalanceAlert, ReconciliationFinding, ReconciliationRun
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
+    from django.template.response import TemplateResponse
     from django.urls import URLPattern
 
 
@@ -42,6 +47,9 @@ class LowBalanceAlertAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LowBal
     list_select_related = ("account",)
     autocomplete_fields = ("account",)
     date_hierarchy = "created_at"
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.retry_lowbalancealert")
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: LowBalanceAlert) -> str:
@@ -84,14 +92,22 @@ class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin[ReconciliationRun])
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReconciliationRun]:
         return super().get_queryset(request).annotate(findings_count=Count("findings"))
 
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.run_reconciliation")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        extra_context = {**(extra_context or {}), "can_run": self.has_run_permission(request)}
+        return super().changelist_view(request, extra_context)
+
     def get_urls(self) -> list[URLPattern]:
         run_now = self.admin_site.admin_view(self.run_now_view)
         return [path("run-now/", run_now, name="billing_reconciliationrun_run_now"), *super().get_urls()]
 
     def run_now_view(self, request: HttpRequest) -> HttpResponse:
         """The changelist's "Run reconciliation now" button (works with no run listed yet)."""
-        if request.method != "POST" or not self.has_view_permission(request):
-            raise PermissionDenied
+        permission_required(request, "billing.view_reconciliationrun", "billing.run_reconciliation")
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:billing_reconciliationrun_changelist"))
         run_reconciliation_now(self, request, ReconciliationRun.objects.none())
         return HttpResponseRedirect(reverse("admin:billing_reconciliationrun_changelist"))
 
@@ -107,6 +123,9 @@ class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[
     autocomplete_fields = ("run", "account", "fix_entry")
     date_hierarchy = "created_at"
 
+    def has_repair_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.repair_finding")
+
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: ReconciliationFinding) -> str:
         return admin_link(obj.account)
@@ -114,3 +133,34 @@ class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: ReconciliationFinding) -> str:
         return usd_exact(obj.amount)
+
+
+def _beat_action(name: str, perm: str, description: str) -> Callable[..., HttpResponse | None]:
+    """django-celery-beat's action `name`, offered for `permissions=[perm]` and checking it itself."""
+
+    def action(
+        modeladmin: PeriodicTaskAdminStrict, request: HttpRequest, queryset: QuerySet[PeriodicTask]
+    ) -> HttpResponse | None:
+        permission_required(request, f"django_celery_beat.{perm}_periodictask")
+        return getattr(BeatPeriodicTaskAdmin, name)(modeladmin, request, queryset)
+
+    action.__name__ = name
+    return admin.action(description=description, permissions=[perm])(action)
+
+
+# django-celery-beat's actions declare no permission, so any staff user who may view the schedules could
+# disable or run them. Here enabling, disabling and toggling need "change", running needs "run".
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdminStrict(BeatPeriodicTaskAdmin):
+    actions = (
+        _beat_action("enable_tasks", "change", "Enable selected tasks"),
+        _beat_action("disable_tasks", "change", "Disable selected tasks"),
+        _beat_action("toggle_tasks", "change", "Toggle activity of selected tasks"),
+        _beat_action("run_tasks", "run", "Run selected tasks now"),
+    )
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_celery_beat.run_periodictask")

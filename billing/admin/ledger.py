@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
-from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
 from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin_guard import action_confirmed, permission_required
+from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from ..models import Hold, LedgerEntry
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntry]):
+class LedgerEntryAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntry]):
     """The append-only ledger: nobody adds, edits or deletes an entry here, superusers included."""
 
     list_display = (
@@ -56,6 +56,19 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
         "created_at",
     )
     readonly_fields = fields
+    export_columns = (
+        ("id", "id"),
+        ("created_at", "created_at"),
+        ("account_id", "account_id"),
+        ("account", "account__name"),
+        ("kind", "kind"),
+        ("amount_usd", "amount"),
+        ("balance_after_usd", "balance_after"),
+        ("reference", "reference"),
+        ("idempotency_key", "idempotency_key"),
+        ("memo", "memo"),
+        ("created_by", "created_by__username"),
+    )
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: LedgerEntry) -> str:
@@ -119,26 +132,36 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
         return usd_exact(obj.amount)
 
     def has_release_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("billing.change_hold")
+        return request.user.has_perm("billing.release_hold")
 
     @admin.action(description="Release selected open holds…", permissions=["release"])
     def release_selected(self, request: HttpRequest, queryset: QuerySet[Hold]) -> HttpResponse | None:
-        holds = queryset.filter(status=Hold.Status.OPEN).select_related("account")
-        if request.POST.get("post") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "opts": self.opts,
-                "title": "Release holds",
-                "holds": [(hold, usd_exact(hold.amount)) for hold in holds],
-                "now": timezone.now(),
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "admin/billing/hold/release_confirmation.html", context)
-        reason = f"released by {request.user.get_username()} in admin"
+        permission_required(request, "billing.release_hold")
+        holds = list(queryset.filter(status=Hold.Status.OPEN).select_related("account"))
+        now = timezone.now()
+        page, why = action_confirmed(
+            self,
+            request,
+            holds,
+            title=f"Release {len(holds)} hold(s)",
+            consequence=(
+                "Releasing a hold gives its amount back to the account's available balance without a charge. "
+                "A hold that has not expired yet may belong to a request still running: "
+                "that request will then not be charged."
+            ),
+            lines=[
+                f"{hold.reference}: {usd_exact(hold.amount)} held for {hold.account}, expires "
+                f"{hold.expires_at:%Y-%m-%d %H:%M:%S}" + (" (not expired yet)" if hold.expires_at > now else "")
+                for hold in holds
+            ],
+        )
+        if page is not None:
+            return page
+        reason = f"released by {request.user.get_username()} in admin: {why}"[:200]
         released = 0
         for hold in holds:
             if hold_release(reference=hold.reference, reason=reason):
-                self.log_change(request, hold, f"Released {usd_exact(hold.amount)}: {reason}.")
+                self.log_change(request, hold, f"Released {usd_exact(hold.amount)}: {reason}")
                 released += 1
         self.message_user(request, f"Released {released} hold(s).", messages.SUCCESS)
         return None

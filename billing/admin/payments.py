@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 
 from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin_guard import action_confirmed, permission_required
+from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from ..models import Redemption, RedemptionCode, TopUp
@@ -16,34 +18,67 @@ from ..topups import topup_refund
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
-    from django.http import HttpRequest
+    from django.http import HttpRequest, HttpResponse
 
 
-@admin.action(description="Refund selected Telegram Stars payments to the payer")
-def refund_topups_action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[TopUp]) -> None:
+@admin.action(description="Refund selected Telegram Stars payments to the payer…", permissions=["refund"])
+def refund_topups_action(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[TopUp]
+) -> HttpResponse | None:
     """Refund each selected paid top-up through Telegram and debit it with a refund entry."""
-    # Checked here rather than through `permissions`: the TopUp admin is read-only, so it grants no "change".
-    if not request.user.has_perm("billing.change_topup"):
-        modeladmin.message_user(request, "Refunding needs the billing.change_topup permission.", messages.ERROR)
-        return
+    permission_required(request, "billing.refund_topup")
+    topups = list(queryset.filter(status=TopUp.Status.PAID).select_related("account").order_by("pk"))
+    page, reason = action_confirmed(
+        modeladmin,
+        request,
+        topups,
+        title=f"Refund {len(topups)} top-up(s)",
+        consequence=(
+            "Each payment goes back to its payer, and its amount is debited from the account with a refund entry. "
+            "A top-up whose account has already spent it is refused."
+        ),
+        lines=[
+            f"#{topup.pk}: {usd_exact(topup.amount_usd)} ({topup.amount_minor} {topup.currency}) for {topup.account}"
+            for topup in topups
+        ],
+    )
+    if page is not None:
+        return page
     refunded = 0
-    for topup in queryset.select_related("account").order_by("pk"):
+    for topup in topups:
         try:
-            topup_refund(topup=topup, created_by=request.user)
+            topup_refund(topup=topup, created_by=request.user, reason=reason)
         except BillingError as error:
             modeladmin.message_user(request, f"Top-up #{topup.pk} not refunded: {error}", messages.ERROR)
             continue
         modeladmin.log_change(
-            request, topup, f"Refunded {topup.amount_usd} USD ({topup.amount_minor} {topup.currency})"
+            request, topup, f"Refunded {topup.amount_usd} USD ({topup.amount_minor} {topup.currency}): {reason}"
         )
         refunded += 1
     if refunded:
         modeladmin.message_user(request, f"Refunded {refunded} top-up(s).", messages.SUCCESS)
+    return None
 
 
 @admin.register(TopUp)
-class TopUpAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[TopUp]):
+class TopUpAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[TopUp]):
     actions = (refund_topups_action,)
+    export_columns = (
+        ("id", "id"),
+        ("created_at", "created_at"),
+        ("paid_at", "paid_at"),
+        ("account_id", "account_id"),
+        ("account", "account__name"),
+        ("method", "method"),
+        ("status", "status"),
+        ("amount_usd", "amount_usd"),
+        ("currency", "currency"),
+        ("amount_minor", "amount_minor"),
+        ("telegram_payment_charge_id", "telegram_payment_charge_id"),
+        ("provider_payment_charge_id", "provider_payment_charge_id"),
+        ("ledger_entry_id", "ledger_entry_id"),
+        ("refund_entry_id", "refund_entry_id"),
+    )
     list_display = (
         "id",
         "account_link",
@@ -70,6 +105,9 @@ class TopUpAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[TopUp]):
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: TopUp) -> str:
         return admin_link(obj.account)
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.refund_topup")
 
     @admin.display(description="amount", ordering="amount_usd")
     def amount_display(self, obj: TopUp) -> str:

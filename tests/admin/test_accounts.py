@@ -150,7 +150,7 @@ def test_a_forged_idempotency_key_is_refused(operator_client):
     assert account.balance == Decimal("10.0000000000")
 
 
-def test_moving_money_needs_the_add_ledger_entry_permission(client):
+def test_topping_up_and_adjusting_each_need_their_own_permission(client):
     clerk = UserFactory(username="clerk", is_superuser=False)
     clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_account", "change_account"]))
     client.force_login(clerk)
@@ -160,9 +160,14 @@ def test_moving_money_needs_the_add_ledger_entry_permission(client):
     change_page = client.get(admin_url(account, "change", account.pk)).content.decode()
     assert admin_url(account, "topup", account.pk) not in change_page
 
-    clerk.user_permissions.add(Permission.objects.get(codename="add_ledgerentry"))
+    clerk.user_permissions.add(Permission.objects.get(codename="topup_account"))
     client.force_login(clerk)
     assert client.get(admin_url(account, "topup", account.pk)).status_code == 200
+    assert client.get(admin_url(account, "adjust", account.pk)).status_code == 403
+
+    clerk.user_permissions.add(Permission.objects.get(codename="adjust_balance"))
+    client.force_login(clerk)
+    assert client.get(admin_url(account, "adjust", account.pk)).status_code == 200
 
 
 def test_the_change_page_links_to_top_up_and_adjust(operator_client):
@@ -189,28 +194,34 @@ def test_suspending_an_account_stops_its_keys_at_once(operator_client, operator)
     secret = key_for(account)
     assert principal_for_secret(secret).account_active is True
 
-    run_action(operator_client, Account, "suspend_selected", [account])
+    confirmation = run_action(operator_client, Account, "suspend_selected", [account])
+    assert confirmation.status_code == 200
+    assert principal_for_secret(secret).account_active is True
+    run_action(operator_client, Account, "suspend_selected", [account], post="yes", reason="chargeback")
 
     account.refresh_from_db()
     assert account.status == Account.Status.SUSPENDED
     assert principal_for_secret(secret).account_active is False
-    assert LogEntry.objects.get(object_id=str(account.pk)).get_change_message() == "Suspended the account."
+    message = LogEntry.objects.get(object_id=str(account.pk)).get_change_message()
+    assert message == "Suspended the account: chargeback"
 
-    run_action(operator_client, Account, "reactivate_selected", [account])
+    run_action(operator_client, Account, "reactivate_selected", [account], post="yes", reason="resolved")
     account.refresh_from_db()
     assert account.status == Account.Status.ACTIVE
     assert principal_for_secret(secret).account_active is True
 
 
-def test_changing_status_on_the_form_goes_through_the_service(operator_client):
+def test_the_status_is_not_a_form_field_suspending_asks_for_a_reason(operator_client):
     account = funded_account("10.00")
     secret = key_for(account)
-    assert principal_for_secret(secret).account_active is True
     page = operator_client.get(admin_url(account, "change", account.pk))
+    assert "Suspend…" in page.content.decode()
     data = change_form_data(page, status="suspended")
     response = operator_client.post(admin_url(account, "change", account.pk), data)
     assert response.status_code == 302
-    assert principal_for_secret(secret).account_active is False
+    account.refresh_from_db()
+    assert account.status == Account.Status.ACTIVE
+    assert principal_for_secret(secret).account_active is True
 
 
 def test_balance_and_held_cannot_be_edited_on_the_form(operator_client):

@@ -86,7 +86,10 @@ def test_the_revoke_action_sets_revoked_at_and_stops_the_key(operator_client, dj
     assert principal_for_secret(secret).revoked is False
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = run_action(operator_client, ApiKey, "revoke_selected", [api_key])
+        confirmation = run_action(operator_client, ApiKey, "revoke_selected", [api_key])
+        assert confirmation.status_code == 200
+        assert principal_for_secret(secret).revoked is False
+        response = run_action(operator_client, ApiKey, "revoke_selected", [api_key], post="yes")
 
     assert response.status_code == 302
     api_key.refresh_from_db()
@@ -99,7 +102,7 @@ def test_revoking_again_keeps_the_first_revocation_time(operator_client):
     key_for(AccountFactory())
     api_key = api_key_revoke(api_key=ApiKey.objects.get())
     first = api_key.revoked_at
-    run_action(operator_client, ApiKey, "revoke_selected", [api_key])
+    run_action(operator_client, ApiKey, "revoke_selected", [api_key], post="yes")
     api_key.refresh_from_db()
     assert api_key.revoked_at == first
 

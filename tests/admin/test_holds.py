@@ -28,16 +28,16 @@ def test_releasing_an_open_hold_restores_the_accounts_held_amount(operator_clien
     hold.refresh_from_db()
     assert hold.status == Hold.Status.OPEN
 
-    response = run_action(operator_client, Hold, "release_selected", [hold], post="yes")
+    response = run_action(operator_client, Hold, "release_selected", [hold], post="yes", reason="worker died")
 
     assert response.status_code == 302
     hold.refresh_from_db()
     account.refresh_from_db()
-    assert (hold.status, hold.close_reason) == (Hold.Status.RELEASED, "released by ops in admin")
+    assert (hold.status, hold.close_reason) == (Hold.Status.RELEASED, "released by ops in admin: worker died")
     assert account.held == Decimal("0")
     assert account.balance == Decimal("10.0000000000")
     log = LogEntry.objects.get(object_id=str(hold.pk))
-    assert log.get_change_message() == "Released $0.50: released by ops in admin."
+    assert log.get_change_message() == "Released $0.50: released by ops in admin: worker died"
 
 
 def test_the_release_action_leaves_closed_holds_alone(operator_client):
@@ -45,7 +45,7 @@ def test_the_release_action_leaves_closed_holds_alone(operator_client):
     hold = hold_place(account_id=account.pk, amount=Decimal("0.50"), reference="gen-done")
     hold_settle(reference="gen-done", cost=Decimal("0.20"))
 
-    run_action(operator_client, Hold, "release_selected", [hold], post="yes")
+    run_action(operator_client, Hold, "release_selected", [hold], post="yes", reason="stuck")
 
     hold.refresh_from_db()
     account.refresh_from_db()

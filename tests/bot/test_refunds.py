@@ -6,6 +6,7 @@ import pytest
 from django.contrib.admin import AdminSite, ModelAdmin
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages.storage.fallback import FallbackStorage
+from django.core.exceptions import PermissionDenied
 from django.test import RequestFactory
 
 from billing.admin import refund_topups_action
@@ -122,12 +123,13 @@ def test_the_admin_action_refunds_what_it_can_and_reports_the_rest(fake_bot_api)
     ok = _paid_topup(rich, charge="stxOK")
     refused = _paid_topup(spent, charge="stxSPENT")
     hold_place(account_id=spent.pk, amount=Decimal("4.99"), reference="gen-spent")
-    request = RequestFactory().post("/admin/billing/topup/")
-    request.user = operator
-    request.session = {}
-    request._messages = FallbackStorage(request)
+    selected = TopUp.objects.filter(pk__in=[ok.pk, refused.pk])
+    confirmation = refund_topups_action(ModelAdmin(TopUp, AdminSite()), _request(operator), selected)
+    assert confirmation.status_code == 200
+    assert fake_bot_api.called("refundStarPayment") == []
+    request = _request(operator, post="yes", reason="asked by the customer")
 
-    refund_topups_action(ModelAdmin(TopUp, AdminSite()), request, TopUp.objects.filter(pk__in=[ok.pk, refused.pk]))
+    refund_topups_action(ModelAdmin(TopUp, AdminSite()), request, selected)
 
     ok.refresh_from_db()
     refused.refresh_from_db()
@@ -139,19 +141,25 @@ def test_the_admin_action_refunds_what_it_can_and_reports_the_rest(fake_bot_api)
     assert (log.object_id, log.user, log.change_message) == (
         str(ok.pk),
         operator,
-        "Refunded 5.0000000000 USD (385 XTR)",
+        "Refunded 5.0000000000 USD (385 XTR): asked by the customer",
     )
+    assert ok.refund_entry.memo == "Refund of Telegram payment 385 XTR: asked by the customer"
 
 
 @pytest.mark.django_db
-def test_the_admin_action_needs_the_change_permission(fake_bot_api):
+def test_the_admin_action_needs_the_refund_permission(fake_bot_api):
     topup = _paid_topup(AccountFactory(telegram_chat_id=updates.USER_ID))
-    request = RequestFactory().post("/admin/billing/topup/")
-    request.user = UserFactory(username="viewer", is_superuser=False)
-    request.session = {}
-    request._messages = FallbackStorage(request)
-    refund_topups_action(ModelAdmin(TopUp, AdminSite()), request, TopUp.objects.all())
+    request = _request(UserFactory(username="viewer", is_superuser=False), post="yes", reason="x")
+    with pytest.raises(PermissionDenied):
+        refund_topups_action(ModelAdmin(TopUp, AdminSite()), request, TopUp.objects.all())
     topup.refresh_from_db()
     assert topup.status == "paid"
-    assert [str(m) for m in request._messages] == ["Refunding needs the billing.change_topup permission."]
     assert fake_bot_api.called("refundStarPayment") == []
+
+
+def _request(user, **data):
+    request = RequestFactory().post("/admin/billing/topup/", data)
+    request.user = user
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    return request

@@ -90,8 +90,8 @@ def test_the_migration_schedules_both_jobs_editable_in_admin():
     assert PeriodicTask.objects.filter(task__startswith="billing.tasks.").count() == 2
 
 
-def admin_request(rf, user):
-    request = rf.post("/admin/")
+def admin_request(rf, user, **data):
+    request = rf.post("/admin/", data)
     request.user = user
     request.session = SessionStore()
     request._messages = FallbackStorage(request)
@@ -116,17 +116,20 @@ def test_repair_findings_posts_the_fix_and_logs_it_under_the_operator(rf, admin_
     make_generation(account, status=Generation.Status.COMPLETED, cost="0.002")
     Account.objects.filter(pk=account.pk).update(held=Decimal("0.1"))
     reconcile_run(trigger="test")
-    request = admin_request(rf, admin_user)
+    findings = admin.ModelAdmin(ReconciliationFinding, admin.site)
+    page = repair_findings(findings, admin_request(rf, admin_user), ReconciliationFinding.objects.order_by("pk"))
+    assert page.status_code == 200  # the confirmation: nothing repaired yet
+    assert not LedgerEntry.objects.filter(kind="adjustment").exists()
+    request = admin_request(rf, admin_user, post="yes", reason="charge lost by a test")
 
-    repair_findings(
-        admin.ModelAdmin(ReconciliationFinding, admin.site), request, ReconciliationFinding.objects.order_by("pk")
-    )
+    repair_findings(findings, request, ReconciliationFinding.objects.order_by("pk"))
 
     fix = LedgerEntry.objects.get(kind="adjustment")
     assert (fix.amount, fix.created_by) == (Decimal("-0.002"), admin_user)
     account.refresh_from_db()
     assert (account.balance, account.held) == (Decimal("9.998"), Decimal("0"))
-    assert LogEntry.objects.filter(user=admin_user, change_message__startswith="repaired:").count() == 2
+    logs = LogEntry.objects.filter(user=admin_user, change_message__startswith="repaired:")
+    assert [log.change_message.endswith("Reason: charge lost by a test") for log in logs] == [True, True]
     assert reconcile_run(trigger="test").status == ReconciliationRun.Status.CLEAN
 
 
