@@ -294,3 +294,8 @@ CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
 # reading the upstream at most this long to learn the real usage before charging an estimate.
 STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=30.0)
+
+# Monitoring (README, "Monitoring"). GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` or a
+# peer address in METRICS_ALLOWED_IPS (comma-separated addresses or networks, e.g. 10.0.0.0/8); unset: 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
