@@ -274,6 +274,11 @@ ACCOUNT_RPM = env.int("ACCOUNT_RPM", default=0)
 AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
 # A hold that is neither settled nor released by then belongs to a request whose worker died.
 HOLD_TTL_SECONDS = env.int("HOLD_TTL_SECONDS", default=3600)
+# Reconciliation runs check what changed since the last completed run (billing/reconciliation.py); a full
+# audit runs on its own daily schedule and, when this is above 0, as every this-many-th run too.
+RECONCILE_FULL_EVERY_RUNS = env.int("RECONCILE_FULL_EVERY_RUNS", default=0)
+# How old a ledger entry must be before a checkpoint covers it: longer than any money transaction lasts.
+RECONCILE_CHECKPOINT_LAG_SECONDS = env.int("RECONCILE_CHECKPOINT_LAG_SECONDS", default=60)
 # New accounts are warned when their available balance drops below this.
 LOW_BALANCE_THRESHOLD_USD = Decimal(env.str("LOW_BALANCE_THRESHOLD_USD", default="1.00"))
 # Largest accepted request body on /v1; larger gets 413.
