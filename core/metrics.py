@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import cache
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -95,9 +96,15 @@ def served_of(request: object) -> tuple[str, str]:
     return getattr(request, "metrics_served", _NOT_ROUTED)
 
 
+@cache
+def _child(metric: Counter | Histogram, *labels: str) -> Counter | Histogram:
+    # `labels()` takes a lock and builds its key on every call; the label sets are bounded, so keep them.
+    return metric.labels(*labels)
+
+
 def request_observe(surface: str, status: int, model: str = "", provider: str = "") -> None:
     """Count one API answer."""
-    REQUESTS.labels(surface, model, provider, str(status)).inc()
+    _child(REQUESTS, surface, model, provider, str(status)).inc()
 
 
 def generation_observe(
@@ -111,17 +118,17 @@ def generation_observe(
     charged: Decimal,
 ) -> None:
     """Count one settled generation: its ending, duration, time to first token and charge."""
-    GENERATIONS.labels(surface, model, provider, status).inc()
-    GENERATION_SECONDS.labels(surface).observe(seconds)
+    _child(GENERATIONS, surface, model, provider, status).inc()
+    _child(GENERATION_SECONDS, surface).observe(seconds)
     if ttft_seconds is not None:
-        TTFT_SECONDS.labels(surface).observe(ttft_seconds)
+        _child(TTFT_SECONDS, surface).observe(ttft_seconds)
     if charged:
-        CHARGED_USD.labels(surface, model, provider).inc(float(charged))
+        _child(CHARGED_USD, surface, model, provider).inc(float(charged))
 
 
 def upstream_error_observe(provider: str, kind: str) -> None:
     """Count one failed upstream attempt."""
-    UPSTREAM_ERRORS.labels(provider, kind).inc()
+    _child(UPSTREAM_ERRORS, provider, kind).inc()
 
 
 def state_feed(name: str, feeder: Callable[[], float]) -> None:
