@@ -135,8 +135,15 @@ def _traffic(accounts: dict[int, int], tag: str) -> None:
             "hold_amount": Decimal("0.01"),
             "started_at": now,
         }
-        hold_place(account_id=account_id, amount=Decimal("0.01"), reference=generation_id, also=RowInsert(Generation, row))
-        changes = {"status": Generation.Status.COMPLETED, "prompt_tokens": 10, "completion_tokens": 5, "finished_at": now}
+        hold_place(
+            account_id=account_id, amount=Decimal("0.01"), reference=generation_id, also=RowInsert(Generation, row)
+        )
+        changes = {
+            "status": Generation.Status.COMPLETED,
+            "prompt_tokens": 10,
+            "completion_tokens": 5,
+            "finished_at": now,
+        }
         hold_settle(
             reference=generation_id,
             cost=Decimal("0.000004"),
