@@ -72,10 +72,11 @@ def in_scope(run: ReconciliationRun, generations: QuerySet[Generation], since: d
     An incremental run also looks again at every generation with an unrepaired charge finding, so that it
     is reported by each run until it is repaired, as a full run would. Charge findings are rare.
     """
-    changed = references_changed(run)
-    if changed is not None:
+    if not hasattr(run, "references"):  # read once per run, shared by the checks
         unrepaired = ReconciliationFinding.objects.filter(kind__in=CHARGE_KINDS, fix_entry__isnull=True)
-        return generations.filter(pk__in=changed.union(unrepaired.order_by().values("reference")))
+        run.references = references_changed(run, also=unrepaired.order_by().values_list("reference", flat=True))
+    if run.references is not None:
+        return generations.filter(pk__in=run.references)
     return generations if since is None else generations.filter(started_at__gte=since)
 
 
