@@ -29,7 +29,15 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import cache
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -38,6 +46,8 @@ from prometheus_client.registry import Collector
 log = logging.getLogger(__name__)
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+# No `_created` series: the multi-process mode has none, and a scrape should read the same in both modes.
+disable_created_metrics()
 STATE_SECONDS = 5.0
 
 REQUESTS = Counter(
