@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -157,6 +158,7 @@ def main(sizes: list[int]) -> list[dict]:
     from billing.reconciliation import reconcile_run
 
     accounts = _accounts()
+    run_tag = secrets.token_hex(3)  # generation ids unique across runs on the same database
     results = []
     for rows in sizes:
         grown = _grow(rows, accounts)
@@ -165,7 +167,7 @@ def main(sizes: list[int]) -> list[dict]:
         full_s = time.monotonic() - started
         incremental = []
         for round_ in range(ROUNDS):
-            _traffic(accounts, f"{rows}-{round_}")
+            _traffic(accounts, f"{run_tag}-{rows}-{round_}")
             started = time.monotonic()
             run = reconcile_run(trigger="bench")
             incremental.append(time.monotonic() - started)
