@@ -8,6 +8,7 @@ thousands of concurrent streams.
 import glob
 import multiprocessing
 import os
+import shutil
 import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
@@ -26,7 +27,9 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # Prometheus metrics (core/metrics.py): each worker writes its samples to files here and a scrape of any
 # worker adds them up. Set before the workers import the app, which is when the client picks its mode.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlrouter-metrics-"))
+_metrics_folder_ours = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _metrics_folder_ours:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrouter-metrics-")
 
 
 def on_starting(server):
@@ -35,6 +38,12 @@ def on_starting(server):
     os.makedirs(folder, exist_ok=True)
     for stale in glob.glob(os.path.join(folder, "*.db")):
         os.remove(stale)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server made (one given in the environment is left)."""
+    if _metrics_folder_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):
