@@ -41,7 +41,8 @@ test: $(STAMP) lint
 		$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The benchmark (bench/README.md): starts what it needs on 127.0.0.1 and stops it; a few minutes.
-# BENCH_QUICK=1 for a smoke run, BENCH_LITELLM=0 to skip LiteLLM, BENCH_PROFILE=1 for a py-spy pass.
+# BENCH_QUICK=1 for a smoke run, BENCH_LITELLM=0 to skip LiteLLM, BENCH_PROFILE=1 for a py-spy pass,
+# BENCH_RECONCILE=0 to skip timing reconciliation on a ledger of millions of rows.
 bench: $(STAMP)
 	$(PY) bench/run.py
 

@@ -34,6 +34,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import metrics_cost  # noqa: E402
 import procs  # noqa: E402
 import profile_summary  # noqa: E402
 import report  # noqa: E402
@@ -46,6 +47,8 @@ POOL_MAX = int(os.environ.get("BENCH_DB_POOL_MAX", "16"))
 STREAMS = int(os.environ.get("BENCH_STREAMS", "200" if QUICK else "1000"))
 WANT_LITELLM = os.environ.get("BENCH_LITELLM", "1") not in ("0", "")
 WANT_PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
+WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
+RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 KEYS = 32
@@ -446,11 +449,34 @@ def print_report(out: dict) -> None:
             f"\naccounting after the run: generations {acc['generations']}, {acc['charges']} charges, "
             f"{acc['open_holds']} open holds, {acc['accounts_off_ledger_or_holding']} accounts off their ledger"
         )
+    print()
+    print(metrics_cost.text(out["metrics_cost"]))
+    recon = out.get("reconciliation")
+    if isinstance(recon, list):
+        print("\nreconciliation (1,000 accounts; 1,000 new generations charged before each incremental run):")
+        for r in recon:
+            print(
+                f"  {r['ledger_rows']:>11,} ledger rows: incremental run {r['incremental_median_s']:.3f} s "
+                f"(median of {r['incremental_s']}), full audit {r['full_audit_s']:.2f} s"
+            )
+    elif recon:
+        print(f"\nreconciliation: {recon}")
     for target, summary in (out.get("profiles") or {}).items():
         if summary:
             print(f"\nprofile of the {report.LABELS[target]} worker during P2 ({summary['file']}):")
             p2 = report.find(out["scenarios"], "P2", target) or {}
             print(profile_summary.text(summary, p2.get("cpu_ms_per_request")))
+
+
+def reconciliation_times() -> list[dict] | str:
+    """Grow the benchmark database's ledger to each size and time reconciliation runs (bench/reconcile.py)."""
+    log(f"reconciliation at {', '.join(RECONCILE_ROWS)} ledger rows (bench/reconcile.py)")
+    done = subprocess.run(
+        [PY, str(BENCH / "reconcile.py"), *RECONCILE_ROWS], env=django_env(), cwd=ROOT, capture_output=True, text=True
+    )
+    if done.returncode:
+        return f"failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+    return json.loads(done.stdout)
 
 
 def run() -> int:
@@ -497,6 +523,10 @@ def run() -> int:
             out["accounting"] = accounting_check()
         finally:
             bench.processes.stop_all()
+    # After the servers stopped: both time work on this process's core, not the router's.
+    log("timing the metrics instrumentation per request")
+    out["metrics_cost"] = metrics_cost.measure_all()
+    out["reconciliation"] = reconciliation_times() if WANT_RECONCILE else "skipped (BENCH_RECONCILE=0)"
     out["load_average_after"] = loadavg()
     out["elapsed_s"] = round(time.time() - started, 1)
     out["targets"] = report.targets(out["scenarios"])

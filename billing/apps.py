@@ -9,4 +9,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from .roles import administrator_grant_all
 
+        from billing.metrics import register
+
         post_migrate.connect(administrator_grant_all, dispatch_uid="billing.roles.administrator_grant_all")
+
+        register()

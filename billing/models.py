@@ -316,12 +316,22 @@ class ReconciliationRun(models.Model):
         FINDINGS = "findings", "findings"
         FAILED = "failed", "failed"
 
+    class Scope(models.TextChoices):
+        FULL = "full", "full audit"
+        INCREMENTAL = "incremental", "since the checkpoint"
+        LOOKBACK = "lookback", "generations of a lookback window"
+
     trigger = models.CharField(max_length=32, default="schedule")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.FULL)
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The checkpoint this run leaves when it completes (full and incremental runs): every ledger entry up to
+    # `ledger_mark` is summed in LedgerCheckpoint, and every hold from `hold_mark` on is the next run's.
+    ledger_mark = models.BigIntegerField(null=True, blank=True)
+    hold_mark = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         permissions = [
@@ -331,6 +341,22 @@ class ReconciliationRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconciliation #{self.pk} ({self.status})"
+
+
+class LedgerCheckpoint(models.Model):
+    """An account's ledger sum up to the last completed reconciliation's `ledger_mark`.
+
+    Lets an incremental run prove a balance from this total plus the entries after the mark, instead of
+    summing the account's whole history. Written only by reconciliation, with the run that moves the mark.
+    """
+
+    account = models.OneToOneField(
+        "accounts.Account", on_delete=models.CASCADE, primary_key=True, related_name="ledger_checkpoint"
+    )
+    total = _money()
+
+    def __str__(self) -> str:
+        return f"ledger checkpoint of #{self.account_id}: {self.total}"
 
 
 class ReconciliationFinding(models.Model):

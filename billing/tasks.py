@@ -23,9 +23,13 @@ CHECK_DEBOUNCE_SECONDS = 10
 
 # Scheduled tasks keep their results (django-celery-results) so every run is visible in admin.
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, ignore_result=False)
-def reconcile_task(trigger: str = "schedule", lookback_hours: float | None = None) -> int | None:
-    """Run the usage reconciliation; return the run id, or None when another run was in progress."""
-    run = reconcile_run(trigger=trigger, lookback=timedelta(hours=lookback_hours) if lookback_hours else None)
+def reconcile_task(
+    trigger: str = "schedule", lookback_hours: float | None = None, full: bool | None = None
+) -> int | None:
+    """Run the usage reconciliation (`full`: a full audit); return the run id, or None when another run was
+    in progress."""
+    lookback = timedelta(hours=lookback_hours) if lookback_hours else None
+    run = reconcile_run(trigger=trigger, lookback=lookback, full=full)
     return run.pk if run is not None else None
 
 

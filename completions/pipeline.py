@@ -31,6 +31,7 @@ from rest_framework import exceptions
 
 from accounts.authentication import principal_authenticate
 from billing.services import AccountInactive, InsufficientFunds
+from core.metrics import served_mark
 from core.usd import usd_4dp
 from docs.pages import docs_url
 
@@ -131,6 +132,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         error.headers = headers
         raise
     entries = candidates_models(candidates)
+    served_mark(request, entries[0].public_id)
     started = generation_plan(
         principal=principal,
         surface=surface,
@@ -173,6 +175,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         error.headers = headers
         raise
     started.served_by(call.candidate.entry)
+    served_mark(request, call.candidate.entry.public_id, call.route.provider_name)
     # From here the request may be charged: an unexpected error must not invite the client to retry.
     upstream_answered_mark(request, started.generation_id)
     if parsed.stream:

@@ -1,7 +1,9 @@
 """Reconciliation of generations: holds left open by dead workers, one charge per generation, upstream cost.
 
 billing.reconciliation discovers this module and runs its checks in the order registered at the bottom:
-expired holds first, because settling them creates charges the charge check then sees.
+expired holds first, because settling them creates charges the charge check then sees. An incremental
+run checks only the generations charged or held since its checkpoint (`references_changed`); the
+expired holds are found through their partial index whatever the run.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from django.utils import timezone
 from accounts.models import Account
 from billing.models import Hold, LedgerEntry, ReconciliationFinding, ReconciliationRun
 from billing.money import ZERO, Usage, cost_for, usd
-from billing.reconciliation import MONEY, finding_record, register_check, register_fixer, subquery_sum
+from billing.reconciliation import (
+    MONEY,
+    finding_record,
+    references_changed,
+    register_check,
+    register_fixer,
+    subquery_sum,
+)
 from billing.services import BillingError, hold_release, hold_settle, ledger_adjust
 
 from .models import Generation, Provider
@@ -55,6 +64,20 @@ FINISHED = (Generation.Status.COMPLETED, Generation.Status.CANCELLED, Generation
 # Providers publish a generation's cost a few seconds after it ends; ask only once it has had time.
 LOOKUP_DELAY = timedelta(seconds=30)
 LOOKUP_READ_TIMEOUT_S = 10.0
+
+
+def in_scope(run: ReconciliationRun, generations: QuerySet[Generation], since: datetime | None) -> QuerySet[Generation]:
+    """The run's share of `generations`: those changed since its checkpoint, else those started since `since`.
+
+    An incremental run also looks again at every generation with an unrepaired charge finding, so that it
+    is reported by each run until it is repaired, as a full run would. Charge findings are rare.
+    """
+    if not hasattr(run, "references"):  # read once per run, shared by the checks
+        unrepaired = ReconciliationFinding.objects.filter(kind__in=CHARGE_KINDS, fix_entry__isnull=True)
+        run.references = references_changed(run, also=unrepaired.order_by().values_list("reference", flat=True))
+    if run.references is not None:
+        return generations.filter(pk__in=run.references)
+    return generations if since is None else generations.filter(started_at__gte=since)
 
 
 def _has_usage(generation: Generation) -> bool:
@@ -195,9 +218,10 @@ def _charge_kind(generation: Generation) -> str:
 
 
 def generation_charges_check(run: ReconciliationRun, since: datetime | None) -> dict[str, int]:
-    """Record a finding for every finished generation without exactly one charge of its cost."""
+    """Record a finding for every finished generation (of the run's scope) without exactly one charge of its cost."""
     found = 0
-    for generation in generations_mischarged(since=since):
+    finished = in_scope(run, Generation.objects.filter(status__in=FINISHED), since)
+    for generation in mischarged(finished):
         found += 1
         finding_record(
             run=run,
@@ -209,9 +233,6 @@ def generation_charges_check(run: ReconciliationRun, since: datetime | None) -> 
             f"totalling {generation.charged} USD, repairs {generation.repaired} USD; a fix would be "
             f"{-generation.shortfall:+} USD",
         )
-    finished = Generation.objects.filter(status__in=FINISHED)
-    if since is not None:
-        finished = finished.filter(started_at__gte=since)
     return {"generations_checked": finished.count(), "charge_findings": found}
 
 
@@ -316,11 +337,15 @@ def _margin_pct() -> Decimal:
     return Decimal(str(getattr(settings, "RECONCILE_MARGIN_ALERT_PCT", "5")))
 
 
-def generations_below_margin(*, since: datetime | None = None) -> QuerySet[Generation]:
-    """Return finished generations with an upstream cost whose margin is below the alert threshold."""
+def generations_below_margin(
+    *, since: datetime | None = None, run: ReconciliationRun | None = None
+) -> QuerySet[Generation]:
+    """Return finished generations (of the run's scope) with an upstream cost whose margin is below the threshold."""
     ratio = _margin_pct() / Decimal(100)
     generations = Generation.objects.filter(status__in=FINISHED, upstream_cost__isnull=False)
-    if since is not None:
+    if run is not None:
+        generations = in_scope(run, generations, since)
+    elif since is not None:
         generations = generations.filter(started_at__gte=since)
     # margin < cost * pct / 100, also true for a free generation that cost us something upstream.
     return (
@@ -335,10 +360,8 @@ def generations_below_margin(*, since: datetime | None = None) -> QuerySet[Gener
     )
 
 
-def _upstream_by_provider(since: datetime | None) -> dict[str, dict[str, str | int]]:
-    generations = Generation.objects.filter(status__in=FINISHED, upstream_cost__isnull=False)
-    if since is not None:
-        generations = generations.filter(started_at__gte=since)
+def _upstream_by_provider(run: ReconciliationRun, since: datetime | None) -> dict[str, dict[str, str | int]]:
+    generations = in_scope(run, Generation.objects.filter(status__in=FINISHED, upstream_cost__isnull=False), since)
     rows = generations.values("provider__name").annotate(n=Count("pk"), cost=Sum("cost"), upstream=Sum("upstream_cost"))
     summary: dict[str, dict[str, str | int]] = {}
     for row in rows.order_by("provider__name"):
@@ -359,7 +382,7 @@ def upstream_costs_check(run: ReconciliationRun, since: datetime | None) -> dict
     already = ReconciliationFinding.objects.filter(kind=LOW_MARGIN, reference=OuterRef("pk"))
     flagged = 0
     pct = _margin_pct()
-    for generation in generations_below_margin(since=since).exclude(Exists(already)):
+    for generation in generations_below_margin(since=since, run=run).exclude(Exists(already)):
         flagged += 1
         finding_record(
             run=run,
@@ -374,7 +397,7 @@ def upstream_costs_check(run: ReconciliationRun, since: datetime | None) -> dict
         "upstream_costs_recorded": recorded,
         "upstream_cost_lookups_failed": failed,
         "low_margins": flagged,
-        "upstream_by_provider": _upstream_by_provider(since),
+        "upstream_by_provider": _upstream_by_provider(run, since),
     }
 
 

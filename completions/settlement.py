@@ -30,6 +30,7 @@ from billing.models import Hold, Price
 from billing.money import PER_MILLION, ZERO, Cost, Usage, cost_for, usd
 from billing.services import hold_place, hold_release, hold_settle
 from billing.statements import RowInsert, RowUpdate
+from core.metrics import generation_observe, upstream_error_observe
 
 from .models import Generation
 from .routing import CatalogEntry, RouteInfo
@@ -311,7 +312,7 @@ def generation_close(*, started: Started, outcome: Outcome) -> Closing:
     }
     if not outcome.charge:
         nothing = Finished(ZERO, Usage(0, 0), Generation.UsageSource.NONE, None)
-        return Closing(started, nothing, {**common, "error": outcome.error}, charge=False)
+        return Closing(started, nothing, {**common, "error": outcome.error}, charge=False, route=outcome.route)
     usage, source, why = usage_resolve(started, outcome)
     if why:
         log.warning("generation %s charged on an estimate: %s", started.generation_id, why)
@@ -333,7 +334,7 @@ def generation_close(*, started: Started, outcome: Outcome) -> Closing:
         **common,
     }
     finished = Finished(charged, usage, source, cost if charged == cost.total else None)
-    return Closing(started, finished, changes, charge=True, cost=cost.total)
+    return Closing(started, finished, changes, charge=True, cost=cost.total, route=outcome.route)
 
 
 @dataclass
@@ -345,6 +346,7 @@ class Closing:
     changes: dict[str, Any]
     charge: bool
     cost: Decimal = ZERO
+    route: RouteInfo | None = None
 
     def commit(self) -> Finished:
         """Settle the hold (one charge) or release it, and finish the generation, in one transaction."""
@@ -353,6 +355,7 @@ class Closing:
             with transaction.atomic():
                 hold_release(reference=reference, reason=self.changes["error"][:200] or "not charged")
                 Generation.objects.filter(pk=reference).update(**self.changes)
+            self._observe(ZERO)
             return self.finished
         entry = hold_settle(
             reference=reference,
@@ -363,8 +366,28 @@ class Closing:
         if -entry.amount != self.finished.cost:
             # Settled before (a replay, or reconciliation after the hold expired): that charge stands.
             log.warning("generation %s was already settled at %s", reference, -entry.amount)
+            self._observe(ZERO)
             return Finished(-entry.amount, self.finished.usage, self.finished.usage_source, None)
+        self._observe(self.finished.cost)
         return self.finished
+
+    def _observe(self, charged: Decimal) -> None:
+        """Count the settled generation in the metrics (core/metrics.py), with what this commit charged."""
+        provider = self.route.provider_name if self.route is not None else ""
+        status = self.changes["status"]
+        ttft_ms = self.changes["ttft_ms"]
+        generation_observe(
+            surface=self.started.surface.name,
+            model=self.started.entry.public_id,
+            provider=provider,
+            status=status,
+            seconds=self.changes["latency_ms"] / 1000,
+            ttft_seconds=ttft_ms / 1000 if ttft_ms is not None else None,
+            charged=charged,
+        )
+        if provider and status == Generation.Status.FAILED:
+            # The provider answered, then broke off or sent what cannot be settled.
+            upstream_error_observe(provider, "bad_answer")
 
 
 def generation_finish(*, started: Started, outcome: Outcome) -> Finished:

@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
+from core.metrics import request_observe, served_of
+
 log = logging.getLogger("django.request")
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
@@ -42,13 +44,18 @@ class ViewHandler:
     database and cache state on every request. Here the view is called through the same middleware
     chain, error answers are logged as Django logs them (an unexpected error is answered by `error`,
     which is given the request: whether the request may have been charged decides if a retry is
-    invited), and `request_finished` still fires when the response is closed.
+    invited), and `request_finished` still fires when the response is closed. Each answer is counted
+    under `surface` (core/metrics.py), with the model and provider the view noted (`core.metrics.served_mark`).
     """
 
     def __init__(
-        self, view: Callable[[HttpRequest], HttpResponse], error: Callable[[HttpRequest], HttpResponse]
+        self,
+        view: Callable[[HttpRequest], HttpResponse],
+        error: Callable[[HttpRequest], HttpResponse],
+        surface: str = "",
     ) -> None:
         self.error = error
+        self.surface = surface
 
         def answered(request: HttpRequest) -> HttpResponse:
             # The view's unexpected error is answered inside the chain, as Django's handler does, so
@@ -77,6 +84,8 @@ class ViewHandler:
             response = self._internal_error(request)
         if response.status_code >= 400:
             log_response(f"{response.reason_phrase}: {request.path}", response=response, request=request)
+        if self.surface:
+            request_observe(self.surface, response.status_code, *served_of(request))
         headers = [*response.items()]
         headers += [("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)

@@ -250,13 +250,20 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# `plain` text lines, or `json`: one object per line (core/jsonlog.py) for log pipelines.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ValueError(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     # Each line names the API request it was written for (core/request_ids.py), "-" outside one.
     "filters": {"request_id": {"()": "core.request_ids.RequestIdLogFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.jsonlog.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -278,6 +285,11 @@ AUTH_CACHE_SECONDS = env.float("AUTH_CACHE_SECONDS", default=5.0)
 HOLD_TTL_SECONDS = env.int("HOLD_TTL_SECONDS", default=3600)
 # How long a stored Responses answer (`store`, the default) is kept for `previous_response_id` and GET.
 RESPONSES_RETENTION_DAYS = env.int("RESPONSES_RETENTION_DAYS", default=30)
+# Reconciliation runs check what changed since the last completed run (billing/reconciliation.py); a full
+# audit runs on its own daily schedule and, when this is above 0, as every this-many-th run too.
+RECONCILE_FULL_EVERY_RUNS = env.int("RECONCILE_FULL_EVERY_RUNS", default=0)
+# How old a ledger entry must be before a checkpoint covers it: longer than any money transaction lasts.
+RECONCILE_CHECKPOINT_LAG_SECONDS = env.int("RECONCILE_CHECKPOINT_LAG_SECONDS", default=60)
 # New accounts are warned when their available balance drops below this.
 LOW_BALANCE_THRESHOLD_USD = Decimal(env.str("LOW_BALANCE_THRESHOLD_USD", default="1.00"))
 # Largest accepted request body on /v1; larger gets 413.
@@ -305,3 +317,8 @@ CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
 # reading the upstream at most this long to learn the real usage before charging an estimate.
 STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=30.0)
+
+# Monitoring (README, "Monitoring"). GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>` or a
+# peer address in METRICS_ALLOWED_IPS (comma-separated addresses or networks, e.g. 10.0.0.0/8); unset: 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])

@@ -5,8 +5,11 @@ the views, requests/urllib3, psycopg 3 and redis-py all become cooperative: one 
 thousands of concurrent streams.
 """
 
+import glob
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
@@ -22,6 +25,33 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# Prometheus metrics (core/metrics.py): each worker writes its samples to files here and a scrape of any
+# worker adds them up. Set before the workers import the app, which is when the client picks its mode.
+_metrics_folder_ours = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _metrics_folder_ours:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrouter-metrics-")
+
+
+def on_starting(server):
+    """Start the metrics from zero: files left by an earlier run would be added to this one's."""
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(folder, "*.db")):
+        os.remove(stale)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server made (one given in the environment is left)."""
+    if _metrics_folder_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (its counters stay: what it served still counts)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 def worker_exit(server, worker):
     """Let the charges of answers already sent commit before the worker goes (core/after_response.py)."""
@@ -33,11 +63,15 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Move everything loaded so far (Django, the app) out of the garbage collector's way.
+    """Start sampling the worker's state gauges, and move everything loaded so far (Django, the app) out
+    of the garbage collector's way.
 
     The collector would otherwise walk these long-lived objects in every full collection, a pause of
     tens of milliseconds under load that shows in the tail latency.
     """
     import gc
 
+    from core.metrics import sampler_start
+
+    sampler_start()
     gc.freeze()

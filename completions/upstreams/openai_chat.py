@@ -20,6 +20,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
 
 from core.cache import ProcessCache
+from core.metrics import upstream_error_observe
 
 from ..candidates import Candidate
 from ..errors import ApiError
@@ -48,6 +49,11 @@ class Attempts:
     """What each route did before one answered (or none did)."""
 
     failures: list[tuple[str, _Failure]] = field(default_factory=list)
+
+    def fail(self, provider: str, failure: _Failure, kind: str) -> None:
+        """Note a route's failure, and count it against its provider (core/metrics.py)."""
+        self.failures.append((provider, failure))
+        upstream_error_observe(provider, kind)
 
 
 @dataclass(frozen=True)
@@ -140,14 +146,14 @@ def upstream_open(
         except NewConnectionError as exc:
             # Refused or unresolvable: urllib3 derives this from ConnectTimeoutError, but nothing timed out.
             log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
-            attempts.failures.append((route.provider_name, _Failure(503, "upstream_unavailable", "unreachable")))
+            attempts.fail(route.provider_name, _Failure(503, "upstream_unavailable", "unreachable"), "unreachable")
             continue
         except TimeoutError:
-            attempts.failures.append((route.provider_name, _Failure(504, "upstream_timeout", "timed out")))
+            attempts.fail(route.provider_name, _Failure(504, "upstream_timeout", "timed out"), "timeout")
             continue
         except HTTPError as exc:
             log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
-            attempts.failures.append((route.provider_name, _Failure(503, "upstream_unavailable", "unreachable")))
+            attempts.fail(route.provider_name, _Failure(503, "upstream_unavailable", "unreachable"), "unreachable")
             continue
         if 200 <= response.status < 300:
             return UpstreamCall(candidate=candidate, response=response)
@@ -160,7 +166,7 @@ def upstream_open(
                 if response.status == 429
                 else _Failure(502, "upstream_error", f"answered HTTP {response.status}")
             )
-            attempts.failures.append((route.provider_name, failure))
+            attempts.fail(route.provider_name, failure, "rate_limited" if response.status == 429 else "http_error")
             continue
         raise _client_error(route, response)
     raise _no_route_answered(attempts)

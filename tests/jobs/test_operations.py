@@ -67,15 +67,17 @@ def test_reconcile_command_refuses_a_nonpositive_lookback():
 
 
 @pytest.mark.django_db
-def test_the_migration_schedules_both_jobs_editable_in_admin():
+def test_the_migrations_schedule_the_jobs_editable_in_admin():
     assert ("billing", "0004_periodic_tasks") in MigrationRecorder(connection).applied_migrations()
     # Transactional tests elsewhere flush these rows; running the migration again is a no-op otherwise.
     schedule = importlib.import_module("billing.migrations.0004_periodic_tasks")
-    schedule.forward(apps, None)
-    schedule.forward(apps, None)
+    audit = importlib.import_module("billing.migrations.0008_reconciliation_audit_schedule")
+    for _ in range(2):
+        schedule.forward(apps, None)
+        audit.forward(apps, None)
     celery_app.loader.import_default_modules()
 
-    rows = {t.name: t for t in PeriodicTask.objects.select_related("interval")}
+    rows = {t.name: t for t in PeriodicTask.objects.select_related("interval", "crontab")}
 
     reconcile_row, sweep_row = rows["Reconcile usage"], rows["Low-balance alert sweep"]
     assert (reconcile_row.task, reconcile_row.interval.every, reconcile_row.interval.period) == (
@@ -83,11 +85,19 @@ def test_the_migration_schedules_both_jobs_editable_in_admin():
         5,
         "minutes",
     )
-    assert json.loads(reconcile_row.kwargs) == {"trigger": "schedule", "lookback_hours": 48}
+    # Incremental from the last checkpoint (billing/reconciliation.py), and a full audit every night.
+    assert json.loads(reconcile_row.kwargs) == {"trigger": "schedule"}
+    audit_row = rows["Reconciliation full audit"]
+    assert (audit_row.task, audit_row.crontab.hour, audit_row.crontab.minute) == (
+        "billing.tasks.reconcile_task",
+        "3",
+        "30",
+    )
+    assert json.loads(audit_row.kwargs) == {"trigger": "audit", "full": True}
     assert (sweep_row.task, sweep_row.interval.every) == ("billing.tasks.low_balance_sweep_task", 10)
-    assert reconcile_row.enabled and sweep_row.enabled
+    assert reconcile_row.enabled and sweep_row.enabled and audit_row.enabled
     assert {reconcile_row.task, sweep_row.task} <= set(celery_app.tasks)
-    assert PeriodicTask.objects.filter(task__startswith="billing.tasks.").count() == 2
+    assert PeriodicTask.objects.filter(task__startswith="billing.tasks.").count() == 3
 
 
 def admin_request(rf, user, **data):

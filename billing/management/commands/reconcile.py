@@ -16,14 +16,21 @@ class Command(BaseCommand):
             "--lookback-hours",
             type=float,
             default=None,
-            help="Check generations started in the last N hours only (default: every generation).",
+            help="Check generations started in the last N hours only (the checkpoint stays where it was).",
+        )
+        parser.add_argument(
+            "--full",
+            action="store_true",
+            help="A full audit: sum the whole ledger and check every generation (default: what changed since "
+            "the last run).",
         )
 
     def handle(self, *args, **options) -> None:
         hours = options["lookback_hours"]
         if hours is not None and hours <= 0:
             raise CommandError("--lookback-hours must be positive")
-        run = reconcile_run(trigger="cli", lookback=timedelta(hours=hours) if hours else None)
+        lookback = timedelta(hours=hours) if hours else None
+        run = reconcile_run(trigger="cli", lookback=lookback, full=True if options["full"] else None)
         if run is None:
             raise CommandError("another reconciliation run is in progress; try again shortly", returncode=2)
         for finding in run.findings.order_by("pk"):
