@@ -7,9 +7,9 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from .roles import administrator_grant_all
-
         from billing.metrics import register
+
+        from .roles import administrator_grant_all
 
         post_migrate.connect(administrator_grant_all, dispatch_uid="billing.roles.administrator_grant_all")
 
