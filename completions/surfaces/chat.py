@@ -27,6 +27,9 @@ from ..preferences import (
     router_fields_check,
 )
 from .base import StreamEnd, Surface, openapi_operation
+from .fields import INT64, int_check, number_map_check
+from .fields import is_int as _is_int
+from .fields import number_check as _check_range
 
 if TYPE_CHECKING:
     from completions.routing import RouteInfo
@@ -76,21 +79,6 @@ class ChatRequest:
     def prompt_tokens_estimate(self) -> int:
         """Our estimate when the upstream does not say: one token per four bytes of the request."""
         return math.ceil(self.raw_size / 4)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_range(body: dict, name: str, low: float, high: float) -> None:
-    if name in body and body[name] is not None:
-        value = body[name]
-        if not _is_number(value) or not low <= value <= high:
-            raise invalid(f"'{name}' must be a number between {low:g} and {high:g}.", name)
 
 
 def _check_content(content: Any, where: str, *, required: bool) -> None:
@@ -184,6 +172,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     _check_range(body, "top_p", 0, 1)
     _check_range(body, "presence_penalty", -2, 2)
     _check_range(body, "frequency_penalty", -2, 2)
+    int_check(body, "seed", *INT64)
+    number_map_check(body, "logit_bias", -100, 100)
     max_tokens = None
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
@@ -203,7 +193,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     for name in ("tools", "functions"):
         if body.get(name) is not None and not isinstance(body[name], list):
             raise invalid(f"'{name}' must be an array.", name)
-    for name in ("response_format", "stream_options", "metadata", "logit_bias"):
+    for name in ("response_format", "stream_options", "metadata"):
         if body.get(name) is not None and not isinstance(body[name], dict):
             raise invalid(f"'{name}' must be an object.", name)
     user = body.get("user", "")

@@ -208,8 +208,9 @@ def _effort(thinking: Any) -> str | None:
     if thinking.get("type") != "enabled":
         return None
     budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise invalid("'thinking.budget_tokens' must be a positive integer.", "thinking.budget_tokens")
+    if not chat._is_int(budget) or not 1 <= budget <= chat.MAX_TOKENS_LIMIT:
+        limit = chat.MAX_TOKENS_LIMIT
+        raise invalid(f"'thinking.budget_tokens' must be an integer between 1 and {limit}.", "thinking.budget_tokens")
     return next((effort for limit, effort in EFFORT_BUDGETS if budget <= limit), "high")
 
 
