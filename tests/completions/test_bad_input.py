@@ -4,18 +4,28 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
 import pytest
 
+from billing.models import Hold
+from completions.models import Generation
 from completions.surfaces.chat import MAX_TOKENS_LIMIT
+from emulator import core as emulator_core
+from emulator.core import DEEP_JSON
 from tests.completions.test_chat_view import (  # noqa: F401  (fixtures)
     HI,
     FakeProvider,
     Shop,
     assert_nothing_moved,
+    assert_settled_once,
+    chunk,
     completion,
     provider,
     provider_server,
     shop,
+    sse_data,
 )
 from tests.completions.test_embeddings import post as embeddings_post
 from tests.completions.test_messages import post as messages_post
@@ -126,3 +136,74 @@ def test_a_huge_number_on_embeddings_is_a_400_naming_the_field(
     assert response.json()["error"]["param"] == param
     assert provider.received == []
     assert_nothing_moved(shop)
+
+
+# --- An upstream answer nested deeper than JSON can be read (the emulator's `deep_json`) ---------------
+
+
+def test_an_upstream_body_nested_too_deep_is_a_502_and_its_hold_is_released(shop: Shop, provider: FakeProvider):
+    provider.replies.append(lambda _: (200, "application/json", DEEP_JSON))
+
+    response = shop.post({"model": shop.model.public_id, "messages": HI})
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "upstream_error"
+    assert response["x-should-retry"] == "true"
+    assert_nothing_moved(shop)
+    generation = Generation.objects.get(model=shop.model)
+    assert (generation.status, generation.error) == (Generation.Status.FAILED, "upstream sent an invalid response")
+    assert Hold.objects.get(reference=generation.pk).status == Hold.Status.RELEASED
+
+
+def test_an_upstream_body_readable_but_too_deep_to_write_back_is_a_502_too(shop: Shop, provider: FakeProvider):
+    # Within json.loads' reach, beyond json.dumps' once wrapped in our answer.
+    deep = b"[" * 980 + b"]" * 980
+    answer = json.dumps(completion("hi", {"prompt_tokens": 8, "completion_tokens": 1})).encode()
+    provider.replies.append(lambda _: (200, "application/json", answer[:-1] + b',"extra":' + deep + b"}"))
+
+    response = shop.post({"model": shop.model.public_id, "messages": HI})
+
+    assert response.status_code == 502
+    assert_nothing_moved(shop)
+    assert Hold.objects.get(account=shop.account).status == Hold.Status.RELEASED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_event_nested_too_deep_ends_in_an_error_event_and_is_charged_what_was_generated(
+    shop: Shop, provider: FakeProvider
+):
+    head = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hel"}), chunk({"content": "lo"})]
+    tail = [chunk({"content": " never relayed"}), chunk({}, finish_reason="stop")]
+    events = b"".join(b"data: " + json.dumps(each).encode() + b"\n\n" for each in head)
+    events += b"data: " + DEEP_JSON + b"\n\n"
+    events += b"".join(b"data: " + json.dumps(each).encode() + b"\n\n" for each in tail) + b"data: [DONE]\n\n"
+    provider.replies.append(lambda _: (200, "text/event-stream", events))
+    raw = json.dumps({"model": shop.model.public_id, "messages": HI, "stream": True}).encode()
+
+    response = shop.post(raw)
+    data = sse_data(b"".join(response.streaming_content))
+
+    assert data[-1] == b"[DONE]"
+    *chunks, usage_event, error_event = [json.loads(each) for each in data[:-1]]
+    assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["", "Hel", "lo"]
+    assert error_event["error"]["code"] == "upstream_error"
+    assert "invalid event" in error_event["error"]["message"]
+    # Settled as the endings table says of an upstream failing mid-stream: the estimate of what it generated.
+    generation = Generation.objects.get(pk=response["X-Generation-Id"])
+    assert generation.status == Generation.Status.FAILED
+    cost = (-(-len(raw) // 4) * Decimal("0.15") + 2 * Decimal("0.60")) / 1_000_000
+    assert_settled_once(shop, generation.pk, cost)
+    assert Decimal(str(usage_event["usage"]["cost"])) == cost
+
+
+def test_the_emulators_deep_json_mode_answers_json_too_deep_to_read_plain_and_mid_stream():
+    body = {"messages": HI, "emulator": {"fail": "deep_json"}}
+    plain = emulator_core.chat_reply(json.dumps(body).encode(), {})
+    assert (plain.status, plain.body) == (200, DEEP_JSON)
+    with pytest.raises(RecursionError):
+        json.loads(plain.body)
+
+    streamed = emulator_core.chat_reply(json.dumps({**body, "stream": True}).encode(), {})
+    events = [e for e in streamed.events if isinstance(e, bytes)]
+    assert b"data: " + DEEP_JSON + b"\n\n" in events
+    assert events[-1] == emulator_core.DONE  # the stream goes on after it
