@@ -8,6 +8,9 @@ import json
 from decimal import Decimal
 
 import pytest
+import redis
+from django.conf import settings
+from django.test import Client
 
 from billing.models import Hold
 from completions.models import Generation
@@ -16,6 +19,7 @@ from emulator import core as emulator_core
 from emulator.core import DEEP_JSON
 from tests.completions.test_chat_view import (  # noqa: F401  (fixtures)
     HI,
+    URL,
     FakeProvider,
     Shop,
     assert_nothing_moved,
@@ -29,6 +33,8 @@ from tests.completions.test_chat_view import (  # noqa: F401  (fixtures)
 )
 from tests.completions.test_embeddings import post as embeddings_post
 from tests.completions.test_messages import post as messages_post
+from tests.factories import funded_account, key_for
+from tests.mlrouter.wsgi import wsgi_call
 
 pytestmark = pytest.mark.django_db
 
@@ -207,3 +213,67 @@ def test_the_emulators_deep_json_mode_answers_json_too_deep_to_read_plain_and_mi
     events = [e for e in streamed.events if isinstance(e, bytes)]
     assert b"data: " + DEEP_JSON + b"\n\n" in events
     assert events[-1] == emulator_core.DONE  # the stream goes on after it
+
+
+# --- The body's media type --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize("url", ["/v1/chat/completions", "/v1/embeddings"])
+def test_a_body_not_sent_as_json_is_a_415_in_openais_shape(shop: Shop, provider: FakeProvider, content_type, url):
+    body = json.dumps({"model": shop.model.public_id, "messages": HI, "input": "hi"})
+
+    response = Client().post(url, body, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {shop.key}")
+
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "unsupported_media_type", None)
+    assert "application/json" in error["message"]
+    assert response["x-should-retry"] == "false"
+    assert provider.received == []
+    assert_nothing_moved(shop)
+
+
+@pytest.mark.parametrize("url", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_messages_answer_a_body_not_sent_as_json_with_anthropics_415(shop: Shop, provider: FakeProvider, url: str):
+    body = json.dumps({"model": shop.model.public_id, "max_tokens": 16, "messages": HI})
+
+    response = Client().post(url, body, content_type="text/plain", HTTP_X_API_KEY=shop.key)
+
+    assert response.status_code == 415
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert provider.received == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", ""])
+def test_json_with_parameters_or_no_declared_type_at_all_is_read(shop: Shop, provider: FakeProvider, content_type):
+    provider.answer(completion("hello", {"prompt_tokens": 8, "completion_tokens": 2}))
+    body = json.dumps({"model": shop.model.public_id, "messages": HI})
+
+    response = Client().post(URL, body, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {shop.key}")
+
+    assert response.status_code == 200
+
+
+# --- The Host header ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)  # the WSGI entry point closes the connection after each request
+def test_a_request_that_would_be_a_402_or_a_429_under_an_unknown_host_is_a_400(shop: Shop, provider: FakeProvider):
+    account = funded_account("0.0001")  # below the minimum balance, with one request a minute
+    key = key_for(account, rpm_limit=1)
+    # A new database hands out key ids again: forget an earlier run's window for this one.
+    redis.Redis.from_url(settings.REDIS_URL).delete(f"rl:key:{account.api_keys.get().pk}")
+    body = json.dumps({"model": shop.model.public_id, "messages": HI}).encode()
+
+    def post(host: str) -> tuple[int, str]:
+        # Through the WSGI entry point, as a server calls it (the test client takes the site's handler).
+        headers = {"HTTP_HOST": host, "HTTP_AUTHORIZATION": f"Bearer {key}"}
+        status, _, raw = wsgi_call(URL, method="POST", headers=headers, body=body)
+        return int(status.split()[0]), json.loads(raw)["error"]["code"]
+
+    assert post("evil.example") == (400, "invalid_host")  # before the key's one request is counted
+    assert post("localhost") == (402, "insufficient_funds")
+    assert post("localhost") == (429, "rate_limit")
+    assert post("evil.example") == (400, "invalid_host")
+    assert provider.received == []
