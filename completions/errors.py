@@ -73,6 +73,25 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+# The error body as the OpenAPI description declares it (OpenAPI 3.0: `nullable`).
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": "string", "nullable": True},
+                "code": {"type": "string"},
+            },
+        }
+    },
+}
+
+
 def invalid(message: str, param: str | None = None) -> ApiError:
     """The 400 of a malformed request."""
     return ApiError(400, message, code="invalid_request", param=param)

@@ -18,6 +18,7 @@ from ..candidates import PARAMETER_ALIASES
 from ..errors import ApiError, invalid
 from ..preferences import (
     DEFAULT_PROVIDER,
+    MAX_MODELS,
     ROUTER_FIELDS,
     ProviderPreferences,
     Reasoning,
@@ -435,7 +436,79 @@ def stream_error(message: str) -> bytes:
     return sse(json.dumps(failure.body()).encode())
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def _number_schema(low: float, high: float) -> dict[str, Any]:
+    return _nullable({"type": "number", "minimum": low, "maximum": high})
+
+
+_TOKENS = _nullable({"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT})
+_CONTENT = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+        },
+    ],
+    "nullable": True,
+}
+# The body as parse_chat_request checks it; any other field is forwarded as sent.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["messages"],
+    "anyOf": [{"required": ["model"]}, {"required": ["models"]}],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "A model id from GET /v1/models."},
+        "models": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "maxItems": MAX_MODELS,
+            "description": "Fallback models, tried in order.",
+        },
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"type": "string", "enum": sorted(ROLES)},
+                    "content": _CONTENT,
+                    "tool_calls": _nullable({"type": "array", "items": {"type": "object"}}),
+                    "tool_call_id": {"type": "string"},
+                },
+            },
+        },
+        "stream": _nullable({"type": "boolean"}),
+        "stream_options": _nullable({"type": "object"}),
+        "max_tokens": _TOKENS,
+        "max_completion_tokens": _TOKENS,
+        "temperature": _number_schema(0, 2),
+        "top_p": _number_schema(0, 1),
+        "presence_penalty": _number_schema(-2, 2),
+        "frequency_penalty": _number_schema(-2, 2),
+        "n": _nullable({"type": "integer", "minimum": 1, "maximum": 128}),
+        "seed": _nullable({"type": "integer", "minimum": INT64[0], "maximum": INT64[1]}),
+        "logit_bias": _nullable({"type": "object", "additionalProperties": _number_schema(-100, 100)}),
+        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}], "nullable": True},
+        "tools": _nullable({"type": "array", "items": {"type": "object"}}),
+        "functions": _nullable({"type": "array", "items": {"type": "object"}}),
+        "response_format": _nullable({"type": "object"}),
+        "metadata": _nullable({"type": "object"}),
+        "user": _nullable({"type": "string"}),
+        "provider": _nullable({"type": "object", "description": "Routing preferences (OpenRouter's)."}),
+        "reasoning": _nullable({"type": "object", "description": "Reasoning effort and visibility (OpenRouter's)."}),
+    },
+    "additionalProperties": True,
+}
+
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
     operation_id="chat_completions_create",
     summary="Create a chat completion",
     description="OpenAI-compatible, with OpenRouter's routing fields (`models`, `provider`, `reasoning`), "

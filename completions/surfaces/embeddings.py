@@ -147,7 +147,33 @@ def _no_final(started: Started, end: StreamEnd) -> bytes:
     raise AssertionError("embeddings are never streamed (parse refuses `stream`)")
 
 
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}}
+# The body as parse_embeddings_request checks it; any other field is forwarded as sent.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["input"],
+    "anyOf": [{"required": ["model"]}, {"required": ["models"]}],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "An embedding model id from GET /v1/models."},
+        "models": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+        "input": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": {"type": "string", "minLength": 1}},
+                _TOKEN_IDS,
+                {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": _TOKEN_IDS},
+            ]
+        },
+        "encoding_format": {"type": "string", "enum": list(ENCODINGS), "nullable": True},
+        "dimensions": {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS, "nullable": True},
+        "user": {"type": "string", "nullable": True},
+        "provider": {"type": "object", "nullable": True},
+    },
+    "additionalProperties": True,
+}
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
     operation_id="embeddings_create",
     summary="Create embeddings",
     description="OpenAI-compatible: `input` as a string, an array of strings, an array of token ids or an "
