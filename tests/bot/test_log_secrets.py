@@ -10,6 +10,7 @@ import logging
 
 import pytest
 
+from accounts.models import ApiKey
 from billing.models import TopUp
 from tests.factories import AccountFactory
 
@@ -61,4 +62,20 @@ def test_a_refused_invoice_is_logged_without_the_token(post_update, fake_bot_api
     assert TopUp.objects.get().status == "failed"
     assert "sendInvoice failed" in every_line.text
     assert "sendInvoice" in every_line.text  # urllib3's DEBUG line for the call, its path masked
+    assert_no_token(every_line, fake_bot_api.token)
+
+
+def test_a_new_key_whose_message_fails_to_send_is_not_in_any_log_line(post_update, fake_bot_api, every_line):
+    account = AccountFactory(telegram_chat_id=updates.USER_ID, language="en")
+    fake_bot_api.fail("sendMessage", error_code=500, description="Internal Server Error")
+
+    post_update(updates.callback("keys:new", message_id=42))
+
+    sent = fake_bot_api.last("sendMessage").text  # the secret went out in the call that failed
+    secret = sent.split("<code>")[1].split("</code>")[0]
+    assert secret.startswith("orb_live_") and ApiKey.objects.filter(account=account).exists()
+    assert "Telegram update" in every_line.text
+    # Logged at DEBUG as part of the call's URL (the Bot API client sends its parameters in the query string).
+    assert "sendMessage" in every_line.text
+    assert secret.removeprefix("orb_live_") not in every_line.text
     assert_no_token(every_line, fake_bot_api.token)
