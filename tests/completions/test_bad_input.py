@@ -82,6 +82,7 @@ CHAT_FIELDS = [
     ("max_tokens", HUGE),
     ("max_completion_tokens", HUGE),
     ("n", HUGE),
+    ("reasoning", {"max_tokens": HUGE}),
 ]
 
 
@@ -90,7 +91,7 @@ def test_a_huge_number_in_any_chat_field_is_a_400_naming_it(shop: Shop, provider
     response = shop.post({"model": shop.model.public_id, "messages": HI, name: value})
 
     assert response.status_code == 400
-    param = f"{name}.50256" if name == "logit_bias" else name
+    param = {"logit_bias": "logit_bias.50256", "reasoning": "reasoning.max_tokens"}.get(name, name)
     assert response.json()["error"]["param"] == param
     assert provider.received == []
     assert_nothing_moved(shop)
