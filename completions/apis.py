@@ -208,13 +208,16 @@ class GenerationView(APIView):
         generation_id = request.query_params.get("id", "")
         if not generation_id:
             raise ApiError(400, "'id' is required.", code="invalid_request", param="id")
+        # An id PostgreSQL cannot even compare (a NUL) or longer than any is no generation of anyone's.
         gen = (
             Generation.objects.select_related("model", "provider")
             .filter(pk=generation_id, account_id=principal.account_id)
             .first()
+            if "\x00" not in generation_id and len(generation_id) <= Generation._meta.pk.max_length
+            else None
         )
         if gen is None:
-            raise ApiError(404, f"Generation '{generation_id}' not found.", code="not_found", param="id")
+            raise ApiError(404, f"Generation '{generation_id[:100]}' not found.", code="not_found", param="id")
         data = {
             "id": gen.id,
             "model": gen.model.public_id,

@@ -278,3 +278,13 @@ def test_a_request_that_would_be_a_402_or_a_429_under_an_unknown_host_is_a_400(s
     assert post("localhost") == (429, "rate_limit")
     assert post("evil.example") == (400, "invalid_host")
     assert provider.received == []
+
+
+# --- The reads ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("generation_id", ["gen-\x00", "g" * 5000])
+def test_a_generation_id_no_generation_can_have_is_a_404(shop: Shop, generation_id: str):
+    response = Client().get("/v1/generation", {"id": generation_id}, HTTP_AUTHORIZATION=f"Bearer {shop.key}")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
