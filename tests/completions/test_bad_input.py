@@ -288,3 +288,17 @@ def test_a_generation_id_no_generation_can_have_is_a_404(shop: Shop, generation_
     response = Client().get("/v1/generation", {"id": generation_id}, HTTP_AUTHORIZATION=f"Bearer {shop.key}")
 
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_a_provider_refusal_nested_too_deep_to_read_is_passed_on_as_a_plain_400(shop: Shop, provider: FakeProvider):
+    provider.replies.append(lambda _: (400, "application/json", DEEP_JSON))
+
+    response = shop.post({"model": shop.model.public_id, "messages": HI})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (
+        "upstream_invalid_request",
+        "The provider rejected the request (HTTP 400).",
+    )
+    assert_nothing_moved(shop)
