@@ -297,7 +297,7 @@ def usage_out(finished: Finished) -> dict[str, Any]:
 def _input_of(arguments: Any) -> Any:
     try:
         value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # arguments that are not JSON, or nested too deep to read
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -302,3 +302,18 @@ def test_a_provider_refusal_nested_too_deep_to_read_is_passed_on_as_a_plain_400(
         "The provider rejected the request (HTTP 400).",
     )
     assert_nothing_moved(shop)
+
+
+def test_tool_arguments_nested_too_deep_to_read_become_an_empty_input_on_messages(shop: Shop, provider: FakeProvider):
+    answer = completion("", {"prompt_tokens": 8, "completion_tokens": 2})
+    call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": DEEP_JSON.decode()}}
+    answer["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    answer["choices"][0]["finish_reason"] = "tool_calls"
+    provider.answer(answer)
+    tools = [{"name": "weather", "input_schema": {"type": "object", "properties": {}}}]
+
+    response = messages_post(shop, {"model": shop.model.public_id, "max_tokens": 16, "messages": HI, "tools": tools})
+
+    assert response.status_code == 200
+    (block,) = [b for b in response.json()["content"] if b["type"] == "tool_use"]
+    assert (block["name"], block["input"]) == ("weather", {})
