@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -24,12 +24,27 @@ from billing.selectors import credits_totals
 from core import exactjson
 from core.usd import decimal_text
 
-from .errors import ApiError, error_response
+from .errors import ERROR_SCHEMA, ApiError, error_response
 from .models import Generation, Model
 from .relay import settlements_wait_for
 from .routing import CatalogEntry, catalog_entry, sellable_models
 from .settlement import key_spent, spend_period_start
 from .stored_responses import INPUT_ITEMS_LIMIT, input_items_page, response_delete, response_get
+
+# How the OpenAPI description declares who may call an endpoint: anyone, or a key's holder.
+PUBLIC: list = []
+KEYED = [{"ApiKey": []}]
+
+
+def _errors(*statuses: tuple[int, str]) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses in the API's error shape; every /v1 path answers 400 `invalid_host` too."""
+    return {
+        status: OpenApiResponse(response=ERROR_SCHEMA, description=why)
+        for status, why in ((400, "invalid_host"), *statuses)
+    }
+
+
+_KEY_ERRORS = ((401, "invalid_api_key"), (403, "account_suspended"))
 
 
 def _per_token(per_million: Decimal | None) -> str | None:
@@ -99,8 +114,10 @@ class ModelsView(APIView):
     """GET /v1/models — what is sold (OpenAI's list shape with OpenRouter's metadata and per-token pricing)."""
 
     permission_classes: list = []
+    authentication_classes: list = []  # public: a key, good or bad, is not read
 
     @extend_schema(
+        auth=PUBLIC,
         parameters=[
             OpenApiParameter(
                 "supported_parameters",
@@ -109,7 +126,7 @@ class ModelsView(APIView):
                 description="Comma-separated request parameters, e.g. `tools,response_format`: only models taking all.",
             )
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **_errors()},
         summary="List models",
         operation_id="models_list",
     )
@@ -125,8 +142,14 @@ class ModelDetailView(APIView):
     """GET /v1/models/{id} — one model."""
 
     permission_classes: list = []
+    authentication_classes: list = []  # public
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Retrieve a model", operation_id="models_retrieve")
+    @extend_schema(
+        auth=PUBLIC,
+        responses={200: OpenApiTypes.OBJECT, **_errors((404, "model_not_found"))},
+        summary="Retrieve a model",
+        operation_id="models_retrieve",
+    )
     def get(self, request: Request, model_id: str) -> JsonResponse:
         for entry, model in _listed():
             if entry.public_id == model_id:
@@ -138,8 +161,11 @@ class PricesView(APIView):
     """GET /v1/prices — the price list in USD per 1M tokens."""
 
     permission_classes: list = []
+    authentication_classes: list = []  # public
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Price list (USD per 1M tokens)")
+    @extend_schema(
+        auth=PUBLIC, responses={200: OpenApiTypes.OBJECT, **_errors()}, summary="Price list (USD per 1M tokens)"
+    )
     def get(self, request: Request) -> JsonResponse:
         data = []
         for entry, model in _listed():
@@ -168,8 +194,13 @@ class GenerationView(APIView):
     """GET /v1/generation?id=gen-… — one of your generations: tokens, cost, latency, status."""
 
     @extend_schema(
+        auth=KEYED,
         parameters=[OpenApiParameter("id", str, required=True)],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            **_errors(*_KEY_ERRORS, (404, "not_found: no generation of yours has this id")),
+            400: OpenApiResponse(response=ERROR_SCHEMA, description="invalid_request (no `id`) or invalid_host"),
+        },
         summary="Look up a generation",
     )
     def get(self, request: Request) -> JsonResponse:
@@ -178,13 +209,16 @@ class GenerationView(APIView):
         generation_id = request.query_params.get("id", "")
         if not generation_id:
             raise ApiError(400, "'id' is required.", code="invalid_request", param="id")
+        # An id PostgreSQL cannot even compare (a NUL) or longer than any is no generation of anyone's.
         gen = (
             Generation.objects.select_related("model", "provider")
             .filter(pk=generation_id, account_id=principal.account_id)
             .first()
+            if "\x00" not in generation_id and len(generation_id) <= Generation._meta.pk.max_length
+            else None
         )
         if gen is None:
-            raise ApiError(404, f"Generation '{generation_id}' not found.", code="not_found", param="id")
+            raise ApiError(404, f"Generation '{generation_id[:100]}' not found.", code="not_found", param="id")
         data = {
             "id": gen.id,
             "model": gen.model.public_id,
@@ -226,7 +260,9 @@ class GenerationView(APIView):
 class KeyView(APIView):
     """GET /v1/key — the calling key's limits and usage, and the account's balance."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Current key and balance")
+    @extend_schema(
+        auth=KEYED, responses={200: OpenApiTypes.OBJECT, **_errors(*_KEY_ERRORS)}, summary="Current key and balance"
+    )
     def get(self, request: Request) -> JsonResponse:
         principal = _caller(request)
         settlements_wait_for(principal.account_id)
@@ -254,7 +290,9 @@ class KeyView(APIView):
 class CreditsView(APIView):
     """GET /v1/credits — the account's credits and usage, as OpenRouter's /api/v1/credits answers."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Credits and usage")
+    @extend_schema(
+        auth=KEYED, responses={200: OpenApiTypes.OBJECT, **_errors(*_KEY_ERRORS)}, summary="Credits and usage"
+    )
     def get(self, request: Request) -> JsonResponse:
         principal = _caller(request)
         settlements_wait_for(principal.account_id)

@@ -19,10 +19,11 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
 
-# Answers after which the same request may simply be sent again: our own rate limit (after Retry-After),
-# and the provider failing or unreachable before it answered (nothing is charged for either). Every
-# other error is the request's own (400-413: sending it unchanged fails the same way) or may be charged.
-RETRY_SAFE_STATUSES = frozenset({429, 502, 503, 504})
+# Answers after which the same request may simply be sent again: a body that stalled on its way in, our
+# own rate limit (after Retry-After), and the provider failing or unreachable before it answered (nothing
+# is charged for any). Every other error is the request's own (400-415: sending it unchanged fails the
+# same way) or may be charged.
+RETRY_SAFE_STATUSES = frozenset({408, 429, 502, 503, 504})
 
 # The request's environ key set once the provider answered: from then on the request may be charged.
 _UPSTREAM_ANSWERED = "mlrouter.upstream_answered"
@@ -38,7 +39,9 @@ class ApiError(Exception):
         403: "permission_error",
         404: "not_found_error",
         405: "invalid_request_error",
+        408: "invalid_request_error",
         413: "invalid_request_error",
+        415: "invalid_request_error",
         429: "rate_limit_error",
         500: "server_error",
     }
@@ -68,6 +71,25 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+# The error body as the OpenAPI description declares it (OpenAPI 3.0: `nullable`).
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": "string", "nullable": True},
+                "code": {"type": "string"},
+            },
+        }
+    },
+}
 
 
 def invalid(message: str, param: str | None = None) -> ApiError:

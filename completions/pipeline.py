@@ -31,6 +31,7 @@ from rest_framework import exceptions
 
 from accounts.authentication import principal_authenticate
 from billing.services import AccountInactive, InsufficientFunds
+from core.green import TimedOut, time_limit
 from core.metrics import served_mark
 from core.usd import usd_4dp
 from docs.pages import docs_url
@@ -184,6 +185,8 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
 
 
 def _read_body(request: HttpRequest) -> bytes:
+    """The JSON body: 415 for another media type, 413 above `MAX_REQUEST_BYTES`, 408 when it stalls."""
+    _media_type_check(request)
     limit = settings.MAX_REQUEST_BYTES
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -192,18 +195,34 @@ def _read_body(request: HttpRequest) -> bytes:
     too_big = ApiError(413, f"The request body is larger than {limit} bytes.", code="request_too_large")
     if length > limit:
         raise too_big
+    seconds = settings.REQUEST_BODY_TIMEOUT_SECONDS
     try:
-        if not length and request.META.get("wsgi.input_terminated"):
-            # A chunked upload has no Content-Length, for which Django reads nothing; the server
-            # (gunicorn) marks the input as ending where the body does, so it can be read to its end.
-            raw = request.META["wsgi.input"].read(limit + 1)
-        else:
-            raw = request.body
+        with time_limit(seconds):
+            if not length and request.META.get("wsgi.input_terminated"):
+                # A chunked upload has no Content-Length, for which Django reads nothing; the server
+                # (gunicorn) marks the input as ending where the body does, so it can be read to its end.
+                raw = request.META["wsgi.input"].read(limit + 1)
+            else:
+                raw = request.body
     except RequestDataTooBig:
         raise too_big
+    except TimedOut:
+        raise ApiError(408, f"The request body did not arrive within {seconds:g} s.", code="request_timeout")
     if len(raw) > limit:
         raise too_big
     return raw
+
+
+def _media_type_check(request: HttpRequest) -> None:
+    """415 unless the body is declared JSON (`application/json`, any parameters) or not declared at all."""
+    declared = request.META.get("CONTENT_TYPE", "")
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json":
+        raise ApiError(
+            415,
+            f"The request body must be JSON, sent as Content-Type: application/json, not {media_type[:100]!r}.",
+            code="unsupported_media_type",
+        )
 
 
 def _insufficient(

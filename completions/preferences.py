@@ -218,8 +218,8 @@ def reasoning_parse(value: Any) -> Reasoning | None:
         raise invalid("Give one of 'reasoning.effort' and 'reasoning.max_tokens', not both.", "reasoning")
     if effort is not None and effort not in EFFORTS:
         raise invalid(f"'reasoning.effort' must be one of {', '.join(EFFORTS)}.", "reasoning.effort")
-    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 0):
-        raise invalid("'reasoning.max_tokens' must be a non-negative integer.", "reasoning.max_tokens")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget < 2**31):
+        raise invalid("'reasoning.max_tokens' must be an integer between 0 and 2147483647.", "reasoning.max_tokens")
     exclude = _flag(value.get("exclude"), "reasoning.exclude", False)
     enabled = _flag(value.get("enabled"), "reasoning.enabled", None)  # type: ignore[arg-type]
     if budget is not None:

@@ -55,40 +55,49 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
         raw = call.response.read(MAX_PLAIN_BYTES + 1)
         call.response.release_conn()
         body = json.loads(raw) if len(raw) <= MAX_PLAIN_BYTES else None
-    except (HTTPError, ValueError) as exc:
+    except (HTTPError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
         body, raw = None, b""
         timed_out = isinstance(exc, TimeoutError)
     else:
         timed_out = False
     upstream = UPSTREAMS[started.surface.upstream_kind]
     if not isinstance(body, dict) or not upstream.answer_ok(body):
-        why = "timed out" if timed_out else "sent an invalid response"
-        generation_finish(
-            started=started,
-            outcome=Outcome(Generation.Status.FAILED, route=call.route, error=f"upstream {why}", charge=False),
-        )
-        raise ApiError(
-            504 if timed_out else 502,
-            f"The upstream provider {why}. You were not charged; retrying may help.",
-            code="upstream_timeout" if timed_out else "upstream_error",
-        )
+        raise _not_settled(started, call, timed_out)
     choices = body.get("choices")  # none in an embedding list: nothing generated, no finish reason
     first = choices[0] if choices and isinstance(choices, list) and isinstance(choices[0], dict) else {}
-    closing = generation_close(
-        started=started,
-        outcome=Outcome(
-            Generation.Status.COMPLETED,
-            route=call.route,
-            usage=body.get("usage"),
-            completion_chars=upstream.completion_chars(choices, "message"),
-            finish_reason=str(first.get("finish_reason") or ""),
-            upstream_id=str(body.get("id") or ""),
-        ),
-    )
-    content = started.surface.plain_answer(body, started, closing.finished)
+    try:
+        closing = generation_close(
+            started=started,
+            outcome=Outcome(
+                Generation.Status.COMPLETED,
+                route=call.route,
+                usage=body.get("usage"),
+                completion_chars=upstream.completion_chars(choices, "message"),
+                finish_reason=str(first.get("finish_reason") or ""),
+                upstream_id=str(body.get("id") or ""),
+            ),
+        )
+        content = started.surface.plain_answer(body, started, closing.finished)
+    except RecursionError:
+        # Read, but nested too deep to be written back: as unusable as a body that could not be read.
+        raise _not_settled(started, call, timed_out=False)
     response = SettledWhenSent(closing, content, content_type="application/json")
     response_headers(response, started, headers)
     return response
+
+
+def _not_settled(started: Started, call: UpstreamCall, timed_out: bool) -> ApiError:
+    """Record a plain answer that cannot be relayed as failed (its hold released) and say so: 502 or 504."""
+    why = "timed out" if timed_out else "sent an invalid response"
+    generation_finish(
+        started=started,
+        outcome=Outcome(Generation.Status.FAILED, route=call.route, error=f"upstream {why}", charge=False),
+    )
+    return ApiError(
+        504 if timed_out else 502,
+        f"The upstream provider {why}. You were not charged; retrying may help.",
+        code="upstream_timeout" if timed_out else "upstream_error",
+    )
 
 
 class SettledWhenSent(HttpResponse):
@@ -224,6 +233,13 @@ class StreamRelay:
             self.error = "the upstream stopped sending (read timeout)"
         except HTTPError:
             self.error = "the upstream connection dropped mid-stream"
+        except RecursionError:
+            # An event nested deeper than JSON can be read or written back: the stream cannot go on.
+            self.error = "the upstream sent an invalid event"
+        except Exception:
+            # Whatever went wrong, the stream is still settled below and ends with an error event.
+            log.exception("relaying %s failed", self.started.generation_id)
+            self.error = "internal error while relaying"
         finally:
             self.reading = False
             self.held, self.rewrite = held, rewrite

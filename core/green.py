@@ -7,9 +7,10 @@ ordinary threads or inline.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -28,3 +29,30 @@ def start_beside(target: Callable[..., Any], *args: Any, name: str = "") -> None
         gevent.spawn(run, target, *args)  # without threading.Thread's start-up handshake
     else:
         threading.Thread(target=run, args=(target, *args), name=name or None, daemon=True).start()
+
+
+class TimedOut(Exception):
+    """The block under `time_limit` waited longer than its limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise `TimedOut` from the block's wait once it has run `seconds`: under gevent only.
+
+    Elsewhere the block runs unbounded (runserver, the test client's in-memory bodies). gevent's timer is
+    a BaseException raised at the blocking call, so no `except Exception` (nor Django's wrapping of a
+    failed body read as `UnreadablePostError`) in between can take it for an ordinary error.
+    """
+    if not COOPERATIVE:
+        yield
+        return
+    timer = gevent.Timeout(seconds)
+    timer.start()
+    try:
+        yield
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise TimedOut from None
+    finally:
+        timer.close()

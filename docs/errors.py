@@ -55,7 +55,9 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("no_route", (404,), ("NotFoundError",)),
     DocumentedError("not_found", (404,), ("NotFoundError",)),
     DocumentedError("method_not_allowed", (405,), ("APIStatusError",)),
+    DocumentedError("request_timeout", (408,), ("APIStatusError",)),
     DocumentedError("request_too_large", (413,), ("APIStatusError",)),
+    DocumentedError("unsupported_media_type", (415,), ("APIStatusError",)),
     DocumentedError("rate_limit", (429,), ("RateLimitError",)),
     DocumentedError(
         "upstream_invalid_request",

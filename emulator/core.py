@@ -38,11 +38,22 @@ EMBEDDING_MODEL = "emulator-embed"  # answers POST /v1/embeddings only (emulator
 DEFAULT_COMPLETION_TOKENS = 12
 DEFAULT_TIMEOUT_MS = 30_000
 STATUS_FAILS = ("400", "401", "429", "500", "502", "503")  # any other 4xx/5xx code works too
-OTHER_FAILS = ("timeout", "drop_mid_stream", "error_mid_stream", "no_usage", "negative_usage", "absurd_usage")
+OTHER_FAILS = (
+    "timeout",
+    "drop_mid_stream",
+    "error_mid_stream",
+    "no_usage",
+    "negative_usage",
+    "absurd_usage",
+    "deep_json",
+)
 MID_STREAM_FAILS = ("drop_mid_stream", "error_mid_stream")
 JSON_TYPE, SSE_TYPE = "application/json", "text/event-stream"
 DONE = b"data: [DONE]\n\n"
 MID_STREAM_ERROR = {"error": {"message": "upstream failure", "type": "server_error", "code": 500}}
+# `deep_json`: valid JSON nested deeper than any decoder's recursion limit (the plain answer, or one event
+# mid-stream), as a broken or hostile provider might send.
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 # Bounds on what a request may ask for, so that one request cannot hold a worker or build a huge reply.
 MAX_DELAY_MS = 60_000  # each delay knob, and all of a request's emulated waiting together
 MAX_TOKENS = 32_000
@@ -212,6 +223,8 @@ def chat_reply(raw: bytes, headers: Mapping[str, str | None], fail_mode: str | N
         return error_reply(status, delay=delay)
     if _streams(call):
         return Reply(200, delay=delay, events=stream_events(call))
+    if call.fail == "deep_json":
+        return Reply(200, DEEP_JSON, delay=delay)
     return Reply(200, dumps(completion_body(call)), delay=delay)
 
 
@@ -318,7 +331,7 @@ def _number(value: Any, param: str) -> float | int:
     """A finite JSON number from a number or numeric string."""
     try:
         number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
         number = math.nan
     if not math.isfinite(number):
         raise BadRequest(f"'{param}' must be a finite number.", param)
@@ -555,6 +568,8 @@ def _stream_chunks(call: Call) -> Iterator[bytes | float]:
             if position == 0 and index == 0 and call.opts.get("echo"):
                 chunk["emulator_received"] = received(call)
             yield b"data: " + dumps(chunk) + b"\n\n"
+        if call.fail == "deep_json" and position == len(steps) // 2:
+            yield b"data: " + DEEP_JSON + b"\n\n"  # then the stream goes on as if nothing happened
         if call.opts["pause_ms"] and position == call.opts["pause_after"]:
             yield call.opts["pause_ms"] / 1000
     if call.fail == "drop_mid_stream":

@@ -295,6 +295,9 @@ LOW_BALANCE_THRESHOLD_USD = Decimal(env.str("LOW_BALANCE_THRESHOLD_USD", default
 # Largest accepted request body on /v1; larger gets 413.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# A /v1 request body not received in full within this many seconds gets 408 (under gevent, as in
+# production): a client that stalls mid-body would otherwise hold its connection with no answer.
+REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10.0)
 
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")

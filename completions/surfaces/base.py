@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from completions.errors import ERROR_SCHEMA
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
@@ -103,13 +105,19 @@ class Surface:
 _OBJECT = {"type": "object", "additionalProperties": {}}
 # The errors every POST surface can answer, as OpenAI's shape names them (a surface may pass its own).
 OPENAI_ERRORS = (
-    ("400", "invalid_request"),
+    ("400", "invalid_request (`param` names the field), invalid_host, or upstream_invalid_request"),
     ("401", "invalid_api_key"),
     ("402", "insufficient_funds"),
     ("403", "account_suspended or key_spend_limit"),
-    ("404", "model_not_found or no_route"),
+    ("404", "model_not_found, no_route, or upstream_invalid_request"),
+    ("408", "request_timeout: the body did not arrive in time"),
+    ("413", "request_too_large, or upstream_invalid_request"),
+    ("415", "unsupported_media_type: the body is not sent as application/json"),
+    ("422", "upstream_invalid_request"),
     ("429", "rate_limit"),
     ("502", "upstream_error"),
+    ("503", "upstream_unavailable or upstream_rate_limited"),
+    ("504", "upstream_timeout"),
 )
 
 
@@ -121,14 +129,18 @@ def openapi_operation(
     tag: str,
     answer: str,
     streams: bool,
+    request: dict[str, Any],
+    answer_schema: dict[str, Any] = _OBJECT,
     errors: tuple[tuple[str, str], ...] = OPENAI_ERRORS,
+    error_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A surface's OpenAPI path item: a keyed POST with a JSON body, its answer (JSON, or an event stream
-    too when it `streams`) and its error statuses."""
-    content: dict[str, Any] = {"application/json": {"schema": _OBJECT}}
+    """A surface's OpenAPI path item: a keyed POST with a JSON body (`request`, its schema), its answer
+    (JSON, or an event stream too when it `streams`) and its error statuses, in OpenAI's shape unless
+    `error_schema` says."""
+    content: dict[str, Any] = {"application/json": {"schema": answer_schema}}
     if streams:
         content["text/event-stream"] = {"schema": {"type": "string"}}
-    error = {"content": {"application/json": {"schema": _OBJECT}}}
+    error = {"content": {"application/json": {"schema": error_schema or ERROR_SCHEMA}}}
     return {
         "post": {
             "operationId": operation_id,
@@ -136,7 +148,7 @@ def openapi_operation(
             "description": description,
             "tags": [tag],
             "security": [{"ApiKey": []}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _OBJECT}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
             "responses": {
                 "200": {"description": answer, "content": content},
                 **{status: {"description": why, **error} for status, why in errors},

@@ -18,6 +18,7 @@ from ..candidates import PARAMETER_ALIASES
 from ..errors import ApiError, invalid
 from ..preferences import (
     DEFAULT_PROVIDER,
+    MAX_MODELS,
     ROUTER_FIELDS,
     ProviderPreferences,
     Reasoning,
@@ -27,6 +28,9 @@ from ..preferences import (
     router_fields_check,
 )
 from .base import StreamEnd, Surface, openapi_operation
+from .fields import INT64, int_check, number_map_check
+from .fields import is_int as _is_int
+from .fields import number_check as _check_range
 
 if TYPE_CHECKING:
     from completions.routing import RouteInfo
@@ -76,21 +80,6 @@ class ChatRequest:
     def prompt_tokens_estimate(self) -> int:
         """Our estimate when the upstream does not say: one token per four bytes of the request."""
         return math.ceil(self.raw_size / 4)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_range(body: dict, name: str, low: float, high: float) -> None:
-    if name in body and body[name] is not None:
-        value = body[name]
-        if not _is_number(value) or not low <= value <= high:
-            raise invalid(f"'{name}' must be a number between {low:g} and {high:g}.", name)
 
 
 def _check_content(content: Any, where: str, *, required: bool) -> None:
@@ -184,6 +173,8 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     _check_range(body, "top_p", 0, 1)
     _check_range(body, "presence_penalty", -2, 2)
     _check_range(body, "frequency_penalty", -2, 2)
+    int_check(body, "seed", *INT64)
+    number_map_check(body, "logit_bias", -100, 100)
     max_tokens = None
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
@@ -203,7 +194,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
     for name in ("tools", "functions"):
         if body.get(name) is not None and not isinstance(body[name], list):
             raise invalid(f"'{name}' must be an array.", name)
-    for name in ("response_format", "stream_options", "metadata", "logit_bias"):
+    for name in ("response_format", "stream_options", "metadata"):
         if body.get(name) is not None and not isinstance(body[name], dict):
             raise invalid(f"'{name}' must be an object.", name)
     user = body.get("user", "")
@@ -445,7 +436,79 @@ def stream_error(message: str) -> bytes:
     return sse(json.dumps(failure.body()).encode())
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+def _number_schema(low: float, high: float) -> dict[str, Any]:
+    return _nullable({"type": "number", "minimum": low, "maximum": high})
+
+
+_TOKENS = _nullable({"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT})
+_CONTENT = {
+    "oneOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+        },
+    ],
+    "nullable": True,
+}
+# The body as parse_chat_request checks it; any other field is forwarded as sent.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["messages"],
+    "anyOf": [{"required": ["model"]}, {"required": ["models"]}],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "A model id from GET /v1/models."},
+        "models": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1},
+            "minItems": 1,
+            "maxItems": MAX_MODELS,
+            "description": "Fallback models, tried in order.",
+        },
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role"],
+                "properties": {
+                    "role": {"type": "string", "enum": sorted(ROLES)},
+                    "content": _CONTENT,
+                    "tool_calls": _nullable({"type": "array", "items": {"type": "object"}}),
+                    "tool_call_id": {"type": "string"},
+                },
+            },
+        },
+        "stream": _nullable({"type": "boolean"}),
+        "stream_options": _nullable({"type": "object"}),
+        "max_tokens": _TOKENS,
+        "max_completion_tokens": _TOKENS,
+        "temperature": _number_schema(0, 2),
+        "top_p": _number_schema(0, 1),
+        "presence_penalty": _number_schema(-2, 2),
+        "frequency_penalty": _number_schema(-2, 2),
+        "n": _nullable({"type": "integer", "minimum": 1, "maximum": 128}),
+        "seed": _nullable({"type": "integer", "minimum": INT64[0], "maximum": INT64[1]}),
+        "logit_bias": _nullable({"type": "object", "additionalProperties": _number_schema(-100, 100)}),
+        "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}], "nullable": True},
+        "tools": _nullable({"type": "array", "items": {"type": "object"}}),
+        "functions": _nullable({"type": "array", "items": {"type": "object"}}),
+        "response_format": _nullable({"type": "object"}),
+        "metadata": _nullable({"type": "object"}),
+        "user": _nullable({"type": "string"}),
+        "provider": _nullable({"type": "object", "description": "Routing preferences (OpenRouter's)."}),
+        "reasoning": _nullable({"type": "object", "description": "Reasoning effort and visibility (OpenRouter's)."}),
+    },
+    "additionalProperties": True,
+}
+
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
     operation_id="chat_completions_create",
     summary="Create a chat completion",
     description="OpenAI-compatible, with OpenRouter's routing fields (`models`, `provider`, `reasoning`), "

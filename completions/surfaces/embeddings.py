@@ -20,6 +20,7 @@ from ..errors import invalid
 from ..preferences import DEFAULT_PROVIDER, ROUTER_FIELDS, ProviderPreferences, models_parse, provider_parse
 from .base import StreamEnd, Surface, openapi_operation
 from .chat import _forward_json, _json_load, sse, stream_error
+from .fields import int_check, is_int
 
 if TYPE_CHECKING:
     from completions.routing import RouteInfo
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 MAX_INPUTS = 2048  # OpenAI's limit on the items of one request
 ENCODINGS = ("float", "base64")
 MAX_DIMENSIONS = 65536
+MAX_TOKEN_ID = 2**31 - 1  # far above any vocabulary; a bigger id is a mistake, not a token
 
 
 @dataclass
@@ -62,8 +64,8 @@ class EmbeddingsRequest:
         return math.ceil(self.raw_size / 4)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_token(value: Any) -> bool:
+    return is_int(value) and 0 <= value <= MAX_TOKEN_ID
 
 
 def _check_input(value: Any) -> None:
@@ -79,14 +81,14 @@ def _check_input(value: Any) -> None:
         )
     if len(value) > MAX_INPUTS:
         raise invalid(f"'input' may hold at most {MAX_INPUTS} items.", "input")
-    if all(_is_int(token) and token >= 0 for token in value):
+    if all(_is_token(token) for token in value):
         return
     for i, item in enumerate(value):
         if isinstance(item, str):
             if not item:
                 raise invalid(f"'input[{i}]' must not be an empty string.", f"input[{i}]")
         elif isinstance(item, list):
-            if not item or not all(_is_int(token) and token >= 0 for token in item):
+            if not item or not all(_is_token(token) for token in item):
                 raise invalid(f"'input[{i}]' must be a non-empty array of token ids.", f"input[{i}]")
         else:
             raise invalid(f"'input[{i}]' must be a string or an array of token ids.", f"input[{i}]")
@@ -107,9 +109,7 @@ def parse_embeddings_request(raw: bytes) -> EmbeddingsRequest:
     encoding = body.get("encoding_format")
     if encoding is not None and encoding not in ENCODINGS:
         raise invalid("'encoding_format' must be 'float' or 'base64'.", "encoding_format")
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not _is_int(dimensions) or not 1 <= dimensions <= MAX_DIMENSIONS):
-        raise invalid(f"'dimensions' must be an integer between 1 and {MAX_DIMENSIONS}.", "dimensions")
+    int_check(body, "dimensions", 1, MAX_DIMENSIONS)
     user = body.get("user", "")
     if user is not None and not isinstance(user, str):
         raise invalid("'user' must be a string.", "user")
@@ -147,7 +147,33 @@ def _no_final(started: Started, end: StreamEnd) -> bytes:
     raise AssertionError("embeddings are never streamed (parse refuses `stream`)")
 
 
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}}
+# The body as parse_embeddings_request checks it; any other field is forwarded as sent.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["input"],
+    "anyOf": [{"required": ["model"]}, {"required": ["models"]}],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "An embedding model id from GET /v1/models."},
+        "models": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+        "input": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": {"type": "string", "minLength": 1}},
+                _TOKEN_IDS,
+                {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": _TOKEN_IDS},
+            ]
+        },
+        "encoding_format": {"type": "string", "enum": list(ENCODINGS), "nullable": True},
+        "dimensions": {"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS, "nullable": True},
+        "user": {"type": "string", "nullable": True},
+        "provider": {"type": "object", "nullable": True},
+    },
+    "additionalProperties": True,
+}
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
     operation_id="embeddings_create",
     summary="Create embeddings",
     description="OpenAI-compatible: `input` as a string, an array of strings, an array of token ids or an "

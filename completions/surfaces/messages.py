@@ -208,8 +208,9 @@ def _effort(thinking: Any) -> str | None:
     if thinking.get("type") != "enabled":
         return None
     budget = thinking.get("budget_tokens")
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise invalid("'thinking.budget_tokens' must be a positive integer.", "thinking.budget_tokens")
+    if not chat._is_int(budget) or not 1 <= budget <= chat.MAX_TOKENS_LIMIT:
+        limit = chat.MAX_TOKENS_LIMIT
+        raise invalid(f"'thinking.budget_tokens' must be an integer between 1 and {limit}.", "thinking.budget_tokens")
     return next((effort for limit, effort in EFFORT_BUDGETS if budget <= limit), "high")
 
 
@@ -296,7 +297,7 @@ def usage_out(finished: Finished) -> dict[str, Any]:
 def _input_of(arguments: Any) -> Any:
     try:
         value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # arguments that are not JSON, or nested too deep to read
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -478,7 +479,58 @@ def authorization(request: HttpRequest) -> str:
     return f"Bearer {key}" if key else request.META.get("HTTP_AUTHORIZATION", "")
 
 
+# Anthropic's error shape, as error_body writes it.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"type": "string", "enum": ["error"]},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+# The body as chat_body_of checks it; Anthropic-only fields such as `top_k` are accepted and dropped.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "max_tokens", "messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": chat.MAX_TOKENS_LIMIT},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"type": "string", "enum": ["user", "assistant"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+                },
+            },
+        },
+        "system": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+        "stop_sequences": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        "stream": {"type": "boolean", "nullable": True},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"type": "object", "nullable": True},
+        "metadata": {"type": "object", "nullable": True},
+        "thinking": {"type": "object", "nullable": True},
+    },
+    "additionalProperties": True,
+}
+COUNT_TOKENS_REQUEST: dict[str, Any] = {
+    **REQUEST_SCHEMA,
+    "required": ["model", "messages"],  # max_tokens is not needed to count
+}
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
+    error_schema=ERROR_SCHEMA,
     operation_id="messages_create",
     summary="Create a message (Anthropic Messages API)",
     description="Anthropic-compatible (`x-api-key` or `Authorization: Bearer`; `anthropic-version` and "
@@ -494,9 +546,36 @@ OPENAPI = openapi_operation(
         ("402", "billing_error"),
         ("403", "permission_error"),
         ("404", "not_found_error"),
+        ("408", "invalid_request_error: the body did not arrive in time"),
         ("413", "request_too_large"),
+        ("415", "invalid_request_error: the body is not sent as application/json"),
+        ("422", "invalid_request_error: the provider rejected the request"),
         ("429", "rate_limit_error"),
         ("529", "overloaded_error"),
+    ),
+)
+COUNT_TOKENS_OPENAPI = openapi_operation(
+    request=COUNT_TOKENS_REQUEST,
+    answer_schema={
+        "type": "object",
+        "required": ["input_tokens"],
+        "properties": {"input_tokens": {"type": "integer", "minimum": 0}},
+    },
+    error_schema=ERROR_SCHEMA,
+    operation_id="messages_count_tokens",
+    summary="Count a message's input tokens (our estimate)",
+    description="The request a create would be, without `max_tokens`: validated the same way, answered with "
+    "our estimate of its input tokens (a token per four bytes). Free: nothing is held or charged.",
+    tag="messages",
+    answer="The estimate.",
+    streams=False,
+    errors=(
+        ("400", "invalid_request_error"),
+        ("401", "authentication_error"),
+        ("403", "permission_error"),
+        ("408", "invalid_request_error: the body did not arrive in time"),
+        ("413", "request_too_large"),
+        ("415", "invalid_request_error: the body is not sent as application/json"),
     ),
 )
 

@@ -119,7 +119,7 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
         detail = json.loads(raw).get("error") or {}
         if isinstance(detail, dict) and isinstance(detail.get("message"), str):
             message = detail["message"]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep to read
         pass
     if route.api_key:
         message = message.replace(route.api_key, "[redacted]")

@@ -92,7 +92,7 @@ def test_failing_bot_api_and_provider_calls_leave_no_secret_in_any_log_line(
     assert shop.post({"model": shop.model.public_id, "messages": HI}).status_code == 400
     # A customer's key that does not exist, and one that does on a request that fails.
     assert shop.post({"model": shop.model.public_id, "messages": HI}, key=CUSTOMER_KEY).status_code == 401
-    provider.answer({"error": {"message": "down"}}, status=500)
+    provider.answer({"error": {"message": f"down; your key {PROVIDER_KEY} is fine"}}, status=500)
     assert shop.post({"model": shop.model.public_id, "messages": HI}).status_code == 502
     log.warning("request by %s failed", shop.key)
 

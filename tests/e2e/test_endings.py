@@ -240,6 +240,32 @@ def test_a_stream_the_upstream_broke_is_charged_for_the_relayed_text_and_ends_wi
     assert_settled_once(generation, expected)
 
 
+def test_a_plain_answer_nested_too_deep_to_read_is_a_502_and_not_charged(router: str, shop: Shop):
+    before = shop.balance()
+    response = chat(router, shop.key, body_for(shop, fail="deep_json"))
+    assert (response.status_code, response.json()["error"]["code"]) == (502, "upstream_error")
+    assert response.headers["x-should-retry"] == "true"
+    generation = Generation.objects.get(account_id=shop.account_id)
+    assert (generation.status, generation.error) == ("failed", "upstream sent an invalid response")
+    assert_settled_once(generation, None)
+    assert shop.balance() == before
+
+
+def test_a_stream_event_nested_too_deep_to_read_ends_the_stream_with_an_error_event(router: str, shop: Shop):
+    body = body_for(shop, stream=True, completion_tokens=10, fail="deep_json")
+    response = chat(router, shop.key, body, stream=True)
+    events = read_stream(response)
+    text = streamed_text(events)
+    assert text == "This is the ML Router upstream"  # what came before the event, and nothing after it
+    expected = cost_of(estimated_tokens(len(json.dumps(body).encode())), estimated_tokens(len(text)))
+    *_, usage_chunk, error_event, done = events
+    assert usage_chunk["usage"]["cost"] == expected
+    assert (error_event["error"]["code"], done) == ("upstream_error", "[DONE]")
+    generation = generation_settled(response.headers["X-Generation-Id"])
+    assert (generation.status, generation.usage_source) == ("failed", "estimated")
+    assert_settled_once(generation, expected)
+
+
 def test_a_stream_that_breaks_before_generating_anything_is_not_charged(router: str, shop: Shop):
     response = chat(
         router, shop.key, body_for(shop, stream=True, completion_tokens=1, fail="drop_mid_stream"), stream=True

@@ -44,3 +44,16 @@ def test_the_bounds_themselves_are_accepted() -> None:
     assert len(big["choices"]) == 8 and big["usage"]["completion_tokens"] == 8 * 32_000
     paced = _reply(stream=True, emulator={"completion_tokens": 4, "chunk_delay_ms": 7_500, "delay_ms": 6_000})
     assert paced.status == 200 and paced.delay == 6.0  # 6 s + 7.5 s x 7 chunk gaps = 58.5 s
+
+
+@pytest.mark.parametrize(
+    ("knobs", "param"),
+    [
+        ({"usage_cost": 10**400}, "emulator.usage_cost"),  # float() of it raises OverflowError
+        ({"delay_ms": 10**400}, "emulator.delay_ms"),
+        ({"completion_tokens": -(10**400)}, "emulator.completion_tokens"),
+    ],
+)
+def test_a_knob_of_hundreds_of_digits_is_a_400_not_a_crash(knobs: dict[str, Any], param: str) -> None:
+    reply = _reply(emulator=knobs)
+    assert (reply.status, json.loads(reply.body)["error"]["param"]) == (400, param)

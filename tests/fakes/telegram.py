@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 TOKEN = "123456:TEST-fake-bot-token"
+DROPPED = 0  # the "status" of a call answered by closing the connection (FakeBotApi.drop)
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "ML Router", "username": "ML_Router_bot"}
 _TRUE_METHODS = {
     "answerCallbackQuery",
@@ -75,6 +76,11 @@ class FakeBotApi:
         """Make the next `times` calls of `method` fail as Telegram does."""
         with self.lock:
             self.failures.setdefault(method, []).extend([(error_code, description)] * times)
+
+    def drop(self, method: str, *, times: int = 1) -> None:
+        """Make the next `times` calls of `method` end with the connection closed and no answer at all."""
+        with self.lock:
+            self.failures.setdefault(method, []).extend([(DROPPED, "")] * times)
 
     def queue_updates(self, *updates: dict) -> None:
         """Hand these out on the next getUpdates."""
@@ -154,6 +160,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif body and content_type.startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(body.decode(), keep_blank_values=True))
         status, payload = self.api.answer(segments[1], segments[0][3:], params)
+        if status == DROPPED:
+            self.close_connection = True  # no status line: the client sees the connection closed
+            return
         self._reply(status, payload)
 
     do_GET = _handle
