@@ -674,7 +674,39 @@ def stream_error(message: str) -> bytes:
     return b""  # stream_final already wrote `response.failed` with the error (it numbers the events)
 
 
+# The body as parse_responses_request checks it; any other field is forwarded as sent.
+REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "A model id from GET /v1/models."},
+        "input": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "Messages, `function_call`, `function_call_output` and reasoning items.",
+                },
+            ]
+        },
+        "instructions": {"type": "string", "nullable": True},
+        "previous_response_id": {"type": "string", "nullable": True},
+        "store": {"type": "boolean", "nullable": True},
+        "stream": {"type": "boolean", "nullable": True},
+        "tools": {"type": "array", "items": {"type": "object", "required": ["type"]}, "nullable": True},
+        "tool_choice": {"oneOf": [{"type": "string"}, {"type": "object"}], "nullable": True},
+        "text": {"type": "object", "nullable": True},
+        "reasoning": {"type": "object", "nullable": True},
+        "max_output_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+        "metadata": {"type": "object", "nullable": True},
+        "user": {"type": "string", "nullable": True},
+    },
+    "additionalProperties": True,
+}
+
 OPENAPI = openapi_operation(
+    request=REQUEST_SCHEMA,
     operation_id="responses_create",
     summary="Create a model response (OpenAI Responses API)",
     description="OpenAI Responses-compatible, translated onto the model's OpenAI-compatible routes: `input` as a "
