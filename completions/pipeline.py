@@ -46,9 +46,10 @@ from .settlement import (
     SpendLimitReached,
     Started,
     affordable_max_tokens,
-    generation_finish,
+    generation_close,
     generation_plan,
 )
+from .spool import DATABASE_DOWN, commit_or_spool
 from .surfaces import SURFACES, Surface, messages
 from .surfaces.base import SurfaceRequest
 from .upstreams import UPSTREAMS
@@ -82,6 +83,8 @@ def surface_view(surface: Surface) -> View:
             if isinstance(exc, exceptions.MethodNotAllowed):
                 response["Allow"] = "POST"
             return response
+        except DATABASE_DOWN as exc:
+            return error_response(database_unavailable(exc), surface.error_body or openai_error)
 
     view.__name__ = view.__qualname__ = f"{surface.name}_view"
     view.__doc__ = f"POST /v1/{surface.path}"
@@ -102,6 +105,19 @@ def messages_count_tokens(request: HttpRequest) -> HttpResponse:
         error = api_error_of(exc, request.method or "")
         assert error is not None
         return error_response(error, messages.error_body)
+    except DATABASE_DOWN as exc:
+        return error_response(database_unavailable(exc), messages.error_body)
+
+
+def database_unavailable(exc: Exception) -> ApiError:
+    """The 503 of a request that could not reach PostgreSQL before the provider was asked: nothing was charged.
+
+    The pool hands out no connection for more than DB_POOL_TIMEOUT_S, so this comes within a second.
+    """
+    release_db()  # the broken connection, if this thread had one
+    log.warning("the database is unreachable (%s): answered 503", type(exc).__name__)
+    message = "The service cannot reach its database right now. Nothing was charged; retry in a second."
+    return ApiError(503, message, code="service_unavailable", headers={"Retry-After": "1"})
 
 
 def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
@@ -164,10 +180,8 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
     try:
         call = early.result() if early is not None else upstream.open(candidates, body_for)
     except ApiError as error:
-        generation_finish(
-            started=started,
-            outcome=Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False),
-        )
+        outcome = Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False)
+        commit_or_spool(generation_close(started=started, outcome=outcome))
         error.headers = headers
         raise
     started.served_by(call.candidate.entry)

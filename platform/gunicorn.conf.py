@@ -33,11 +33,16 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Move everything loaded so far (Django, the app) out of the garbage collector's way.
+    """Replay settlements a stopped worker spooled, then move everything loaded so far out of the collector's way.
 
-    The collector would otherwise walk these long-lived objects in every full collection, a pause of
-    tens of milliseconds under load that shows in the tail latency.
+    The settlement spool (completions/spool.py) keeps charges PostgreSQL could not take; a new worker
+    writes what its predecessor left. The collector would otherwise walk the long-lived objects (Django,
+    the app) in every full collection, a pause of tens of milliseconds under load that shows in the tail
+    latency.
     """
     import gc
 
+    from completions.spool import replay_loop_start
+
+    replay_loop_start()
     gc.freeze()
