@@ -154,8 +154,19 @@ class PrivatePostgres:
             env={**os.environ, "PGPASSWORD": db.get("PASSWORD") or ""},
         ).stdout
         subprocess.run(
-            [str(PG_BIN / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port)]
-            + ["-U", "postgres", self.database],
+            [
+                str(PG_BIN / "psql"),
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                self.database,
+            ],
             input=dump,
             check=True,
             capture_output=True,
@@ -173,8 +184,19 @@ class PrivatePostgres:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         _as_postgres(
-            [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log")]
-            + ["-w", "-t", "30", "start"]
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                options,
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ]
         )
 
     def stop(self) -> None:
