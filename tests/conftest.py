@@ -16,11 +16,13 @@ def _fresh_caches():
 
 
 @pytest.fixture(autouse=True)
-def _private_spool(settings, tmp_path, monkeypatch):
+def _private_spool(tmp_path, monkeypatch):
     """Each test has its own settlement spool folder, replayed only when the test says so."""
+    from django.conf import settings
+
     from completions import spool
 
-    settings.SETTLEMENT_SPOOL_DIR = str(tmp_path / "settlement-spool")
+    monkeypatch.setattr(settings, "SETTLEMENT_SPOOL_DIR", str(tmp_path / "settlement-spool"))
     monkeypatch.setattr(spool, "_loop_started", True)  # no background replay: tests call spool_replay()
     monkeypatch.setattr(spool, "_current", None)
     monkeypatch.setattr(spool, "_sealed", [])
