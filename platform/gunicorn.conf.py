@@ -23,6 +23,12 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def on_starting(server):
+    """Tell the workers how many of them there are (unless WEB_CONCURRENCY says): while Redis is unreachable,
+    each allows a key its share of the rate limit (completions/ratelimit.py)."""
+    os.environ.setdefault("WEB_CONCURRENCY", str(server.cfg.workers))
+
+
 def worker_exit(server, worker):
     """Let the charges of answers already sent commit before the worker goes (core/after_response.py)."""
     from core.after_response import wait_all

@@ -53,6 +53,7 @@ def test_a_killed_then_frozen_redis_costs_no_request_and_the_books_stay_true(lau
 
     shop.balance()  # the last plain answers' charges are written
     assert audit(load.delivered()) == []
+    print(f"\nredis killed then frozen: {statuses(load.seen)}, slowest {max(s.seconds for s in load.seen):.2f} s")
 
 
 def test_with_redis_down_a_key_gets_its_share_of_its_limit_in_each_process(launch, emulator_url, private_redis):

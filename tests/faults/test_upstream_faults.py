@@ -117,3 +117,7 @@ def test_an_upstream_that_hangs_resets_or_sends_garbage_is_answered_promptly_and
         elif generation is not None:
             assert generation.pk not in charged and generation.cost == 0, key
     assert audit({}) == []
+    print(
+        "\nupstream faults: "
+        + ", ".join(f"{m}{' stream' * s}: {c.status} in {c.seconds:.2f} s" for (m, s), c in seen.items())
+    )

@@ -55,11 +55,16 @@ def test_a_worker_killed_mid_stream_leaves_no_open_hold_and_no_double_charge(lau
     assert len(broken) == STREAMS  # each client sees its stream cut, not a completed answer
 
     # gunicorn starts a new worker, which serves at once.
-    deadline = time.monotonic() + 30
+    killed = time.monotonic()
+    deadline = killed + 30
     while (seen := sdk_call(client, shop.model.public_id, stream=False)).status != 200:
         assert time.monotonic() < deadline, seen
         time.sleep(0.2)
     assert worker_pids(master.pid) != [worker]
+    print(
+        f"\nworker SIGKILLed: {len(broken)} streams cut ({set(broken)}), "
+        f"served again after {time.monotonic() - killed:.1f} s"
+    )
     shop.balance(timeout=2)
 
     # The dead streams' holds are open with no usage recorded: nothing else is wrong with the books.
