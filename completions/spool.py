@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import psycopg
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import InterfaceError, OperationalError, transaction
 
 from billing.services import BillingError, hold_release, hold_settle
@@ -174,7 +175,7 @@ def _replay_file(handle: IO[str], path: Path) -> bool:
         except DATABASE_DOWN:
             release_db()
             return False
-        except (BillingError, ValueError, KeyError, TypeError):
+        except (BillingError, ObjectDoesNotExist, ValueError, KeyError, TypeError):
             # Not retryable: the hold is gone or the line is not ours. Reconciliation reports the generation.
             log.exception("spooled settlement %s:%d cannot be written; left to reconciliation", path.name, number)
     release_db()
