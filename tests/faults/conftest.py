@@ -267,6 +267,7 @@ def launch(tmp_path, transactional_db) -> Iterator[Callable[..., tuple[str, subp
 
     def start(**env: str) -> tuple[str, subprocess.Popen]:
         env.setdefault("SETTLEMENT_SPOOL_DIR", str(tmp_path / "spool"))
+        env.setdefault("DB_POOL_TIMEOUT_S", "0.5")  # production's wait (tests/e2e/ lets its routers queue longer)
         url, process = start_router(tmp_path, **env)
         started.append(process)
         return url, process
