@@ -31,12 +31,20 @@ from rest_framework import exceptions
 
 from accounts.authentication import principal_authenticate
 from billing.services import AccountInactive, InsufficientFunds
+from core.db import DATABASE_DOWN
 from core.usd import usd_4dp
 from docs.pages import docs_url
 
 from .candidates import Candidate, candidates_models, candidates_select
 from .early_start import hold_place_beside, upstream_open_early
-from .errors import ApiError, api_error_of, error_response, openai_error, upstream_answered_mark
+from .errors import (
+    ApiError,
+    api_error_of,
+    database_unavailable,
+    error_response,
+    openai_error,
+    upstream_answered_mark,
+)
 from .models import Generation
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db
@@ -49,7 +57,7 @@ from .settlement import (
     generation_close,
     generation_plan,
 )
-from .spool import DATABASE_DOWN, commit_or_spool
+from .spool import commit_or_spool
 from .surfaces import SURFACES, Surface, messages
 from .surfaces.base import SurfaceRequest
 from .upstreams import UPSTREAMS
@@ -107,17 +115,6 @@ def messages_count_tokens(request: HttpRequest) -> HttpResponse:
         return error_response(error, messages.error_body)
     except DATABASE_DOWN as exc:
         return error_response(database_unavailable(exc), messages.error_body)
-
-
-def database_unavailable(exc: Exception) -> ApiError:
-    """The 503 of a request that could not reach PostgreSQL before the provider was asked: nothing was charged.
-
-    The pool hands out no connection for more than DB_POOL_TIMEOUT_S, so this comes within a second.
-    """
-    release_db()  # the broken connection, if this thread had one
-    log.warning("the database is unreachable (%s): answered 503", type(exc).__name__)
-    message = "The service cannot reach its database right now. Nothing was charged; retry in a second."
-    return ApiError(503, message, code="service_unavailable", headers={"Retry-After": "1"})
 
 
 def serve(request: HttpRequest, surface: Surface) -> HttpResponse:

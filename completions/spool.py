@@ -27,23 +27,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-import psycopg
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 
 from billing.services import BillingError, hold_release, hold_settle
-from core.db import release_db
+from core.db import DATABASE_DOWN, release_db
 from core.green import start_beside
 
 from .models import Generation
 from .settlement import Closing, Finished, _finish
 
 log = logging.getLogger(__name__)
-
-# What "PostgreSQL is unreachable" looks like: a connection refused, dropped or not handed out in time
-# (psycopg_pool's PoolTimeout is a psycopg.OperationalError).
-DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, psycopg.OperationalError)
 
 SUFFIX = ".jsonl"
 # Backoff between replays of a spool the database still refuses.

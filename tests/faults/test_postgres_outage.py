@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import time
 
+import httpx
+
 from .conftest import Load, readyz, router_log, statuses
 
 OUTAGE_S = float(os.environ.get("FAULT_PG_OUTAGE_S", "30"))
@@ -31,6 +33,8 @@ def test_a_postgresql_outage_is_answered_503_at_once_and_every_delivered_answer_
         stopped = time.monotonic()
         time.sleep(OUTAGE_S)
         down = readyz(router)
+        # The read endpoints say the same as the completions, not a generic 500.
+        credits = httpx.get(f"{router}/credits", headers={"Authorization": f"Bearer {shop['key']}"}, timeout=10)
         spooled_during = down[1]["spooled_settlements"]
         restarting = time.monotonic()
         private_postgres.start()
@@ -57,6 +61,11 @@ def test_a_postgresql_outage_is_answered_503_at_once_and_every_delivered_answer_
     ]
     assert straddling
     assert spooled_during >= 1 and down[0] == 503
+    assert (credits.status_code, credits.json()["error"]["code"], credits.headers["Retry-After"]) == (
+        503,
+        "service_unavailable",
+        "1",
+    )
     assert "spooled, it will be written when the database answers" in router_log(router)
     after = sorted(s.started for s in load.between(restarted, restarted + 60) if s.status == 200)
     assert after, counts
