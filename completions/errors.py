@@ -13,11 +13,16 @@ request may then be charged; the pipeline marks that moment with `upstream_answe
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
+
+from core.db import DATABASE_DOWN, release_db
+
+log = logging.getLogger(__name__)
 
 # Answers after which the same request may simply be sent again: a body that stalled on its way in, our
 # own rate limit (after Retry-After), and the provider failing or unreachable before it answered (nothing
@@ -158,7 +163,20 @@ def api_error_of(exc: Exception, method: str) -> ApiError | None:
     return None
 
 
+def database_unavailable(exc: Exception) -> ApiError:
+    """The 503 of a request that could not reach PostgreSQL before the provider was asked: nothing was charged.
+
+    The pool hands out no connection for more than DB_POOL_TIMEOUT_S, so this comes within a second.
+    """
+    release_db()  # the broken connection, if this thread had one
+    log.warning("the database is unreachable (%s): answered 503", type(exc).__name__)
+    message = "The service cannot reach its database right now. Nothing was charged; retry in a second."
+    return ApiError(503, message, code="service_unavailable", headers={"Retry-After": "1"})
+
+
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
-    """DRF exception handler: every /v1 error in OpenAI's shape."""
+    """DRF exception handler: every /v1 error in OpenAI's shape (a database outage too: 503)."""
+    if isinstance(exc, DATABASE_DOWN):
+        return error_response(database_unavailable(exc))
     error = api_error_of(exc, context["request"].method)
     return error_response(error) if error is not None else None

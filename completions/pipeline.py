@@ -31,6 +31,7 @@ from rest_framework import exceptions
 
 from accounts.authentication import principal_authenticate
 from billing.services import AccountInactive, InsufficientFunds
+from core.db import DATABASE_DOWN
 from core.green import TimedOut, time_limit
 from core.metrics import served_mark
 from core.usd import usd_4dp
@@ -38,7 +39,14 @@ from docs.pages import docs_url
 
 from .candidates import Candidate, candidates_models, candidates_select
 from .early_start import hold_place_beside, upstream_open_early
-from .errors import ApiError, api_error_of, error_response, openai_error, upstream_answered_mark
+from .errors import (
+    ApiError,
+    api_error_of,
+    database_unavailable,
+    error_response,
+    openai_error,
+    upstream_answered_mark,
+)
 from .models import Generation
 from .ratelimit import rate_limit_hit
 from .relay import relay_plain, relay_stream, release_db
@@ -48,9 +56,10 @@ from .settlement import (
     SpendLimitReached,
     Started,
     affordable_max_tokens,
-    generation_finish,
+    generation_close,
     generation_plan,
 )
+from .spool import commit_or_spool
 from .surfaces import SURFACES, Surface, messages
 from .surfaces.base import SurfaceRequest
 from .upstreams import UPSTREAMS
@@ -84,6 +93,8 @@ def surface_view(surface: Surface) -> View:
             if isinstance(exc, exceptions.MethodNotAllowed):
                 response["Allow"] = "POST"
             return response
+        except DATABASE_DOWN as exc:
+            return error_response(database_unavailable(exc), surface.error_body or openai_error)
 
     view.__name__ = view.__qualname__ = f"{surface.name}_view"
     view.__doc__ = f"POST /v1/{surface.path}"
@@ -104,6 +115,8 @@ def messages_count_tokens(request: HttpRequest) -> HttpResponse:
         error = api_error_of(exc, request.method or "")
         assert error is not None
         return error_response(error, messages.error_body)
+    except DATABASE_DOWN as exc:
+        return error_response(database_unavailable(exc), messages.error_body)
 
 
 def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
@@ -169,10 +182,8 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
     try:
         call = early.result() if early is not None else upstream.open(candidates, body_for)
     except ApiError as error:
-        generation_finish(
-            started=started,
-            outcome=Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False),
-        )
+        outcome = Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False)
+        commit_or_spool(generation_close(started=started, outcome=outcome))
         error.headers = headers
         raise
     started.served_by(call.candidate.entry)

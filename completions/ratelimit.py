@@ -4,11 +4,18 @@ A sliding window: a key may make at most its `rpm_limit` requests in any 60 seco
 (all its keys together) at most ACCOUNT_RPM when that is set. One Lua script call per request (one
 round trip) checks both windows and records the request in both atomically, using Redis's clock so
 that every host agrees. Without REDIS_URL (the demo) the windows live in this process.
+
+When Redis does not answer within REDIS_TIMEOUT_S, the request is counted in this process instead,
+against its share of the limits (divided by WEB_CONCURRENCY, the processes serving the API), and Redis
+is left alone for REDIS_RETRY_AFTER_S before one request tries it again: a dead Redis costs one timeout
+per retry period, not one per request. The switch is logged once each way; `redis_degraded()` tells.
+Money never depends on Redis (it lives in PostgreSQL).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import threading
@@ -18,6 +25,8 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 WINDOW_MS = 60_000
 
@@ -99,34 +108,80 @@ _script = None
 _members = itertools.count()
 _local: dict[str, deque[float]] = {}
 _local_lock = threading.Lock()
+# The circuit breaker: Redis is not tried before this (monotonic) time; `_degraded` while it fails.
+_retry_at = 0.0
+_degraded = False
 
 
 def _redis_script():
     global _client, _script
     if _script is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        timeout = settings.REDIS_TIMEOUT_S
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=timeout)
         _script = _client.register_script(_SCRIPT)
     return _script
 
 
+def redis_degraded() -> bool:
+    """Whether this process counts rate limits by itself because Redis did not answer (for metrics and /readyz)."""
+    return _degraded
+
+
+def _redis_failed(exc: Exception) -> None:
+    global _retry_at, _degraded
+    _retry_at = time.monotonic() + settings.REDIS_RETRY_AFTER_S
+    if not _degraded:
+        _degraded = True
+        log.error(
+            "Redis does not answer (%s): rate limits are counted in this process, at 1/%d of each limit, until it does",
+            type(exc).__name__,
+            _processes(),
+        )
+
+
+def _redis_answered() -> None:
+    global _degraded
+    if _degraded:
+        _degraded = False
+        log.warning("Redis answers again: rate limits are shared through it again")
+
+
+def _processes() -> int:
+    return max(1, settings.WEB_CONCURRENCY)
+
+
 def rate_limit_hit(*, key_id: int, limit: int, account_id: int | None = None) -> RateDecision:
     """Count one request of a key (and its account, when ACCOUNT_RPM is set) against the limits."""
+    global _retry_at
     windows = [(f"rl:key:{key_id}", limit)]
     if account_id is not None and settings.ACCOUNT_RPM > 0:
         windows.append((f"rl:account:{account_id}", settings.ACCOUNT_RPM))
-    if settings.REDIS_URL:
+    counted = None
+    if settings.REDIS_URL and time.monotonic() >= _retry_at:
+        if _degraded:
+            # One request probes Redis; the others keep counting locally meanwhile.
+            _retry_at = time.monotonic() + settings.REDIS_RETRY_AFTER_S
         member = f"{os.getpid()}:{threading.get_ident()}:{next(_members)}"
         args = [WINDOW_MS, member, *(cap for _, cap in windows)]
-        raw = _redis_script()(keys=[name for name, _ in windows], args=args)
-        blocked, per_window = int(raw[0]), [(int(raw[1 + 2 * i]), int(raw[2 + 2 * i])) for i in range(len(windows))]
-    else:
-        blocked, per_window = _local_hit(windows)
+        try:
+            raw = _redis_script()(keys=[name for name, _ in windows], args=args)
+        except (redis.RedisError, OSError) as exc:
+            _redis_failed(exc)
+        else:
+            _redis_answered()
+            counted = int(raw[0]), [(int(raw[1 + 2 * i]), int(raw[2 + 2 * i])) for i in range(len(windows))]
+    if counted is None:
+        if settings.REDIS_URL:
+            # This process's share of each limit while the others count theirs.
+            windows = [(name, max(1, cap // _processes())) for name, cap in windows]
+        counted = _local_hit(windows)
+    blocked, per_window = counted
     if blocked:
         remaining, reset = per_window[blocked - 1]
         scope = "key" if blocked == 1 else "account"
         return RateDecision(False, windows[blocked - 1][1], remaining, reset, scope)
     remaining, reset = per_window[0]
-    return RateDecision(True, limit, remaining, reset)
+    return RateDecision(True, windows[0][1], remaining, reset)
 
 
 def _local_hit(windows: list[tuple[str, int]]) -> tuple[int, list[tuple[int, int]]]:

@@ -48,6 +48,7 @@ from billing.reconciliation import (
 from billing.services import BillingError, hold_release, hold_settle, ledger_adjust
 
 from .models import Generation, Provider
+from .spool import spooled_references
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,23 @@ def expired_hold_resolve(*, run: ReconciliationRun, hold_id: int) -> Reconciliat
 
 
 def expired_holds_check(run: ReconciliationRun, since: datetime | None) -> dict[str, int]:
-    """Settle or release every open hold past its expiry (whatever `since` says: they are all overdue)."""
-    counts = {"expired_holds_settled": 0, "expired_holds_released": 0, "expired_holds_unresolved": 0}
+    """Settle or release every open hold past its expiry (whatever `since` says: they are all overdue).
+
+    A hold whose settlement waits in the spool (PostgreSQL was unreachable when it ended) is pending, not
+    dead: the spool's replay writes it, so it is left alone and counted as spooled.
+    """
+    counts = {
+        "expired_holds_settled": 0,
+        "expired_holds_released": 0,
+        "expired_holds_unresolved": 0,
+        "expired_holds_spooled": 0,
+    }
     overdue = Hold.objects.filter(status=Hold.Status.OPEN, expires_at__lt=timezone.now()).order_by("expires_at")
+    spooled = spooled_references()
     for hold_id, reference, account_id in list(overdue.values_list("pk", "reference", "account_id")):
+        if reference in spooled:
+            counts["expired_holds_spooled"] += 1
+            continue
         try:
             finding = expired_hold_resolve(run=run, hold_id=hold_id)
         except (BillingError, DatabaseError) as exc:

@@ -31,7 +31,8 @@ from core.green import COOPERATIVE, start_beside
 
 from .errors import ApiError
 from .models import Generation
-from .settlement import Closing, Finished, Outcome, Started, generation_close, generation_finish
+from .settlement import Closing, Finished, Outcome, Started, generation_close
+from .spool import commit_or_spool
 from .surfaces.base import ChunkRewriter, StreamEnd
 from .upstreams import UPSTREAMS, UpstreamCall
 
@@ -89,10 +90,8 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
 def _not_settled(started: Started, call: UpstreamCall, timed_out: bool) -> ApiError:
     """Record a plain answer that cannot be relayed as failed (its hold released) and say so: 502 or 504."""
     why = "timed out" if timed_out else "sent an invalid response"
-    generation_finish(
-        started=started,
-        outcome=Outcome(Generation.Status.FAILED, route=call.route, error=f"upstream {why}", charge=False),
-    )
+    outcome = Outcome(Generation.Status.FAILED, route=call.route, error=f"upstream {why}", charge=False)
+    commit_or_spool(generation_close(started=started, outcome=outcome))
     return ApiError(
         504 if timed_out else 502,
         f"The upstream provider {why}. You were not charged; retrying may help.",
@@ -124,7 +123,7 @@ class SettledWhenSent(HttpResponse):
 def _commit(closing: Closing) -> None:
     started = closing.started
     try:
-        finished = closing.commit()
+        finished = commit_or_spool(closing)
         if started.surface.settled is not None:
             try:
                 started.surface.settled(started, finished)
@@ -264,7 +263,8 @@ class StreamRelay:
             # Nothing generated, nothing to charge.
             outcome.charge = outcome.completion_chars > 0 or self.usage is not None
         try:
-            self.finished = generation_finish(started=self.started, outcome=outcome)
+            # PostgreSQL unreachable: the charge is spooled, and the client still learns what it costs.
+            self.finished = commit_or_spool(generation_close(started=self.started, outcome=outcome))
         except Exception:
             log.exception("settling %s failed; reconciliation will settle its hold", self.started.generation_id)
             self.error = self.error or "internal error while settling"

@@ -13,10 +13,14 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import DatabaseErrorWrapper
 from psycopg_pool import ConnectionPool
+
+# What "PostgreSQL is unreachable" looks like: a connection refused, dropped or not handed out by the pool in
+# time (psycopg_pool's PoolTimeout is a psycopg.OperationalError), wrapped by Django or not.
+DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, psycopg.OperationalError)
 
 
 def is_postgresql() -> bool:

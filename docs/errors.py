@@ -68,5 +68,6 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("upstream_unavailable", (503,), ("InternalServerError",)),
     DocumentedError("upstream_rate_limited", (503,), ("InternalServerError",)),
     DocumentedError("upstream_timeout", (504,), ("InternalServerError",)),
+    DocumentedError("service_unavailable", (503,), ("InternalServerError",)),
     DocumentedError("internal_error", (500,), ("InternalServerError",), retry_varies=True),
 )

@@ -6,7 +6,11 @@ They say nothing secret: each check is `ok` or a short reason, never a URL or a 
 
 - `GET /healthz`: the process answers (no database, no Redis): restart the container if it does not.
 - `GET /readyz`: PostgreSQL answers, Redis answers (when configured) and every migration is applied:
-  send traffic only when it is 200. A failing check makes it 503, naming which.
+  send traffic only when it is 200. A failing database or migration check makes it 503, naming which.
+  Redis down is not a reason to stop serving (rate limits then count in each process, money never
+  depends on Redis): the answer stays 200 with `"status": "degraded"`, so that a Redis outage does not
+  take every instance out of the load balancer at once. It also reports this process's rate-limit
+  mode and how many settlements it holds in the spool (PostgreSQL was unreachable).
 """
 
 from __future__ import annotations
@@ -96,11 +100,21 @@ def _migrations() -> str:
 
 def readyz(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
     """Readiness: PostgreSQL, Redis and the schema, each `ok` or why not; 503 unless all are fine."""
+    from completions.ratelimit import redis_degraded
+    from completions.spool import spool_pending_count
+
     checks = {"database": _database(), "redis": _redis_check()}
     checks["migrations"] = _migrations() if checks["database"] == "ok" else "unknown"
-    ready = all(value in ("ok", "not configured") for value in checks.values())
+    ready = checks["database"] == "ok" and checks["migrations"] == "ok"
+    degraded = checks["redis"] not in ("ok", "not configured") or redis_degraded()
     status = "200 OK" if ready else "503 Service Unavailable"
-    return _answer(start_response, status, {"status": "ready" if ready else "not ready", "checks": checks})
+    body = {
+        "status": "not ready" if not ready else "degraded" if degraded else "ready",
+        "checks": checks,
+        "rate_limits": "per-process" if redis_degraded() or not settings.REDIS_URL else "shared",
+        "spooled_settlements": spool_pending_count(),
+    }
+    return _answer(start_response, status, body)
 
 
 PROBES: dict[tuple[str, str], Callable] = {("GET", "/healthz"): healthz, ("GET", "/readyz"): readyz}

@@ -165,8 +165,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
             "max_size": _pool_max,
-            "timeout": env.float("DB_POOL_TIMEOUT_S", default=10.0),
+            # A request waits at most this long for a connection: with PostgreSQL down it is answered
+            # 503 at once (completions/pipeline.py) rather than after a long wait.
+            "timeout": env.float("DB_POOL_TIMEOUT_S", default=0.5),
         }
+    # libpq's smallest connect timeout: a host that does not answer costs at most this per attempt.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT_S", default=2))
 else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -180,8 +184,19 @@ if REDIS_URL and _test_worker.isdigit():
     _redis = urlsplit(REDIS_URL)
     _redis_db = (int(_redis.path.strip("/") or 0) - int(_test_worker)) % 16
     REDIS_URL = urlunsplit(_redis._replace(path=f"/{_redis_db}"))
+# Every Redis call on the request path gives up after this long: a frozen Redis must not stall requests
+# (the rate limit then counts in the process, completions/ratelimit.py).
+REDIS_TIMEOUT_S = env.float("REDIS_TIMEOUT_S", default=0.1)
+# After a failed Redis call, the rate limit counts in the process for this long before trying Redis again.
+REDIS_RETRY_AFTER_S = env.float("REDIS_RETRY_AFTER_S", default=2.0)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -325,3 +340,10 @@ STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=30.0)
 # peer address in METRICS_ALLOWED_IPS (comma-separated addresses or networks, e.g. 10.0.0.0/8); unset: 403.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# How many processes serve the API on this host (gunicorn's workers): while Redis is unreachable each
+# process allows a key its RPM divided by this (completions/ratelimit.py).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
+# Settlements that could not be written because PostgreSQL was unreachable wait here, one append-only
+# file per process, until the database answers again (completions/spool.py). Reconciliation must see
+# the same folder: on several hosts, a shared volume.
+SETTLEMENT_SPOOL_DIR = env.str("SETTLEMENT_SPOOL_DIR", default=str(BASE_DIR / "var" / "settlement-spool"))

@@ -53,6 +53,12 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def on_starting(server):
+    """Tell the workers how many of them there are (unless WEB_CONCURRENCY says): while Redis is unreachable,
+    each allows a key its share of the rate limit (completions/ratelimit.py)."""
+    os.environ.setdefault("WEB_CONCURRENCY", str(server.cfg.workers))
+
+
 def worker_exit(server, worker):
     """Let the charges of answers already sent commit before the worker goes (core/after_response.py)."""
     from core.after_response import wait_all
@@ -63,15 +69,19 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Start sampling the worker's state gauges, and move everything loaded so far (Django, the app) out
-    of the garbage collector's way.
+    """Start sampling the worker's state gauges, replay settlements a stopped worker spooled, and move
+    everything loaded so far (Django, the app) out of the garbage collector's way.
 
-    The collector would otherwise walk these long-lived objects in every full collection, a pause of
-    tens of milliseconds under load that shows in the tail latency.
+    The settlement spool (completions/spool.py) keeps charges PostgreSQL could not take; a new worker
+    writes what its predecessor left. The collector would otherwise walk the long-lived objects (Django,
+    the app) in every full collection, a pause of tens of milliseconds under load that shows in the tail
+    latency.
     """
     import gc
 
+    from completions.spool import replay_loop_start
     from core.metrics import sampler_start
 
     sampler_start()
+    replay_loop_start()
     gc.freeze()

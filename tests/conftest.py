@@ -15,6 +15,20 @@ def _fresh_caches():
     caches_clear()
 
 
+@pytest.fixture(autouse=True)
+def _private_spool(tmp_path, monkeypatch):
+    """Each test has its own settlement spool folder, replayed only when the test says so."""
+    from django.conf import settings
+
+    from completions import spool
+
+    monkeypatch.setattr(settings, "SETTLEMENT_SPOOL_DIR", str(tmp_path / "settlement-spool"))
+    monkeypatch.setattr(spool, "_loop_started", True)  # no background replay: tests call spool_replay()
+    monkeypatch.setattr(spool, "_current", None)
+    monkeypatch.setattr(spool, "_sealed", [])
+    monkeypatch.setattr(spool, "_pending", 0)
+
+
 @pytest.fixture(params=["single-statement", "orm"])
 def money_path(request, monkeypatch):
     """Run a test through both implementations of the money path: one SQL statement per step on

@@ -21,12 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 
 from accounts.models import Account
 from billing.models import Hold, LedgerEntry
 from billing.services import price_set
-from completions import relay
+from completions import relay, settlement, spool
 from completions.models import Generation, Model
 from core.after_response import wait_for
 from tests.factories import ModelFactory, ProviderFactory, RouteFactory, funded_account, key_for
@@ -443,10 +444,10 @@ def test_with_several_choices_every_chunk_arrives_in_order_and_the_cost_rides_on
 def test_a_stream_that_could_not_be_settled_still_gets_its_last_words_then_an_error(
     shop: Shop, provider: FakeProvider, monkeypatch
 ):
-    def broken(**kwargs):
-        raise RuntimeError("the database went away")
+    def broken(closing):
+        raise RuntimeError("a fault while settling")  # not the database being unreachable: that is spooled
 
-    monkeypatch.setattr(relay, "generation_finish", broken)
+    monkeypatch.setattr(relay, "commit_or_spool", broken)
     provider.stream(["Hi"], usage={"prompt_tokens": 2, "completion_tokens": 1})
 
     response = shop.post({"model": shop.model.public_id, "messages": HI, "stream": True})
@@ -459,6 +460,29 @@ def test_a_stream_that_could_not_be_settled_still_gets_its_last_words_then_an_er
     assert json.loads(error)["error"]["code"] == "upstream_error"
     assert done == b"[DONE]"
     assert Hold.objects.get(reference=response["X-Generation-Id"]).status == Hold.Status.OPEN  # reconciliation's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_whose_charge_the_database_refused_is_told_its_cost_and_charged_once_it_answers(
+    shop: Shop, provider: FakeProvider, monkeypatch
+):
+    def unreachable(**kwargs):
+        raise OperationalError("connection to server failed: Connection refused")
+
+    provider.stream(["Hi"], usage={"prompt_tokens": 2, "completion_tokens": 1})
+    with monkeypatch.context() as patch:
+        patch.setattr(settlement, "hold_settle", unreachable)
+        response = shop.post({"model": shop.model.public_id, "messages": HI, "stream": True})
+        *chunks, done = sse_data(b"".join(response.streaming_content))
+
+    cost = (2 * Decimal("0.15") + 1 * Decimal("0.60")) / 1_000_000
+    assert json.loads(chunks[-1], parse_float=Decimal)["usage"]["cost"] == cost  # no error event: it is spooled
+    assert done == b"[DONE]"
+    generation_id = response["X-Generation-Id"]
+    assert Hold.objects.get(reference=generation_id).status == Hold.Status.OPEN
+    assert spool.spool_pending_count() == 1
+    assert spool.spool_replay()
+    assert_settled_once(shop, generation_id, cost)
 
 
 # --- Refusals and failures --------------------------------------------------------------------------------

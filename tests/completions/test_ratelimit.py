@@ -109,3 +109,60 @@ def test_no_account_cap_by_default(backend, settings):
     settings.ACCOUNT_RPM = 0
     key, _, account = _ids()
     assert all(ratelimit.rate_limit_hit(key_id=key, limit=10, account_id=account).allowed for _ in range(10))
+
+
+def test_with_redis_unreachable_a_key_gets_its_process_share_and_each_switch_is_logged_once(
+    settings, monkeypatch, caplog
+):
+    monkeypatch.setattr(ratelimit, "_script", None)
+    monkeypatch.setattr(ratelimit, "_retry_at", 0.0)
+    monkeypatch.setattr(ratelimit, "_degraded", False)
+    real = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.WEB_CONCURRENCY = 2
+    key, _, _ = _ids()
+    decisions = [ratelimit.rate_limit_hit(key_id=key, limit=6) for _ in range(4)]
+    # 6 a minute shared by 2 processes: this one allows 3, and says so in its headers.
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert decisions[3].headers()["X-RateLimit-Limit"] == "3"
+    assert ratelimit.redis_degraded()
+    assert [r.levelname for r in caplog.records if r.name == "completions.ratelimit"] == ["ERROR"]
+
+    # Redis answers again: the next request after the retry period goes back to the shared window.
+    settings.REDIS_URL = real
+    monkeypatch.setattr(ratelimit, "_script", None)
+    monkeypatch.setattr(ratelimit, "_retry_at", 0.0)
+    assert ratelimit.rate_limit_hit(key_id=key, limit=6).allowed
+    assert not ratelimit.redis_degraded()
+    assert [r.levelname for r in caplog.records if r.name == "completions.ratelimit"] == ["ERROR", "WARNING"]
+
+
+def test_a_redis_that_accepts_but_never_answers_is_given_up_on_and_not_asked_again_until_the_retry_period(
+    settings, monkeypatch
+):
+    # A listening socket nobody reads: what a frozen (SIGSTOPped) Redis looks like to a client.
+    import socket
+
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)
+    monkeypatch.setattr(ratelimit, "_script", None)
+    monkeypatch.setattr(ratelimit, "_retry_at", 0.0)
+    monkeypatch.setattr(ratelimit, "_degraded", False)
+    settings.REDIS_URL = f"redis://127.0.0.1:{frozen.getsockname()[1]}/0"
+    settings.REDIS_RETRY_AFTER_S = 60
+    calls = []
+    real_script = ratelimit._redis_script
+
+    def counted():
+        calls.append(1)
+        return real_script()
+
+    monkeypatch.setattr(ratelimit, "_redis_script", counted)
+    try:
+        key, _, _ = _ids()
+        assert all(ratelimit.rate_limit_hit(key_id=key, limit=100).allowed for _ in range(20))
+    finally:
+        frozen.close()
+    assert ratelimit.redis_degraded()
+    assert len(calls) == 1  # one timeout, then the circuit stays open

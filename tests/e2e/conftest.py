@@ -115,6 +115,9 @@ def start_router(log_dir: Path, **env_overrides: str) -> tuple[str, subprocess.P
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "false",
         "DB_POOL_MAX_SIZE": "4",
+        # A hundred concurrent requests share these 4 connections on a busy 2-core test box: let them queue
+        # longer than production's 0.5 s before a 503 (tests/faults/ keeps the production wait).
+        "DB_POOL_TIMEOUT_S": "5",
         "PGAPPNAME": f"mlrouter-router-{port}",
         "AUTH_CACHE_SECONDS": "1",
         "CATALOG_CACHE_SECONDS": "1",
