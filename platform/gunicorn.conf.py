@@ -33,7 +33,10 @@ if _metrics_folder_ours:
 
 
 def on_starting(server):
-    """Start the metrics from zero: files left by an earlier run would be added to this one's."""
+    """Start the metrics from zero (files left by an earlier run would be added to this one's), and tell the
+    workers how many of them there are unless WEB_CONCURRENCY says: while Redis is unreachable, each allows
+    a key its share of the rate limit (completions/ratelimit.py)."""
+    os.environ.setdefault("WEB_CONCURRENCY", str(server.cfg.workers))
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(folder, exist_ok=True)
     for stale in glob.glob(os.path.join(folder, "*.db")):
@@ -51,12 +54,6 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_starting(server):
-    """Tell the workers how many of them there are (unless WEB_CONCURRENCY says): while Redis is unreachable,
-    each allows a key its share of the rate limit (completions/ratelimit.py)."""
-    os.environ.setdefault("WEB_CONCURRENCY", str(server.cfg.workers))
 
 
 def worker_exit(server, worker):
