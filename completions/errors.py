@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -163,11 +164,24 @@ def api_error_of(exc: Exception, method: str) -> ApiError | None:
     return None
 
 
+# When this process last answered a request 503 because PostgreSQL was unreachable (time.monotonic()).
+_database_down_at: float | None = None
+# How long after that last 503 the process still reports the database as down (metrics, alerts).
+DATABASE_DOWN_REPORT_SECONDS = 15.0
+
+
+def database_degraded() -> bool:
+    """Whether this process answered a request 503 for want of PostgreSQL in the last few seconds."""
+    return _database_down_at is not None and time.monotonic() - _database_down_at < DATABASE_DOWN_REPORT_SECONDS
+
+
 def database_unavailable(exc: Exception) -> ApiError:
     """The 503 of a request that could not reach PostgreSQL before the provider was asked: nothing was charged.
 
     The pool hands out no connection for more than DB_POOL_TIMEOUT_S, so this comes within a second.
     """
+    global _database_down_at
+    _database_down_at = time.monotonic()
     release_db()  # the broken connection, if this thread had one
     log.warning("the database is unreachable (%s): answered 503", type(exc).__name__)
     message = "The service cannot reach its database right now. Nothing was charged; retry in a second."

@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0007_operator_permissions"),
         ("accounts", "0002_operator_permissions"),
-        ("completions", "0005_export_permission"),
+        ("completions", "0007_export_permission"),
         ("admin", "0003_logentry_add_action_flag_choices"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

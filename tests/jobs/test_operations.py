@@ -71,7 +71,7 @@ def test_the_migrations_schedule_the_jobs_editable_in_admin():
     assert ("billing", "0004_periodic_tasks") in MigrationRecorder(connection).applied_migrations()
     # Transactional tests elsewhere flush these rows; running the migration again is a no-op otherwise.
     schedule = importlib.import_module("billing.migrations.0004_periodic_tasks")
-    audit = importlib.import_module("billing.migrations.0008_reconciliation_audit_schedule")
+    audit = importlib.import_module("billing.migrations.0010_reconciliation_audit_schedule")
     for _ in range(2):
         schedule.forward(apps, None)
         audit.forward(apps, None)

@@ -206,3 +206,19 @@ def test_a_state_gauge_reads_what_its_feeder_says_and_unfed_ones_read_zero(setti
     assert value(samples(settings), "mlrouter_spooled_settlements") == 0
     with pytest.raises(ValueError, match="unknown state gauge"):
         core_metrics.state_feed("mlrouter_made_up", lambda: 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_database_shows_as_the_postgresql_fallback_state(settings, monkeypatch):
+    from django.db import OperationalError
+
+    from completions import errors
+
+    assert value(samples(settings), "mlrouter_postgres_fallback_active") == 0
+
+    refusal = errors.database_unavailable(OperationalError("connection refused"))
+
+    assert refusal.status == 503
+    assert value(samples(settings), "mlrouter_postgres_fallback_active") == 1
+    monkeypatch.setattr(errors, "DATABASE_DOWN_REPORT_SECONDS", 0.0)
+    assert value(samples(settings), "mlrouter_postgres_fallback_active") == 0

@@ -51,7 +51,7 @@ def backward(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0007_reconciliation_checkpoint"),
+        ("billing", "0009_reconciliation_checkpoint"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('billing', '0006_route_costs'),
+        ('billing', '0008_operator_roles'),
     ]
 
     operations = [

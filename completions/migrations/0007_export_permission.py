@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('completions', '0004_generation_surface'),
+        ('completions', '0006_prune_stored_responses_schedule'),
     ]
 
     operations = [
