@@ -79,6 +79,7 @@ class ModelRow:
     prompt: str
     completion: str
     cached_prompt: str
+    cache_write_prompt: str
     request: str
     entry: CatalogEntry
     embeddings: bool = False  # an embedding model (its output modality): served at /v1/embeddings only
@@ -105,6 +106,7 @@ def catalog_rows() -> list[ModelRow]:
                 prompt=money_text(price.prompt),
                 completion=money_text(price.completion),
                 cached_prompt="—" if price.cached_prompt is None else money_text(price.cached_prompt),
+                cache_write_prompt="—" if price.cache_write_prompt is None else money_text(price.cache_write_prompt),
                 request=money_text(price.request) if price.request else "—",
                 entry=entry,
                 embeddings="embeddings" in (model.output_modalities or ()),

@@ -11,8 +11,10 @@ app_name = "emulator"
 urlpatterns = [
     path("v1/chat/completions", views.chat_completions, name="chat_completions"),
     path("v1/embeddings", views.embeddings, name="embeddings"),
+    path("v1/messages", views.messages, name="messages"),
     path("v1/models", views.models, name="models"),
     path("fail/<str:fail_mode>/v1/chat/completions", views.chat_completions, name="fail_chat_completions"),
     path("fail/<str:fail_mode>/v1/embeddings", views.embeddings, name="fail_embeddings"),
+    path("fail/<str:fail_mode>/v1/messages", views.messages, name="fail_messages"),
     path("fail/<str:fail_mode>/v1/models", views.models, name="fail_models"),
 ]

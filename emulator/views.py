@@ -11,7 +11,10 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from emulator import core
+from emulator import messages as anthropic
 from emulator.embeddings import embeddings_reply
+
+ANTHROPIC_HEADERS = ("content-type", "user-agent", "authorization", "x-api-key", "anthropic-version", "anthropic-beta")
 
 
 @csrf_exempt
@@ -43,6 +46,25 @@ def embeddings(request: HttpRequest, fail_mode: str | None = None) -> HttpRespon
     except RequestDataTooBig:
         return _send(core.error_reply(413, "Request body too large."))
     return _send(embeddings_reply(raw, fail_mode))
+
+
+@csrf_exempt
+def messages(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
+    """POST .../v1/messages (Anthropic's Messages API), optionally under /fail/<mode>/."""
+    headers = {name: request.headers.get(name) for name in ANTHROPIC_HEADERS}
+    key = settings.EMULATOR_API_KEY
+    if not key and not settings.DEBUG:
+        return _send(anthropic.error_reply(503, "The emulator is enabled outside DEBUG without EMULATOR_API_KEY."))
+    denied = anthropic.auth_error(headers, key)
+    if denied is not None:
+        return _send(denied)
+    if request.method != "POST":
+        return _send(anthropic.error_reply(405, "Use POST."))
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _send(anthropic.error_reply(413, "Request body too large."))
+    return _send(anthropic.messages_reply(raw, headers, fail_mode))
 
 
 @csrf_exempt

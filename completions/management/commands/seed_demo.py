@@ -37,6 +37,10 @@ class Command(BaseCommand):
                     f"    curl {base}/v1/embeddings -H 'Authorization: Bearer {creds.api_key}' \\",
                     "      -H 'Content-Type: application/json' \\",
                     '      -d \'{"model": "demo/embed-small", "input": ["Hello", "world"]}\'',
+                    "  Claude Code (Anthropic's Messages API, passed through to the emulator):",
+                    f"    ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY={creds.api_key} \\",
+                    "      ANTHROPIC_MODEL=demo/claude-small ANTHROPIC_DEFAULT_HAIKU_MODEL=demo/claude-small \\",
+                    "      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 claude -p 'say hi'",
                     "",
                 ]
             )
