@@ -337,6 +337,8 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
             yield b"[DONE]"
             return
         elif kind == "error":
+            if usage:  # what was reported so far is what settles the broken stream
+                yield json.dumps({**head, "choices": [], "usage": chat_usage(usage)}).encode()
             error = data.get("error") or {}
             yield json.dumps({"error": {"message": error.get("message", ""), "type": error.get("type", "")}}).encode()
             return
