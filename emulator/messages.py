@@ -194,7 +194,9 @@ def parse_message(raw: bytes, headers: Mapping[str, str | None], fail_mode: str 
     message = Message(body, headers, opts, fail, content, stop_reason, stop_sequence, usage, message_id)
     waited = opts["delay_ms"] + (opts["timeout_ms"] if fail == "timeout" else 0)
     if body.get("stream") is True:
-        waited += opts["chunk_delay_ms"] * (len(list(_events(message))) + 1)
+        # Every gap between events: each block's, and message_start, ping, message_delta, message_stop.
+        events = sum(1 for block in content for _ in _block_events(0, block)) + 4
+        waited += opts["chunk_delay_ms"] * events
     if waited > MAX_DELAY_MS:
         raise BadRequest(f"The emulated delays add up to {waited} ms; at most {MAX_DELAY_MS} are allowed.")
     return message
