@@ -129,6 +129,12 @@ def example_embedding_row(rows: list[ModelRow]) -> ModelRow | None:
     return min(rows, key=lambda row: (row.price.prompt, row.id)) if rows else None
 
 
+def _anthropic_model(rows: list[ModelRow]) -> str | None:
+    """The model the Claude Code page uses: the cheapest whose first route speaks Anthropic's API."""
+    native = [row for row in rows if row.entry.routes and row.entry.routes[0].api == "anthropic-messages"]
+    return min(native, key=lambda row: (row.price.prompt + row.price.completion, row.id)).id if native else None
+
+
 def _sample_chat(max_tokens: int | None) -> ChatRequest:
     """A request whose body is exactly HOLD_BODY_BYTES long, as the API would parse it."""
     body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": ""}]}
@@ -229,6 +235,7 @@ def docs_context(*, lang: str, request: HttpRequest | None = None) -> dict[str, 
         "models": rows,
         "example_model": example.id if example else "<model-id>",
         "example_embedding_model": embedding.id if embedding else "<embedding-model-id>",
+        "anthropic_model": _anthropic_model(rows) or (example.id if example else "<model-id>"),
         "example": example_figures(example),
         "errors": API_ERRORS,
         "stream_error_example": _stream_error_example(),

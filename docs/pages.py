@@ -37,6 +37,8 @@ PAGES: tuple[Page, ...] = (
     Page("quickstart", "Быстрый старт", "Quick start"),
     Page("chat-completions", "POST /v1/chat/completions", "POST /v1/chat/completions"),
     Page("messages", "Messages (Anthropic)", "Messages (Anthropic)"),
+    Page("claude-code", "Claude Code", "Claude Code"),
+    Page("cursor", "Cursor и другие OpenAI-совместимые инструменты", "Cursor and other OpenAI-compatible tools"),
     Page("streaming", "Стриминг", "Streaming"),
     Page("embeddings", "Эмбеддинги", "Embeddings"),
     Page("routing", "Маршрутизация и резервные модели", "Routing and fallbacks"),

@@ -8,8 +8,10 @@ A documented contract (the same `emulator` steering options as chat completions:
 * When ``cache_control`` appears anywhere in the body, half of those tokens (rounded down) are reported
   as written to the cache (``cache_creation_input_tokens``), or, with ``emulator.cache_hit: true``, as
   read from it (``cache_read_input_tokens``); ``input_tokens`` is the rest.
-* The answer: with tools (and ``tool_choice`` not ``none``) and no ``tool_result`` in the last turn, one
-  ``tool_use`` block per call (the forced tool, else the first) with sample arguments; otherwise
+* The answer: with tools and no ``tool_result`` in the last turn, one ``tool_use`` block with sample
+  arguments for the tool ``tool_choice`` forces (``tool``, or the first for ``any``), else for the first
+  tool the last user turn's last text block names as a word (case-insensitive; agents send their tools with
+  every turn); otherwise
   ``completion_tokens`` words of the emulator's text (prefixed by what a tool returned), cut at
   ``max_tokens`` (``stop_reason: max_tokens``) or at a word equal to one of ``stop_sequences``
   (``stop_sequence``). With ``thinking.type: enabled`` a thinking block comes first, with a signature.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -121,10 +124,15 @@ def input_usage(body: dict[str, Any], opts: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _last_user(body: dict[str, Any]) -> dict[str, Any]:
+    """The last user turn (a system turn may follow it)."""
+    return next((m for m in reversed(body["messages"]) if m.get("role") == "user"), body["messages"][-1])
+
+
 def _tool_uses(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     tools = [t for t in body.get("tools") or () if isinstance(t, dict) and isinstance(t.get("name"), str)]
     choice = body.get("tool_choice") if isinstance(body.get("tool_choice"), dict) else {}
-    last = body["messages"][-1]
+    last = _last_user(body)
     answered = isinstance(last.get("content"), list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"]
     )
@@ -134,6 +142,19 @@ def _tool_uses(body: dict[str, Any]) -> list[dict[str, Any]] | None:
         tools = [t for t in tools if t["name"] == choice.get("name")]
         if not tools:
             raise BadRequest(f"tool_choice names unknown tool {choice.get('name')!r}.")
+    elif choice.get("type") != "any":
+        # Not forced: a tool is called only when the last turn's last text names it (agents send their tools,
+        # and reminders naming them, with every turn).
+        content = last.get("content")
+        texts = (
+            [content]
+            if isinstance(content, str)
+            else [b.get("text") for b in content or () if isinstance(b, dict) and b.get("type") == "text"]
+        )
+        asked = set(re.findall(r"\w+", str(texts[-1] if texts else "").lower()))
+        tools = [t for t in tools if t["name"].lower() in asked]
+        if not tools:
+            return None
     tool = tools[0]
     return [
         {"type": "tool_use", "id": "toolu_emu_0", "name": tool["name"], "input": _arguments(tool.get("input_schema"))}
@@ -144,7 +165,7 @@ def _answer_text(body: dict[str, Any], opts: dict[str, Any]) -> tuple[str, str, 
     """The text, its stop reason and the stop sequence it stopped at."""
     wanted = opts["completion_tokens"]
     size = min(wanted, body["max_tokens"])
-    last = body["messages"][-1]
+    last = _last_user(body)
     results = [b for b in last.get("content") or () if isinstance(b, dict) and b.get("type") == "tool_result"]
     prefix = ["The", "tool", "returned:", *_text(results).split()] if results else []
     words = (prefix + [WORDS[i % len(WORDS)] for i in range(size)])[:size]

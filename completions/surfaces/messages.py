@@ -159,14 +159,16 @@ def _messages(body: dict) -> list[dict]:
         raise invalid("'messages' is required: a non-empty array of message objects.", "messages")
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise invalid(f"'{where}.role' must be 'user' or 'assistant'.", f"{where}.role")
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+            raise invalid(f"'{where}.role' must be 'user', 'assistant' or 'system'.", f"{where}.role")
         content = message.get("content")
         if not isinstance(content, str | list) or (
             isinstance(content, list) and not all(isinstance(b, dict) for b in content)
         ):
             raise invalid(f"'{where}.content' must be a string or an array of content blocks.", f"{where}.content")
-        if message["role"] == "user":
+        if message["role"] == "system":  # a system turn mid-conversation (Claude Code sends them)
+            out.append({"role": "system", "content": _text_of(content, f"{where}.content")})
+        elif message["role"] == "user":
             out.extend(_user_messages(content, f"{where}.content"))
         else:
             out.append(_assistant_message(content, f"{where}.content"))

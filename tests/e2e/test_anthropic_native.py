@@ -204,7 +204,9 @@ def test_openai_python_is_translated_onto_the_anthropic_route(router: str, claud
     chunks = list(
         api.chat.completions.create(
             model=claude.model.public_id,
-            messages=HELLO,
+            messages=[
+                {"role": "user", "content": "What is the weather in Oslo?"}
+            ],  # the emulator calls a tool it names
             tools=tools,
             stream=True,
             stream_options={"include_usage": True},
