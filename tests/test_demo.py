@@ -27,6 +27,7 @@ def test_the_demo_setup_succeeds_twice_on_a_fresh_sqlite_file(tmp_path):
     assert f"API key:   {creds['api_key']}" in first
     assert creds["operator_password"] in first
     assert '"model": "demo/embed-small"' in first  # the "Try it" lines show embeddings too
+    assert f"ANTHROPIC_API_KEY={creds['api_key']}" in first and "claude -p" in first  # and Claude Code
 
     second = _setup(env)
     assert json.loads((tmp_path / "creds.json").read_text()) == creds
