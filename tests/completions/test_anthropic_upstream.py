@@ -270,6 +270,38 @@ def test_tool_choice_maps_to_anthropics(shop: Shop, provider: FakeProvider, choi
     assert provider.received[0].body["tool_choice"] == sent
 
 
+@pytest.mark.parametrize(("effort", "budget"), [("minimal", 1024), ("low", 2048), ("medium", 8192), ("high", 24576)])
+def test_a_reasoning_effort_becomes_a_thinking_budget(shop: Shop, provider: FakeProvider, effort: str, budget: int):
+    provider.answer(message([{"type": "text", "text": "ok"}]))
+    body = {"model": shop.model.public_id, "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": effort}
+
+    assert chat(shop, {**body, "max_completion_tokens": 30000}).status_code == 200
+
+    assert provider.received[0].body["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert provider.received[0].body["max_tokens"] == 30000  # max_completion_tokens is Anthropic's max_tokens
+
+
+def test_fields_messages_cannot_say_are_dropped(shop: Shop, provider: FakeProvider):
+    provider.answer(message([{"type": "text", "text": "ok"}]))
+    body = {
+        "model": shop.model.public_id,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 20,
+        "response_format": {"type": "json_object"},
+        "seed": 7,
+        "stop": "END",
+    }
+
+    assert chat(shop, body).status_code == 200
+
+    assert provider.received[0].body == {
+        "model": f"{UPSTREAM_MODEL}-anthropic-messages",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "max_tokens": 20,
+        "stop_sequences": ["END"],
+    }
+
+
 def test_a_chat_request_without_max_tokens_asks_anthropic_for_the_default(shop: Shop, provider: FakeProvider):
     provider.answer(message([{"type": "text", "text": "ok"}]))
 
