@@ -126,8 +126,11 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
             models=parsed.models, provider=parsed.provider, parameters=parsed.parameters, at=started_at
         )
         # Only routes whose API serves this surface, natively or translated (a fallback may cross kinds).
-        candidates = tuple(c for c in candidates if serves(surface, c.route.api))
+        candidates = tuple(c for c in candidates if serves(surface, c.route.api, parsed))
         if not candidates:
+            untranslatable = getattr(parsed, "untranslatable", None)
+            if untranslatable is not None:
+                raise untranslatable
             raise ApiError(
                 404, f"No route of '{parsed.model}' serves /v1/{surface.path}.", code="no_route", param="model"
             )

@@ -42,8 +42,11 @@ def kind_for(surface: Surface, api: str) -> Upstream | None:
     return None
 
 
-def serves(surface: Surface, api: str) -> bool:
-    """Whether a route of kind `api` can serve the surface."""
+def serves(surface: Surface, api: str, request: Any = None) -> bool:
+    """Whether a route of kind `api` can serve the surface (and this request: one that only the surface's own
+    API can say, such as a Messages request with a server tool, needs a native route)."""
+    if getattr(request, "untranslatable", None) is not None:
+        return native_of(surface, api) is not None
     return kind_for(surface, api) is not None
 
 

@@ -634,6 +634,16 @@ def test_a_request_only_a_native_route_can_take_is_refused_by_a_translated_one(p
     assert_nothing_moved(shop)
 
 
+def test_a_request_only_a_native_route_can_take_skips_the_translated_routes_before_it(provider: FakeProvider):
+    shop = make_shop(provider, Route.Api.OPENAI_CHAT, Route.Api.ANTHROPIC_MESSAGES)
+    provider.answer(message([{"type": "text", "text": "searched"}]))
+
+    response = messages(shop, {**NATIVE_BODY, "model": shop.model.public_id})
+
+    assert response.status_code == 200, response.content
+    assert [r.path for r in provider.received] == ["/v1/messages"]
+
+
 # --- Kinds per route: fallback across kinds, routes that cannot serve a surface -----------------------------
 
 
