@@ -86,11 +86,11 @@ class PriceForm(forms.ModelForm):
 
     class Meta:
         model = Price
-        fields = ("model", "prompt", "completion", "cached_prompt", "request", "effective_from")
+        fields = ("model", "prompt", "completion", "cached_prompt", "cache_write_prompt", "request", "effective_from")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for name in ("prompt", "completion", "cached_prompt", "request"):
+        for name in ("prompt", "completion", "cached_prompt", "cache_write_prompt", "request"):
             if (cleaned.get(name) or 0) < 0:
                 self.add_error(name, f"A {self.what} cannot be negative.")
         return cleaned
@@ -111,4 +111,4 @@ class RouteCostForm(PriceForm):
 
     class Meta:
         model = RouteCost
-        fields = ("route", "prompt", "completion", "cached_prompt", "request", "effective_from")
+        fields = ("route", "prompt", "completion", "cached_prompt", "cache_write_prompt", "request", "effective_from")

@@ -24,6 +24,9 @@ class Price(models.Model):
     prompt = _money(help_text="USD per 1M prompt tokens.")
     completion = _money(help_text="USD per 1M completion tokens.")
     cached_prompt = _money(null=True, blank=True, help_text="USD per 1M cached prompt tokens; empty: as prompt.")
+    cache_write_prompt = _money(
+        null=True, blank=True, help_text="USD per 1M prompt tokens written to the cache; empty: as prompt."
+    )
     request = _money(default=Decimal(0), help_text="USD per request.")
     effective_from = models.DateTimeField(default=timezone.now, db_index=True)
     created_by = models.ForeignKey(
@@ -55,6 +58,9 @@ class RouteCost(models.Model):
     prompt = _money(help_text="USD per 1M prompt tokens.")
     completion = _money(help_text="USD per 1M completion tokens.")
     cached_prompt = _money(null=True, blank=True, help_text="USD per 1M cached prompt tokens; empty: as prompt.")
+    cache_write_prompt = _money(
+        null=True, blank=True, help_text="USD per 1M prompt tokens written to the cache; empty: as prompt."
+    )
     request = _money(default=Decimal(0), help_text="USD per request.")
     effective_from = models.DateTimeField(default=timezone.now, db_index=True)
     created_by = models.ForeignKey(

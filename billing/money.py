@@ -26,11 +26,13 @@ def usd(value: Decimal | int | str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one request; `cached_tokens` is the part of the prompt served from cache."""
+    """Token counts of one request; `cached_tokens` is the part of the prompt read from cache and
+    `cache_write_tokens` the part written to it (Anthropic's prompt caching)."""
 
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Cost:
     completion: Decimal
     request: Decimal
     total: Decimal
+    cache_write_prompt: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +55,29 @@ class Rates:
     completion: Decimal
     cached_prompt: Decimal | None = None
     request: Decimal = ZERO
+    cache_write_prompt: Decimal | None = None
 
 
 def cost_for(usage: Usage, price: Price | Rates) -> Cost:
-    """Return the cost of `usage` at `price` (USD per 1M tokens, plus a per-request fee)."""
+    """Return the cost of `usage` at `price` (USD per 1M tokens, plus a per-request fee).
+
+    The prompt's cache reads and cache writes are priced at their own rates (each, when unset, at the
+    prompt's); the rest of the prompt at the prompt's.
+    """
     cached = min(max(usage.cached_tokens, 0), usage.prompt_tokens)
+    written = min(max(usage.cache_write_tokens, 0), usage.prompt_tokens - cached)
     cached_rate = price.prompt if price.cached_prompt is None else price.cached_prompt
-    prompt = Decimal(usage.prompt_tokens - cached) * price.prompt / PER_MILLION
+    write_rate = price.prompt if price.cache_write_prompt is None else price.cache_write_prompt
+    prompt = Decimal(usage.prompt_tokens - cached - written) * price.prompt / PER_MILLION
     cached_prompt = Decimal(cached) * cached_rate / PER_MILLION
+    cache_write_prompt = Decimal(written) * write_rate / PER_MILLION
     completion = Decimal(usage.completion_tokens) * price.completion / PER_MILLION
-    total = prompt + cached_prompt + completion + price.request
+    total = prompt + cached_prompt + cache_write_prompt + completion + price.request
     return Cost(
         prompt=usd(prompt),
         cached_prompt=usd(cached_prompt),
         completion=usd(completion),
         request=usd(price.request),
         total=usd(total),
+        cache_write_prompt=usd(cache_write_prompt),
     )

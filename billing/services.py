@@ -356,10 +356,12 @@ def _rates(
     request: Decimal | str,
     *,
     what: str,
+    cache_write_prompt: Decimal | str | None = None,
 ) -> dict[str, Decimal | None]:
     """A price or cost version's amounts (USD per 1M tokens, per request), exact and never negative."""
     values = {"prompt": usd(prompt), "completion": usd(completion), "request": usd(request)}
     values["cached_prompt"] = None if cached_prompt in (None, "") else usd(cached_prompt)
+    values["cache_write_prompt"] = None if cache_write_prompt in (None, "") else usd(cache_write_prompt)
     if any(v is not None and v < ZERO for v in values.values()):
         raise ValueError(f"{what} cannot be negative")
     return values
@@ -372,11 +374,12 @@ def price_set(
     completion: Decimal | str,
     cached_prompt: Decimal | str | None = None,
     request: Decimal | str = ZERO,
+    cache_write_prompt: Decimal | str | None = None,
     effective_from: datetime | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> Price:
     """Add a price version for a model (USD per 1M tokens); earlier versions stay as history."""
-    values = _rates(prompt, completion, cached_prompt, request, what="prices")
+    values = _rates(prompt, completion, cached_prompt, request, what="prices", cache_write_prompt=cache_write_prompt)
     return Price.objects.create(
         model_id=model_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
     )
@@ -389,11 +392,12 @@ def route_cost_set(
     completion: Decimal | str,
     cached_prompt: Decimal | str | None = None,
     request: Decimal | str = ZERO,
+    cache_write_prompt: Decimal | str | None = None,
     effective_from: datetime | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> RouteCost:
     """Add a version of what a route costs us (USD per 1M tokens); earlier versions stay as history."""
-    values = _rates(prompt, completion, cached_prompt, request, what="costs")
+    values = _rates(prompt, completion, cached_prompt, request, what="costs", cache_write_prompt=cache_write_prompt)
     return RouteCost.objects.create(
         route_id=route_id, effective_from=effective_from or timezone.now(), created_by=created_by, **values
     )

@@ -74,7 +74,7 @@ def _route_cost_text(route: Route) -> str:
 
 class RouteInline(admin.TabularInline[Route, Model]):
     model = Route
-    fields = ("provider", "upstream_model", "priority", "supported_parameters", "enabled", "current_cost")
+    fields = ("provider", "upstream_model", "api", "priority", "supported_parameters", "enabled", "current_cost")
     readonly_fields = ("current_cost",)
     autocomplete_fields = ("provider",)
     extra = 0
@@ -187,13 +187,13 @@ class CatalogModelAdmin(admin.ModelAdmin[Model]):
 
 @admin.register(Route)
 class RouteAdmin(admin.ModelAdmin[Route]):
-    list_display = ("model", "provider", "upstream_model", "priority", "enabled")
+    list_display = ("model", "provider", "upstream_model", "api", "priority", "enabled")
     list_filter = ("enabled", "provider")
     search_fields = ("model__public_id", "provider__name", "upstream_model")
     list_select_related = ("model", "provider")
     autocomplete_fields = ("model", "provider")
     readonly_fields = ("current_cost",)
-    fields = ("model", "provider", "upstream_model", "priority", "enabled", "current_cost")
+    fields = ("model", "provider", "upstream_model", "api", "priority", "enabled", "current_cost")
     inlines = (RouteCostHistoryInline,)
 
     @admin.display(description="cost to us / 1M (prompt, completion)")
@@ -254,7 +254,10 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelA
         ),
         ("Upstream", {"fields": ("provider", "upstream_model", "upstream_id")}),
         ("Outcome", {"fields": ("status", "finish_reason", "error")}),
-        ("Usage", {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "usage_source")}),
+        (
+            "Usage",
+            {"fields": ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "usage_source")},
+        ),
         (
             "Money",
             {

@@ -77,6 +77,9 @@ def model_json(entry: CatalogEntry, model: Model) -> dict[str, Any]:
             "completion": _per_token(price.completion),
             "request": decimal_text(price.request),
             "input_cache_read": _per_token(price.prompt if price.cached_prompt is None else price.cached_prompt),
+            "input_cache_write": _per_token(
+                price.prompt if price.cache_write_prompt is None else price.cache_write_prompt
+            ),
         },
         "top_provider": {
             "context_length": entry.context_length,
@@ -177,6 +180,9 @@ class PricesView(APIView):
                     "prompt": decimal_text(price.prompt),
                     "completion": decimal_text(price.completion),
                     "cached_prompt": None if price.cached_prompt is None else decimal_text(price.cached_prompt),
+                    "cache_write_prompt": None
+                    if price.cache_write_prompt is None
+                    else decimal_text(price.cache_write_prompt),
                     "request": decimal_text(price.request),
                     "effective_from": price.effective_from.isoformat(),
                 }
@@ -230,6 +236,7 @@ class GenerationView(APIView):
             "prompt_tokens": gen.prompt_tokens,
             "completion_tokens": gen.completion_tokens,
             "cached_tokens": gen.cached_tokens,
+            "cache_write_tokens": gen.cache_write_tokens,
             "usage_source": gen.usage_source,
             "cost": gen.cost,
             "latency_ms": gen.latency_ms,

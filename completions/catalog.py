@@ -149,6 +149,7 @@ def _model_values(raw: Any, i: int, provider_names: set[str]) -> dict[str, Any]:
             {
                 "provider": provider,
                 "upstream_model": _str(route, "upstream_model", f"{where}.routes[{j}]"),
+                "api": _api(route, f"{where}.routes[{j}]"),
                 "priority": _int(route, "priority", f"{where}.routes[{j}]", j),
                 "supported_parameters": _parameters(route, f"{where}.routes[{j}]"),
                 "cost": None if cost is None else _rates(cost, f"{where}.routes[{j}].cost"),
@@ -171,14 +172,23 @@ def _model_values(raw: Any, i: int, provider_names: set[str]) -> dict[str, Any]:
     }
 
 
+def _api(route: dict, where: str) -> str:
+    """The API the route's provider speaks (`api`, default `openai-chat`)."""
+    value = route.get("api", Route.Api.OPENAI_CHAT)
+    if value not in Route.Api.values:
+        raise CatalogError(f"{where}: 'api' must be one of {', '.join(Route.Api.values)}")
+    return value
+
+
 def _rates(raw: Any, where: str) -> dict[str, Decimal | None]:
-    """A price or a route's cost: USD per 1M prompt, completion and cached prompt tokens, and per request."""
+    """A price or a route's cost: USD per 1M prompt, completion, cached (read) and cache-write prompt tokens,
+    and per request."""
     if not isinstance(raw, dict):
         raise CatalogError(f"{where} must be an object with 'prompt' and 'completion'")
     for key in ("prompt", "completion"):
         if key not in raw:
             raise CatalogError(f"{where}: '{key}' is required")
-    unknown = set(raw) - {"prompt", "completion", "cached_prompt", "request"}
+    unknown = set(raw) - {"prompt", "completion", "cached_prompt", "cache_write_prompt", "request"}
     if unknown:
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
     return {
@@ -187,6 +197,9 @@ def _rates(raw: Any, where: str) -> dict[str, Decimal | None]:
         "cached_prompt": None
         if raw.get("cached_prompt") is None
         else _money(raw["cached_prompt"], f"{where}.cached_prompt"),
+        "cache_write_prompt": None
+        if raw.get("cache_write_prompt") is None
+        else _money(raw["cache_write_prompt"], f"{where}.cache_write_prompt"),
         "request": _money(raw.get("request", 0), f"{where}.request"),
     }
 
@@ -243,6 +256,7 @@ def catalog_import(data: dict[str, Any]) -> CatalogImportResult:
                 provider=provider,
                 upstream_model=route["upstream_model"],
                 defaults={
+                    "api": route["api"],
                     "priority": route["priority"],
                     "supported_parameters": route["supported_parameters"],
                     "enabled": True,

@@ -80,8 +80,38 @@ def demo_catalog(upstream_url: str) -> dict:
                 "price": {"prompt": "2.50", "completion": "10.00", "cached_prompt": "1.25"},
             },
             {
-                # Served at /v1/embeddings (that surface calls the `openai-embeddings` kind); a chat request
-                # naming it reaches the emulator's chat endpoint, which refuses it (400, not charged).
+                "id": "demo/claude-small",
+                "name": "Demo Claude (small) — upstream emulator, Anthropic Messages API",
+                "description": "The built-in emulator's Anthropic Messages API: /v1/messages (and Claude Code) "
+                "reach it untouched, /v1/chat/completions translated.",
+                "context_length": 200000,
+                "max_output_tokens": 8192,
+                "tokenizer": "Claude",
+                "input_modalities": ["text", "image"],
+                "supported_parameters": DEMO_PARAMETERS,
+                "routes": [
+                    {
+                        "provider": "demo-emulator",
+                        "upstream_model": "emulator-claude",
+                        "api": "anthropic-messages",
+                        "cost": {
+                            "prompt": "0.80",
+                            "completion": "4.00",
+                            "cached_prompt": "0.08",
+                            "cache_write_prompt": "1.00",
+                        },
+                    }
+                ],
+                "price": {
+                    "prompt": "1.00",
+                    "completion": "5.00",
+                    "cached_prompt": "0.10",
+                    "cache_write_prompt": "1.25",
+                },
+            },
+            {
+                # Served at /v1/embeddings only: its route speaks `openai-embeddings`, which no other surface
+                # is sent to (a chat request naming it is a 404 `no_route`).
                 "id": "demo/embed-small",
                 "name": "Demo embeddings (small) — upstream emulator",
                 "description": "Deterministic 8-dimensional vectors from the built-in upstream emulator.",
@@ -94,6 +124,7 @@ def demo_catalog(upstream_url: str) -> dict:
                     {
                         "provider": "demo-emulator",
                         "upstream_model": "emulator-embed",
+                        "api": "openai-embeddings",
                         "cost": {"prompt": "0.01", "completion": "0"},
                     }
                 ],

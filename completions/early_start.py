@@ -24,7 +24,7 @@ from core.green import COOPERATIVE
 
 from .candidates import Candidate
 from .settlement import Started, generation_start
-from .upstreams import Upstream, UpstreamCall
+from .upstreams import UpstreamCall, upstream_open
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def upstream_may_start_early(started: Started) -> bool:
 class EarlyCall:
     """The upstream call in its own green thread, started while the request's hold is being placed."""
 
-    def __init__(self, upstream: Upstream, candidates: tuple[Candidate, ...], body_for: Callable) -> None:
-        self._greenlet = gevent.spawn(upstream.open, candidates, body_for)
+    def __init__(self, candidates: tuple[Candidate, ...], send_for: Callable) -> None:
+        self._greenlet = gevent.spawn(upstream_open, candidates, send_for)
 
     def result(self) -> UpstreamCall:
         """The call that answered (waiting for it), or the ApiError of none answering."""
@@ -65,13 +65,11 @@ class EarlyCall:
             self._greenlet.value.response.close()
 
 
-def upstream_open_early(
-    started: Started, upstream: Upstream, candidates: tuple[Candidate, ...], body_for: Callable
-) -> EarlyCall | None:
+def upstream_open_early(started: Started, candidates: tuple[Candidate, ...], send_for: Callable) -> EarlyCall | None:
     """Start the call now, beside the hold about to be placed; None when it must wait for the hold."""
     if not COOPERATIVE or not upstream_may_start_early(started):
         return None
-    return EarlyCall(upstream, candidates, body_for)
+    return EarlyCall(candidates, send_for)
 
 
 def hold_place_beside(started: Started, early: EarlyCall | None) -> None:

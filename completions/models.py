@@ -107,9 +107,23 @@ class Model(models.Model):
 class Route(models.Model):
     """One way to serve a model: a provider and its name for the model; lower priority is tried first."""
 
+    class Api(models.TextChoices):
+        """The API the route's provider speaks: one upstream kind each (completions/upstreams/)."""
+
+        OPENAI_CHAT = "openai-chat", "OpenAI Chat Completions"
+        ANTHROPIC_MESSAGES = "anthropic-messages", "Anthropic Messages"
+        OPENAI_RESPONSES = "openai-responses", "OpenAI Responses"
+        OPENAI_EMBEDDINGS = "openai-embeddings", "OpenAI Embeddings"
+
     model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="routes")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="routes")
     upstream_model = models.CharField(max_length=200)
+    api = models.CharField(
+        max_length=32,
+        choices=Api.choices,
+        default=Api.OPENAI_CHAT,
+        help_text="The API the provider speaks for this route; requests in another API are translated to it.",
+    )
     priority = models.IntegerField(default=0)
     supported_parameters = models.JSONField(
         null=True,
@@ -179,6 +193,7 @@ class Generation(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0, help_text="Prompt tokens written to the cache.")
     usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.NONE)
     cost = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal(0))
     upstream_cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)

@@ -8,7 +8,7 @@ Top to bottom, each step in the module that owns it:
    preferences order them, with their prices (candidates.py, routing.py);
 4. plan the generation and hold its worst case (settlement.py, billing/services.py), with the upstream
    call started beside the hold where that is safe (early_start.py);
-5. call the first route that answers (completions/upstreams/);
+5. call the first route that answers, each in the API it speaks (completions/upstreams/);
 6. relay the answer and settle it exactly once (relay.py, settlement.py).
 
 These views are plain Django views: DRF's request wrapping and content negotiation would do nothing here
@@ -62,7 +62,7 @@ from .settlement import (
 from .spool import commit_or_spool
 from .surfaces import SURFACES, Surface, messages
 from .surfaces.base import SurfaceRequest
-from .upstreams import UPSTREAMS
+from .upstreams import Outgoing, native_of, outgoing, serves, upstream_open
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,15 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         candidates = candidates_select(
             models=parsed.models, provider=parsed.provider, parameters=parsed.parameters, at=started_at
         )
+        # Only routes whose API serves this surface, natively or translated (a fallback may cross kinds).
+        candidates = tuple(c for c in candidates if serves(surface, c.route.api, parsed))
+        if not candidates:
+            untranslatable = getattr(parsed, "untranslatable", None)
+            if untranslatable is not None:
+                raise untranslatable
+            raise ApiError(
+                404, f"No route of '{parsed.model}' serves /v1/{surface.path}.", code="no_route", param="model"
+            )
     except ApiError as error:
         error.headers = headers
         raise
@@ -157,12 +166,11 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         app=request.META.get("HTTP_X_TITLE", ""),
         request_id=getattr(request, "request_id", ""),  # set by RequestIdMiddleware (mlrouter/middleware.py)
     )
-    upstream = UPSTREAMS[surface.upstream_kind]
 
-    def body_for(candidate: Candidate) -> bytes:
-        return surface.upstream_body(parsed, candidate.route)
+    def send_for(candidate: Candidate) -> Outgoing:
+        return outgoing(surface, parsed, request, candidate)
 
-    early = upstream_open_early(started, upstream, candidates, body_for)
+    early = upstream_open_early(started, candidates, send_for)
     try:
         hold_place_beside(started, early)
     except InsufficientFunds as exc:
@@ -180,7 +188,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         )
     release_db()
     try:
-        call = early.result() if early is not None else upstream.open(candidates, body_for)
+        call = early.result() if early is not None else upstream_open(candidates, send_for)
     except ApiError as error:
         outcome = Outcome(Generation.Status.FAILED, error=error.message[:500], charge=False)
         commit_or_spool(generation_close(started=started, outcome=outcome))
@@ -188,6 +196,7 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
         raise
     started.served_by(call.candidate.entry)
     served_mark(request, call.candidate.entry.public_id, call.route.provider_name)
+    call.passthrough = native_of(surface, call.route.api)
     # From here the request may be charged: an unexpected error must not invite the client to retry.
     upstream_answered_mark(request, started.generation_id)
     if parsed.stream:

@@ -113,7 +113,9 @@ def expired_hold_resolve(*, run: ReconciliationRun, hold_id: int) -> Reconciliat
             detail=f"hold of {hold.amount} USD expired at {hold.expires_at:%Y-%m-%d %H:%M:%S} UTC with no usage "
             f"recorded ({'no generation' if generation is None else generation.status}); released, nothing charged",
         )
-    usage = Usage(generation.prompt_tokens, generation.completion_tokens, generation.cached_tokens)
+    usage = Usage(
+        generation.prompt_tokens, generation.completion_tokens, generation.cached_tokens, generation.cache_write_tokens
+    )
     cost = generation.cost or cost_for(usage, generation.price).total
     finding = finding_record(
         run=run,

@@ -34,7 +34,8 @@ from .models import Generation
 from .settlement import Closing, Finished, Outcome, Started, generation_close
 from .spool import commit_or_spool
 from .surfaces.base import ChunkRewriter, StreamEnd
-from .upstreams import UPSTREAMS, UpstreamCall
+from .upstreams import UpstreamCall
+from .upstreams.base import NativeStream
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,12 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
         timed_out = isinstance(exc, TimeoutError)
     else:
         timed_out = False
-    upstream = UPSTREAMS[started.surface.upstream_kind]
+    upstream = call.upstream
     if not isinstance(body, dict) or not upstream.answer_ok(body):
         raise _not_settled(started, call, timed_out)
+    if call.passthrough is not None:
+        return _relay_native(started, call, body, headers)
+    body = upstream.plain(body)
     choices = body.get("choices")  # none in an embedding list: nothing generated, no finish reason
     first = choices[0] if choices and isinstance(choices, list) and isinstance(choices[0], dict) else {}
     try:
@@ -97,6 +101,27 @@ def _not_settled(started: Started, call: UpstreamCall, timed_out: bool) -> ApiEr
         f"The upstream provider {why}. You were not charged; retrying may help.",
         code="upstream_timeout" if timed_out else "upstream_error",
     )
+
+
+def _relay_native(started: Started, call: UpstreamCall, body: dict, headers: dict[str, str]) -> HttpResponse:
+    """A plain answer in the surface's own API: settled from what it reports, handed on with our cost."""
+    native = call.passthrough
+    assert native is not None
+    read = native.read(body)
+    closing = generation_close(
+        started=started,
+        outcome=Outcome(
+            Generation.Status.COMPLETED,
+            route=call.route,
+            usage=read.usage,
+            completion_chars=read.completion_chars,
+            finish_reason=read.finish_reason,
+            upstream_id=read.upstream_id,
+        ),
+    )
+    response = SettledWhenSent(closing, native.answer(body, started, closing.finished), content_type="application/json")
+    response_headers(response, started, headers)
+    return response
 
 
 class SettledWhenSent(HttpResponse):
@@ -162,6 +187,8 @@ class StreamRelay:
         self.error: str = ""
         self.finished: Finished | None = None
         self.created = int(time.time())
+        # A stream in the surface's own API (a native route): relayed event by event, its end written with our cost.
+        self.native: NativeStream | None = call.passthrough.stream(started) if call.passthrough else None
 
     def response(self) -> StreamingHttpResponse:
         start_beside(self._read, name=f"relay-{self.started.generation_id}")
@@ -176,9 +203,12 @@ class StreamRelay:
             self.queue.put(item)
 
     def _read(self) -> None:
+        if self.native is not None:
+            self._read_native(self.native)
+            return
         outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
         surface = self.started.surface
-        upstream = UPSTREAMS[surface.upstream_kind]
+        upstream = self.call.upstream
         rewrite: ChunkRewriter | None = None
         held: tuple[bytes, dict] | None = None
         done = False
@@ -250,6 +280,44 @@ class StreamRelay:
                 self.call.response.close()
             self._settle(outcome, done)
 
+    def _read_native(self, native: NativeStream) -> None:
+        """The native stream's reader: every event relayed as it comes but the answer's end (held for the cost)."""
+        outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
+        passthrough = self.call.passthrough
+        assert passthrough is not None
+        try:
+            for event in passthrough.events(self.call.response):
+                relayed, chars = native.feed(event)
+                if chars and outcome.ttft_ms is None:
+                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                outcome.completion_chars += chars
+                if relayed:
+                    self._put(relayed)
+                if native.error:
+                    self.error = native.error
+                    break
+                if native.done:
+                    break
+                if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
+                    break
+            else:
+                if not native.done and not self.error:
+                    self.error = "the upstream connection dropped mid-stream"
+        except TimeoutError:
+            self.error = "the upstream stopped sending (read timeout)"
+        except HTTPError:
+            self.error = "the upstream connection dropped mid-stream"
+        finally:
+            self.reading = False
+            self.usage = native.usage
+            outcome.upstream_id, outcome.finish_reason = native.upstream_id, native.finish_reason
+            if native.done:
+                self.call.response.drain_conn()
+                self.call.response.release_conn()
+            else:
+                self.call.response.close()
+            self._settle(outcome, native.done and not self.error)
+
     def _settle(self, outcome: Outcome, done: bool) -> None:
         outcome.usage = self.usage
         if self.client_gone_at is not None and not done:
@@ -294,11 +362,21 @@ class StreamRelay:
                     batch.append(nxt)
                 yield b"".join(batch)
             surface = self.started.surface
-            last, last_chunk = self.held or (None, None)
-            end = StreamEnd(
-                last, last_chunk, self.rewrite, self.usage_chunk, self.usage, self.finished, self.created, self.error
-            )
-            final = surface.stream_final(self.started, end)
+            if self.native is not None:
+                final = self.native.final(None if self.error else self.finished)
+            else:
+                last, last_chunk = self.held or (None, None)
+                end = StreamEnd(
+                    last,
+                    last_chunk,
+                    self.rewrite,
+                    self.usage_chunk,
+                    self.usage,
+                    self.finished,
+                    self.created,
+                    self.error,
+                )
+                final = surface.stream_final(self.started, end)
             if final:
                 yield final
             if self.error:

@@ -42,13 +42,21 @@ class RouteInfo:
     cost_completion: Decimal | None = None
     cost_cached_prompt: Decimal | None = None
     cost_request: Decimal | None = None
+    cost_cache_write_prompt: Decimal | None = None
+    api: str = "openai-chat"  # Route.Api: the API the route's provider speaks (completions/upstreams/)
 
     @property
     def cost_rates(self) -> Rates | None:
         """The route's cost as rates for `cost_for`, or None when the route has no cost price."""
         if self.cost_prompt is None or self.cost_completion is None:
             return None
-        return Rates(self.cost_prompt, self.cost_completion, self.cost_cached_prompt, self.cost_request or ZERO)
+        return Rates(
+            self.cost_prompt,
+            self.cost_completion,
+            self.cost_cached_prompt,
+            self.cost_request or ZERO,
+            self.cost_cache_write_prompt,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,8 @@ def _route_info(route: Route) -> RouteInfo:
         cost_completion=cost.completion if cost else None,
         cost_cached_prompt=cost.cached_prompt if cost else None,
         cost_request=cost.request if cost else None,
+        cost_cache_write_prompt=cost.cache_write_prompt if cost else None,
+        api=route.api,
     )
 
 

@@ -70,7 +70,10 @@ def completion_cap(request: SurfaceRequest, entry: CatalogEntry) -> int:
 
 def worst_case_cost(request: SurfaceRequest, entry: CatalogEntry, price: Price) -> Cost:
     """What the request can cost at most: the hold placed for it."""
-    return cost_for(Usage(request.prompt_tokens_upper_bound, completion_cap(request, entry)), price)
+    prompt = request.prompt_tokens_upper_bound
+    # A prompt written to the cache may cost more than a plain one: the worst case is all of it written.
+    written = prompt if price.cache_write_prompt is not None and price.cache_write_prompt > price.prompt else 0
+    return cost_for(Usage(prompt, completion_cap(request, entry), cache_write_tokens=written), price)
 
 
 def affordable_max_tokens(available: Decimal, request: SurfaceRequest, price: Price) -> int:
@@ -265,12 +268,14 @@ def usage_resolve(started: Started, outcome: Outcome) -> tuple[Usage, str, str]:
     prompt, completion = _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
     details = usage.get("prompt_tokens_details") or {}
     cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
-    if prompt is None or completion is None or cached is None:
+    written = _count(details, "cache_write_tokens") if isinstance(details, dict) else 0
+    if prompt is None or completion is None or cached is None or written is None:
         return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported invalid usage {usage!r}"
     prompt_cap = max(started.request.prompt_tokens_upper_bound, started.entry.context_length)
     if prompt > prompt_cap or completion > completion_cap(started.request, started.entry):
         return estimate, Generation.UsageSource.ESTIMATED, f"the upstream reported implausible usage {usage!r}"
-    return Usage(prompt, completion, min(cached, prompt)), Generation.UsageSource.UPSTREAM, ""
+    cached = min(cached, prompt)
+    return Usage(prompt, completion, cached, min(written, prompt - cached)), Generation.UsageSource.UPSTREAM, ""
 
 
 def _upstream_cost(usage: Any) -> Decimal | None:
@@ -326,6 +331,7 @@ def generation_close(*, started: Started, outcome: Outcome) -> Closing:
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "cached_tokens": usage.cached_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
         "usage_source": source,
         "upstream_cost": upstream_cost,
         "upstream_cost_source": upstream_source,

@@ -79,6 +79,7 @@ class ModelRow:
     prompt: str
     completion: str
     cached_prompt: str
+    cache_write_prompt: str
     request: str
     entry: CatalogEntry
     embeddings: bool = False  # an embedding model (its output modality): served at /v1/embeddings only
@@ -105,6 +106,7 @@ def catalog_rows() -> list[ModelRow]:
                 prompt=money_text(price.prompt),
                 completion=money_text(price.completion),
                 cached_prompt="—" if price.cached_prompt is None else money_text(price.cached_prompt),
+                cache_write_prompt="—" if price.cache_write_prompt is None else money_text(price.cache_write_prompt),
                 request=money_text(price.request) if price.request else "—",
                 entry=entry,
                 embeddings="embeddings" in (model.output_modalities or ()),
@@ -125,6 +127,12 @@ def example_embedding_row(rows: list[ModelRow]) -> ModelRow | None:
     """The model the embeddings examples use: the cheapest embedding model on sale."""
     rows = [row for row in rows if row.embeddings]
     return min(rows, key=lambda row: (row.price.prompt, row.id)) if rows else None
+
+
+def _anthropic_model(rows: list[ModelRow]) -> str | None:
+    """The model the Claude Code page uses: the cheapest whose first route speaks Anthropic's API."""
+    native = [row for row in rows if row.entry.routes and row.entry.routes[0].api == "anthropic-messages"]
+    return min(native, key=lambda row: (row.price.prompt + row.price.completion, row.id)).id if native else None
 
 
 def _sample_chat(max_tokens: int | None) -> ChatRequest:
@@ -229,6 +237,7 @@ def docs_context(*, lang: str, request: HttpRequest | None = None) -> dict[str, 
         "models": rows,
         "example_model": example.id if example else "<model-id>",
         "example_embedding_model": embedding.id if embedding else "<embedding-model-id>",
+        "anthropic_model": _anthropic_model(rows) or (example.id if example else "<model-id>"),
         "example": example_figures(example),
         "errors": API_ERRORS,
         "stream_error_example": _stream_error_example(),

@@ -39,6 +39,8 @@ PAGES: tuple[Page, ...] = (
     Page("messages", "Messages (Anthropic)", "Messages (Anthropic)"),
     Page("responses", "Responses (OpenAI)", "Responses (OpenAI)"),
     Page("codex", "Codex CLI", "Codex CLI"),
+    Page("claude-code", "Claude Code", "Claude Code"),
+    Page("cursor", "Cursor и другие OpenAI-совместимые инструменты", "Cursor and other OpenAI-compatible tools"),
     Page("streaming", "Стриминг", "Streaming"),
     Page("embeddings", "Эмбеддинги", "Embeddings"),
     Page("routing", "Маршрутизация и резервные модели", "Routing and fallbacks"),

@@ -16,5 +16,7 @@ urlpatterns = [
     path("fail/<str:fail_mode>/v1/chat/completions", views.chat_completions, name="fail_chat_completions"),
     path("fail/<str:fail_mode>/v1/embeddings", views.embeddings, name="fail_embeddings"),
     path("fail/<str:fail_mode>/v1/responses", views.responses, name="fail_responses"),
+    path("v1/messages", views.messages, name="messages"),
+    path("fail/<str:fail_mode>/v1/messages", views.messages, name="fail_messages"),
     path("fail/<str:fail_mode>/v1/models", views.models, name="fail_models"),
 ]

@@ -11,8 +11,11 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from emulator import core
+from emulator import messages as anthropic
 from emulator.embeddings import embeddings_reply
 from emulator.responses import responses_reply
+
+ANTHROPIC_HEADERS = ("content-type", "user-agent", "authorization", "x-api-key", "anthropic-version", "anthropic-beta")
 
 
 @csrf_exempt
@@ -60,6 +63,24 @@ def responses(request: HttpRequest, fail_mode: str | None = None) -> HttpRespons
         return _send(core.error_reply(413, "Request body too large."))
     headers = {name: request.headers.get(name) for name in ("content-type", "user-agent", "authorization")}
     return _send(responses_reply(raw, headers, fail_mode))
+
+
+def messages(request: HttpRequest, fail_mode: str | None = None) -> HttpResponseBase:
+    """POST .../v1/messages (Anthropic's Messages API), optionally under /fail/<mode>/."""
+    headers = {name: request.headers.get(name) for name in ANTHROPIC_HEADERS}
+    key = settings.EMULATOR_API_KEY
+    if not key and not settings.DEBUG:
+        return _send(anthropic.error_reply(503, "The emulator is enabled outside DEBUG without EMULATOR_API_KEY."))
+    denied = anthropic.auth_error(headers, key)
+    if denied is not None:
+        return _send(denied)
+    if request.method != "POST":
+        return _send(anthropic.error_reply(405, "Use POST."))
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        return _send(anthropic.error_reply(413, "Request body too large."))
+    return _send(anthropic.messages_reply(raw, headers, fail_mode))
 
 
 @csrf_exempt

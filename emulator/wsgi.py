@@ -2,6 +2,7 @@
 
 Routes (any path prefix is accepted, so a provider base_url may point anywhere on this host):
 ``POST [prefix][/fail/<mode>]/v1/chat/completions``, ``POST [prefix][/fail/<mode>]/v1/embeddings``,
+``POST [prefix][/fail/<mode>]/v1/messages`` (Anthropic's API, emulator/messages.py),
 ``POST [prefix][/fail/<mode>]/v1/responses`` and
 ``GET [prefix][/fail/<mode>]/v1/models``.
 """
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from emulator import core
+from emulator import core, messages
 from emulator.embeddings import embeddings_reply
 from emulator.responses import responses_reply
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Sleep = Callable[[float], None]
 
-_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|embeddings|responses|models)/?$")
+_ROUTE = re.compile(r"(?:/fail/([^/]+))?/v1/(chat/completions|embeddings|messages|responses|models)/?$")
 _MAX_BODY = 32 * 1024 * 1024
 
 
@@ -55,10 +56,12 @@ def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
     match = _ROUTE.search(path)
     if match is None:
         return core.error_reply(404, f"Unknown emulator path {path!r}; use .../v1/chat/completions.")
+    fail_mode, endpoint = match.groups()
+    if endpoint == "messages":
+        return _messages(environ, api_key, fail_mode)
     denied = core.auth_error(environ.get("HTTP_AUTHORIZATION"), api_key)
     if denied is not None:
         return denied
-    fail_mode, endpoint = match.groups()
     method = environ.get("REQUEST_METHOD", "GET")
     if endpoint == "models":
         return core.models_reply(fail_mode) if method == "GET" else core.error_reply(405, "Use GET.")
@@ -77,6 +80,24 @@ def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
     if endpoint == "responses":
         return responses_reply(raw, headers, fail_mode)
     return core.chat_reply(raw, headers, fail_mode)
+
+
+def _messages(environ: dict[str, Any], api_key: str | None, fail_mode: str | None) -> core.Reply:
+    """POST .../v1/messages: Anthropic's API, keyed by `x-api-key` (or `Authorization: Bearer`)."""
+    headers = {
+        name: environ.get("HTTP_" + name.upper().replace("-", "_"))
+        for name in ("user-agent", "authorization", "x-api-key", "anthropic-version", "anthropic-beta")
+    }
+    headers["content-type"] = environ.get("CONTENT_TYPE")
+    denied = messages.auth_error(headers, api_key)
+    if denied is not None:
+        return denied
+    if environ.get("REQUEST_METHOD", "GET") != "POST":
+        return messages.error_reply(405, "Use POST.")
+    raw = _read_body(environ)
+    if raw is None:
+        return messages.error_reply(413, "Request body too large.")
+    return messages.messages_reply(raw, headers, fail_mode)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes | None:

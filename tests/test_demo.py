@@ -28,6 +28,7 @@ def test_the_demo_setup_succeeds_twice_on_a_fresh_sqlite_file(tmp_path):
     assert creds["operator_password"] in first
     assert '"model": "demo/embed-small"' in first  # the "Try it" lines show embeddings too
     assert 'wire_api="responses"}' in first and "codex exec" in first  # and a Codex CLI set-up
+    assert f"ANTHROPIC_API_KEY={creds['api_key']}" in first and "claude -p" in first  # and Claude Code
 
     second = _setup(env)
     assert json.loads((tmp_path / "creds.json").read_text()) == creds

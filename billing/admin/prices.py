@@ -19,8 +19,15 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
 
-_LIST = ("prompt_display", "completion_display", "cached_prompt_display", "request_display", "effective_from")
-_RATES = ("prompt", "completion", "cached_prompt", "request")
+_LIST = (
+    "prompt_display",
+    "completion_display",
+    "cached_prompt_display",
+    "cache_write_prompt_display",
+    "request_display",
+    "effective_from",
+)
+_RATES = ("prompt", "completion", "cached_prompt", "cache_write_prompt", "request")
 
 
 class RateVersionsAdmin(admin.ModelAdmin):
@@ -41,6 +48,10 @@ class RateVersionsAdmin(admin.ModelAdmin):
     @admin.display(description="cached prompt / 1M", ordering="cached_prompt")
     def cached_prompt_display(self, obj: Price | RouteCost) -> str:
         return "as prompt" if obj.cached_prompt is None else usd_exact(obj.cached_prompt)
+
+    @admin.display(description="cache write / 1M", ordering="cache_write_prompt")
+    def cache_write_prompt_display(self, obj: Price | RouteCost) -> str:
+        return "as prompt" if obj.cache_write_prompt is None else usd_exact(obj.cache_write_prompt)
 
     @admin.display(description="per request", ordering="request")
     def request_display(self, obj: Price | RouteCost) -> str:

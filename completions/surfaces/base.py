@@ -1,8 +1,8 @@
 """What an API surface is: one wire format clients speak, served at one /v1 path.
 
 The pipeline (completions/pipeline.py) runs the same steps for every surface: read the body, let the
-surface parse it, authenticate, rate-limit, find the model's routes, hold the worst case, call the
-upstream kind the surface speaks (completions/upstreams/), relay the answer and settle. What differs
+surface parse it, authenticate, rate-limit, find the model's routes, hold the worst case, call each
+route in the API it speaks (completions/upstreams/), relay the answer and settle. What differs
 per surface is only what is here: how a request is read, what goes upstream, and how the upstream's
 answer and its exact cost are written back for the client.
 """
@@ -79,7 +79,8 @@ class Surface:
 
     name: str
     path: str  # served at /v1/<path> (POST)
-    upstream_kind: str  # the completions/upstreams/ adapter this surface calls
+    # The form its requests are written in for translated routes: an upstream kind's API (completions/upstreams/).
+    speaks: str
     openapi: dict[str, Any]  # the OpenAPI path item (the view is plain Django, not DRF)
     parse: Callable[[bytes], SurfaceRequest]  # raises ApiError (400) on a malformed body
     upstream_body: Callable[[Any, RouteInfo], bytes]  # (request, a route) -> the body that route is sent
@@ -100,6 +101,8 @@ class Surface:
     bind: Callable[[Any, KeyPrincipal], SurfaceRequest] | None = None
     # Called once a plain answer's charge is committed, outside its transaction (Responses keeps the answer).
     settled: Callable[[Started, Finished], None] | None = None
+    # The upstream kind whose API is this surface's own: its routes get the request untouched (no translation).
+    native: str | None = None
 
 
 _OBJECT = {"type": "object", "additionalProperties": {}}

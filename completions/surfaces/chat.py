@@ -270,11 +270,14 @@ def usage_out(started: Started, finished: Finished, upstream_usage: Any) -> dict
     usage["total_tokens"] = finished.usage.prompt_tokens + finished.usage.completion_tokens
     usage["cost"] = finished.cost
     price = started.price
-    if finished.breakdown is not None and (price.cached_prompt is not None or price.request):
+    if finished.breakdown is not None and (
+        price.cached_prompt is not None or price.cache_write_prompt is not None or price.request
+    ):
         b = finished.breakdown
         usage["cost_details"] = {
             "prompt": b.prompt,
             "cached_prompt": b.cached_prompt,
+            "cache_write_prompt": b.cache_write_prompt,
             "completion": b.completion,
             "request": b.request,
         }
@@ -524,7 +527,7 @@ OPENAPI = openapi_operation(
 SURFACE = Surface(
     name="chat",
     path="chat/completions",
-    upstream_kind="openai-chat",
+    speaks="openai-chat",
     openapi=OPENAPI,
     parse=parse_chat_request,
     upstream_body=upstream_body,

@@ -1,8 +1,10 @@
-"""Anthropic's Messages surface (POST /v1/messages), translated onto the `openai-chat` routes we have.
+"""Anthropic's Messages surface (POST /v1/messages): native on `anthropic-messages` routes, translated elsewhere.
 
-The Anthropic request becomes a chat completion body (then goes the chat surface's way: the route's
-declared parameters, its model name); the chat answer comes back as an Anthropic message, and a chat
-stream as Anthropic's event sequence. The translation table is the docs page "Messages (Anthropic)"
+A route that speaks Anthropic's API gets the client's body as it is, but for the model name
+(completions/upstreams/anthropic_messages.py relays its answer). For any other route the Anthropic
+request becomes a chat completion body (then goes the chat surface's way: the route's declared
+parameters, its model name); the chat answer comes back as an Anthropic message, and a chat stream as
+Anthropic's event sequence. The translation table is the docs page "Messages (Anthropic)"
 (docs/content/en/messages.md); each row is tested in tests/completions/test_messages.py.
 
 Money leaves as the chat surface's does (core.exactjson): `usage.cost` is exactly what the ledger charged.
@@ -53,6 +55,10 @@ class MessagesRequest(chat.ChatRequest):
 
     stop_sequences: tuple[str, ...] = ()
     tool_names: frozenset[str] = field(default_factory=frozenset)
+    anthropic: dict[str, Any] = field(default_factory=dict)  # the client's body, for native routes
+    # Why the body cannot go to an OpenAI-compatible route (a server tool, a document block, ...): only
+    # native routes can serve it.
+    untranslatable: ApiError | None = None
 
     @property
     def prompt_tokens_estimate(self) -> int:
@@ -153,14 +159,16 @@ def _messages(body: dict) -> list[dict]:
         raise invalid("'messages' is required: a non-empty array of message objects.", "messages")
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise invalid(f"'{where}.role' must be 'user' or 'assistant'.", f"{where}.role")
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+            raise invalid(f"'{where}.role' must be 'user', 'assistant' or 'system'.", f"{where}.role")
         content = message.get("content")
         if not isinstance(content, str | list) or (
             isinstance(content, list) and not all(isinstance(b, dict) for b in content)
         ):
             raise invalid(f"'{where}.content' must be a string or an array of content blocks.", f"{where}.content")
-        if message["role"] == "user":
+        if message["role"] == "system":  # a system turn mid-conversation (Claude Code sends them)
+            out.append({"role": "system", "content": _text_of(content, f"{where}.content")})
+        elif message["role"] == "user":
             out.extend(_user_messages(content, f"{where}.content"))
         else:
             out.append(_assistant_message(content, f"{where}.content"))
@@ -253,17 +261,31 @@ def chat_body_of(body: dict) -> dict[str, Any]:
 
 
 def parse_messages_request(raw: bytes) -> MessagesRequest:
-    """Validate a Messages body and translate it; `top_k`, `cache_control` and Anthropic-only fields drop."""
+    """Validate a Messages body and translate it for OpenAI-compatible routes (`top_k`, `cache_control` and
+    Anthropic-only fields drop); native routes get the body itself."""
     body = chat._json_load(raw)
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
-    translated = chat_body_of(body)
+    untranslatable = None
+    try:
+        translated = chat_body_of(body)
+    except ApiError as error:
+        # What a native route could still take: the request goes on, and only translated routes refuse it.
+        untranslatable = error
+        translated = chat_body_of({**_routing_fields(body), "messages": [{"role": "user", "content": ""}]})
     parsed = chat.parse_chat_request(chat._forward_json(translated))
     values = {f.name: getattr(parsed, f.name) for f in fields(parsed)}
     values["raw_size"] = len(raw)
     stops = tuple(translated.get("stop", ()))
     names = frozenset(t["function"]["name"] for t in translated.get("tools", ()))
-    return MessagesRequest(**values, stop_sequences=stops, tool_names=names)
+    return MessagesRequest(
+        **values, stop_sequences=stops, tool_names=names, anthropic=body, untranslatable=untranslatable
+    )
+
+
+def _routing_fields(body: dict) -> dict[str, Any]:
+    """What the pipeline reads of a body that only a native route can take."""
+    return {name: body[name] for name in ("model", "max_tokens", "models", "provider", "stream") if name in body}
 
 
 def count_tokens(raw: bytes) -> int:
@@ -276,6 +298,9 @@ def count_tokens(raw: bytes) -> int:
 
 
 def upstream_body(request: MessagesRequest, route: Any) -> bytes:
+    """The chat completion body an OpenAI-compatible route is sent (a native route gets the client's own)."""
+    if request.untranslatable is not None:
+        raise request.untranslatable
     return chat.upstream_body(request, route)
 
 
@@ -283,11 +308,12 @@ def upstream_body(request: MessagesRequest, route: Any) -> bytes:
 
 
 def usage_out(finished: Finished) -> dict[str, Any]:
-    """Anthropic's usage: input tokens not read from cache, the cache reads, the output; our exact cost."""
+    """Anthropic's usage: input tokens neither read from nor written to the cache, the cache writes and
+    reads, the output; our exact cost."""
     usage = finished.usage
     return {
-        "input_tokens": usage.prompt_tokens - usage.cached_tokens,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.completion_tokens,
         "cost": finished.cost,
@@ -534,7 +560,8 @@ OPENAPI = openapi_operation(
     operation_id="messages_create",
     summary="Create a message (Anthropic Messages API)",
     description="Anthropic-compatible (`x-api-key` or `Authorization: Bearer`; `anthropic-version` and "
-    "`anthropic-beta` are accepted), translated onto the model's OpenAI-compatible routes. `max_tokens` is "
+    "`anthropic-beta` are accepted and passed to native routes): passed through to the model's Anthropic "
+    "routes, translated onto its OpenAI-compatible ones. `max_tokens` is "
     "required. `usage.cost` is what was charged (USD). With `stream: true` the answer is Anthropic's event "
     "stream; `message_delta` carries `usage.cost`. Errors are in Anthropic's shape.",
     tag="messages",
@@ -583,7 +610,8 @@ COUNT_TOKENS_OPENAPI = openapi_operation(
 SURFACE = Surface(
     name="messages",
     path="messages",
-    upstream_kind="openai-chat",
+    speaks="openai-chat",
+    native="anthropic-messages",
     openapi=OPENAPI,
     parse=parse_messages_request,
     upstream_body=upstream_body,

@@ -7,19 +7,10 @@ Embeddings are never streamed and generate no completion tokens: a plain answer 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from ..candidates import Candidate
-from .base import Upstream, UpstreamCall
-from .openai_chat import sse_events, upstream_open
-
-ENDPOINT = "/embeddings"
-
-
-def embeddings_open(candidates: tuple[Candidate, ...], body_for: Callable[[Candidate], bytes]) -> UpstreamCall:
-    """openai_chat's fallback from route to route, at the routes' `/embeddings`."""
-    return upstream_open(candidates, body_for, ENDPOINT)
+from .base import Upstream
+from .openai_chat import bearer, sse_events
 
 
 def answer_ok(body: dict) -> bool:
@@ -34,7 +25,9 @@ def no_completion(choices: Any, key: str) -> int:
 
 UPSTREAM = Upstream(
     kind="openai-embeddings",
-    open=embeddings_open,
+    endpoint="/embeddings",
+    auth=bearer,
+    accepts=frozenset({"openai-embeddings"}),
     events=sse_events,  # unused: the embeddings surface refuses `stream`
     completion_chars=no_completion,
     answer_ok=answer_ok,

@@ -25,7 +25,7 @@ from core.metrics import upstream_error_observe
 from ..candidates import Candidate
 from ..errors import ApiError
 from ..routing import RouteInfo
-from .base import Upstream, UpstreamCall
+from .base import Outgoing, Upstream, UpstreamCall
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ class _Target:
 _targets: ProcessCache[_Target] = ProcessCache("upstream targets", max_entries=1024)
 
 
-def _target(route: RouteInfo, endpoint: str = "/chat/completions") -> _Target:
+def _target(route: RouteInfo, upstream: Upstream) -> _Target:
     key = (
-        endpoint,
+        upstream.kind,
         route.base_url,
         route.api_key,
         tuple(route.extra_headers.items()),
@@ -81,11 +81,11 @@ def _target(route: RouteInfo, endpoint: str = "/chat/completions") -> _Target:
     )
     target = _targets.peek(key)
     if target is None:
-        url = f"{route.base_url}{endpoint}"
+        url = f"{route.base_url}{upstream.endpoint}"
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         headers.update(route.extra_headers)
         if route.api_key:
-            headers["Authorization"] = f"Bearer {route.api_key}"
+            headers.update(upstream.auth(route.api_key))
         target = _Target(
             pool=_pool.connection_from_url(url),
             path=parse_url(url).request_uri,
@@ -96,13 +96,18 @@ def _target(route: RouteInfo, endpoint: str = "/chat/completions") -> _Target:
     return target
 
 
-def _request(route: RouteInfo, body: bytes, endpoint: str) -> urllib3.BaseHTTPResponse:
-    target = _target(route, endpoint)
+def bearer(api_key: str) -> dict[str, str]:
+    """OpenAI's way to send the provider key."""
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def _request(route: RouteInfo, outgoing: Outgoing) -> urllib3.BaseHTTPResponse:
+    target = _target(route, outgoing.upstream)
     return target.pool.urlopen(
         "POST",
         target.path,
-        body=body,
-        headers=target.headers,
+        body=outgoing.body,
+        headers={**target.headers, **outgoing.headers} if outgoing.headers else target.headers,
         timeout=target.timeout,
         preload_content=False,
         retries=False,
@@ -127,22 +132,21 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     return ApiError(status, message, code="upstream_invalid_request")
 
 
-def upstream_open(
-    candidates: tuple[Candidate, ...], body_for: Callable[[Candidate], bytes], endpoint: str = "/chat/completions"
-) -> UpstreamCall:
+def upstream_open(candidates: tuple[Candidate, ...], send_for: Callable[[Candidate], Outgoing]) -> UpstreamCall:
     """Send the request to the first candidate that answers; fall back on connect errors, timeouts, 5xx.
 
     Candidates are routes, each with its model: a request's fallback models are tried after the routes
-    of the models before them, on the same failures. `body_for(candidate)` builds the body for one (the
-    upstream model name and the parameters taken differ per route). Raises ApiError (502/503/504, or the
-    provider's 4xx) when none answered. `endpoint` is the path under the route's base URL (other OpenAI
-    kinds, such as `openai-embeddings`, call this with theirs).
+    of the models before them, on the same failures. `send_for(candidate)` builds the request for one:
+    the kind its route speaks (which says the path and how the key is sent) and the body (the upstream
+    model name, the parameters taken and the API differ per route), so a fallback may cross kinds.
+    Raises ApiError (502/503/504, or the provider's 4xx) when none answered.
     """
     attempts = Attempts()
     for candidate in candidates:
         route = candidate.route
         try:
-            response = _request(route, body_for(candidate), endpoint)
+            outgoing = send_for(candidate)
+            response = _request(route, outgoing)
         except NewConnectionError as exc:
             # Refused or unresolvable: urllib3 derives this from ConnectTimeoutError, but nothing timed out.
             log.warning("upstream %s unreachable: %s", route.provider_name, type(exc).__name__)
@@ -156,7 +160,7 @@ def upstream_open(
             attempts.fail(route.provider_name, _Failure(503, "upstream_unavailable", "unreachable"), "unreachable")
             continue
         if 200 <= response.status < 300:
-            return UpstreamCall(candidate=candidate, response=response)
+            return UpstreamCall(candidate=candidate, response=response, upstream=outgoing.upstream)
         if response.status in RETRY_STATUSES:
             response.drain_conn()
             response.release_conn()
@@ -226,7 +230,10 @@ def answer_ok(body: dict) -> bool:
 
 UPSTREAM = Upstream(
     kind="openai-chat",
-    open=upstream_open,
+    endpoint="/chat/completions",
+    auth=bearer,
+    accepts=frozenset({"openai-chat"}),
+    siblings=("openai-embeddings",),
     events=sse_events,
     completion_chars=completion_chars,
     answer_ok=answer_ok,

@@ -9,7 +9,13 @@ from billing.money import Usage, cost_for, usd
 
 
 def _price(**kwargs) -> Price:
-    values = {"prompt": Decimal("0.15"), "completion": Decimal("0.60"), "request": Decimal(0), "cached_prompt": None}
+    values = {
+        "prompt": Decimal("0.15"),
+        "completion": Decimal("0.60"),
+        "request": Decimal(0),
+        "cached_prompt": None,
+        "cache_write_prompt": None,
+    }
     values.update(kwargs)
     return Price(**values)
 
@@ -50,3 +56,36 @@ def test_it_rounds_half_up_to_ten_places():
 def test_it_refuses_floats_on_the_money_path():
     with pytest.raises(TypeError):
         usd(0.1)
+
+
+def test_it_prices_cache_writes_and_cache_reads_at_their_own_rates():
+    price = _price(
+        prompt=Decimal("3.00"),
+        completion=Decimal("15.00"),
+        cached_prompt=Decimal("0.30"),
+        cache_write_prompt=Decimal("3.75"),
+    )
+    cost = cost_for(
+        Usage(prompt_tokens=10_000, completion_tokens=200, cached_tokens=6000, cache_write_tokens=3000), price
+    )
+    assert cost.prompt == Decimal("0.0030000000")  # 1000 plain prompt tokens
+    assert cost.cached_prompt == Decimal("0.0018000000")
+    assert cost.cache_write_prompt == Decimal("0.0112500000")
+    assert cost.completion == Decimal("0.0030000000")
+    assert cost.total == Decimal("0.0190500000")
+
+
+def test_cache_writes_cost_the_prompt_rate_when_no_cache_write_rate_is_set():
+    cost = cost_for(Usage(prompt_tokens=1000, completion_tokens=0, cache_write_tokens=400), _price())
+    assert (cost.prompt, cost.cache_write_prompt, cost.total) == (
+        Decimal("0.0000900000"),
+        Decimal("0.0000600000"),
+        Decimal("0.0001500000"),
+    )
+
+
+def test_cache_writes_never_count_more_than_the_prompt_left_after_cache_reads():
+    price = _price(cache_write_prompt=Decimal("1.00"))
+    cost = cost_for(Usage(prompt_tokens=100, completion_tokens=0, cached_tokens=80, cache_write_tokens=50), price)
+    assert cost.cache_write_prompt == Decimal("0.0000200000")  # 20 tokens, not 50
+    assert cost.prompt == Decimal("0E-10")

@@ -108,6 +108,32 @@ def test_model_metadata_keys_are_imported():
     assert (model.tokenizer, model.is_moderated, model.supported_parameters) == ("GPT", True, ["tools", "temperature"])
 
 
+def test_a_routes_api_and_the_cache_write_prices_are_imported():
+    document = copy.deepcopy(CATALOG)
+    document["models"][0]["routes"][0]["api"] = "anthropic-messages"
+    document["models"][0]["routes"][0]["cost"] = {"prompt": "1", "completion": "2", "cache_write_prompt": "1.25"}
+    document["models"][0]["price"]["cache_write_prompt"] = "1.5"
+
+    catalog_import(document)
+
+    route = Route.objects.get(model__public_id="openai/gpt-4o-mini")
+    assert route.api == Route.Api.ANTHROPIC_MESSAGES
+    entry = catalog_entry("openai/gpt-4o-mini")
+    assert (entry.routes[0].api, entry.routes[0].cost_cache_write_prompt) == ("anthropic-messages", Decimal("1.25"))
+    assert entry.price.cache_write_prompt == Decimal("1.5")
+
+
+def test_a_route_without_api_speaks_openai_chat():
+    catalog_import(copy.deepcopy(CATALOG))
+    assert Route.objects.get(model__public_id="openai/gpt-4o-mini").api == "openai-chat"
+
+
+def _with_route(**keys) -> dict:
+    document = copy.deepcopy(CATALOG)
+    document["models"][0]["routes"][0].update(keys)
+    return document
+
+
 def _with_route_cost(cost) -> dict:
     document = copy.deepcopy(CATALOG)
     document["models"][0]["routes"][0]["cost"] = cost
@@ -132,6 +158,7 @@ def _with_model(**keys) -> dict:
         (_with_model(supported_parameters=["tools", 3]), "'supported_parameters' must be a list"),
         (_with_model(is_moderated="yes"), "'is_moderated' must be true or false"),
         (_with_model(tokenizer=5), "'tokenizer' must be a non-empty string"),
+        (_with_route(api="grpc"), r"routes\[0\]: 'api' must be one of openai-chat, anthropic-messages"),
     ],
 )
 def test_a_malformed_cost_or_metadata_is_refused_and_nothing_is_written(document, message):

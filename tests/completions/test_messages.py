@@ -459,3 +459,19 @@ def test_count_tokens_is_our_estimate_and_free(shop: Shop, provider: FakeProvide
     assert provider.received == []
     assert_nothing_moved(shop)
     assert anthropic_error(post(shop, raw, key="", url=URL + "/count_tokens")) == (401, "authentication_error")
+
+
+def test_a_system_turn_among_the_messages_becomes_a_system_message_in_its_place(shop: Shop, provider: FakeProvider):
+    provider.answer(completion("ok", {"prompt_tokens": 1, "completion_tokens": 1}))
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "Reminder: be brief."}]},
+    ]
+
+    response = post(shop, {"model": shop.model.public_id, "max_tokens": 10, "messages": messages})
+
+    assert response.status_code == 200, response.content
+    assert provider.received[0].body["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Reminder: be brief."},
+    ]

@@ -284,6 +284,7 @@ def test_models_carry_openrouters_metadata(two_models):
             "completion": "0.0000006",
             "request": "0.0001",
             "input_cache_read": "0.000000075",
+            "input_cache_write": "0.00000015",
         },
         "top_provider": {"context_length": 64000, "max_completion_tokens": 8192, "is_moderated": True},
         "per_request_limits": None,
@@ -297,6 +298,7 @@ def test_a_model_without_metadata_gets_text_defaults_and_its_prompt_price_for_ca
     assert body["architecture"]["input_modalities"] == ["text"]
     assert (body["architecture"]["modality"], body["architecture"]["tokenizer"]) == ("text->text", "Other")
     assert body["pricing"]["input_cache_read"] == body["pricing"]["prompt"] == "0.00000015"
+    assert body["pricing"]["input_cache_write"] == body["pricing"]["prompt"]
     assert body["top_provider"]["is_moderated"] is False
 
 

@@ -234,6 +234,8 @@ def make_shop(
     read_timeout: str = "3",
     provider_key: str = "",
     upstream_model: str = "emulator-small",
+    api: str = "openai-chat",
+    cache_write_prompt: str | None = None,
 ) -> Shop:
     """Create a model routed to the emulator (optionally through failing routes first) and a customer."""
     from billing.services import price_set
@@ -250,12 +252,13 @@ def make_shop(
             name=f"emu-{abs(hash((base, read_timeout, provider_key))) % 10**8}",
             defaults={"base_url": base, "read_timeout_s": Decimal(read_timeout), "api_key": provider_key},
         )
-        Route.objects.create(model=model, provider=provider, upstream_model=upstream_model, priority=priority)
+        Route.objects.create(model=model, provider=provider, upstream_model=upstream_model, priority=priority, api=api)
     price_set(
         model_id=model.pk,
         prompt=prompt,
         completion=completion,
         cached_prompt=cached_prompt,
+        cache_write_prompt=cache_write_prompt,
         request=request_fee,
         effective_from=model.created_at - timedelta(seconds=5),
     )

@@ -60,6 +60,7 @@ def test_models_are_listed_in_openai_shape_with_context_length_and_per_token_pri
             "completion": "0.0000006",
             "request": "0",
             "input_cache_read": "0.00000015",
+            "input_cache_write": "0.00000015",
         },
         "top_provider": {"context_length": 16000, "max_completion_tokens": 4096, "is_moderated": False},
         "per_request_limits": None,

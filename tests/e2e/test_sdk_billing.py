@@ -51,6 +51,7 @@ def test_cached_prompt_tokens_are_priced_apart_and_broken_down_in_cost_details(r
     details = {
         "prompt": Decimal("0.0000006"),  # 4 uncached × $0.15 / 1M
         "cached_prompt": Decimal("0.0000003"),  # 4 cached × $0.075 / 1M
+        "cache_write_prompt": Decimal(0),
         "completion": Decimal("0.000003"),  # 5 × $0.60 / 1M
         "request": Decimal("0.0001"),
     }

@@ -45,6 +45,10 @@ class Command(BaseCommand):
                     "      -c model_provider=mlrouter -c web_search=disabled \\",
                     f'      -c \'model_providers.mlrouter={{name="ML Router", base_url="{base}/v1", '
                     'env_key="MLROUTER_API_KEY", wire_api="responses"}\' "say hi"',
+                    "  Claude Code (Anthropic's Messages API, passed through to the emulator):",
+                    f"    ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY={creds.api_key} \\",
+                    "      ANTHROPIC_MODEL=demo/claude-small ANTHROPIC_DEFAULT_HAIKU_MODEL=demo/claude-small \\",
+                    "      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 claude -p 'say hi'",
                     "",
                 ]
             )
