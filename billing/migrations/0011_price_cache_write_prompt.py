@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_route_costs'),
+        ('billing', '0010_reconciliation_audit_schedule'),
     ]
 
     operations = [

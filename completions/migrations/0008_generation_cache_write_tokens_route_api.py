@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('completions', '0004_generation_surface'),
+        ('completions', '0007_export_permission'),
     ]
 
     operations = [
