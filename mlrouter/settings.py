@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "completions",
+    "analytics",
     "bot",
     "docs",
     "emulator",
@@ -272,6 +273,11 @@ LOW_BALANCE_THRESHOLD_USD = Decimal(env.str("LOW_BALANCE_THRESHOLD_USD", default
 # Largest accepted request body on /v1; larger gets 413.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# Analytics rollups: an hour's figures may still change this long after it ended (late upstream costs
+# are looked up for a day), so it is recomputed until then; at most this many hours per refresh.
+ANALYTICS_SETTLE_HOURS = env.int("ANALYTICS_SETTLE_HOURS", default=26)
+ANALYTICS_HOURS_PER_RUN = env.int("ANALYTICS_HOURS_PER_RUN", default=48)
 
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")
