@@ -9,10 +9,12 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from billing.admin.accounts import register_account_panel
 from billing.money import ZERO
 from core.admin import ReadOnlyMixin
 from core.usd import decimal_text
 
+from .customer import account_overview
 from .forms import AnalyticsFilterForm
 from .models import LATENCY_BOUNDS_MS, HourlyUsage
 from .selectors import (
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
 TOP = 10
+
+register_account_panel(account_overview)
 
 
 @admin.register(HourlyUsage)

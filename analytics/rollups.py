@@ -209,8 +209,9 @@ def _due(series: str, first: datetime | None, step: timedelta, floor, now: datet
     open_periods: QuerySet[RollupPeriod] = periods.filter(final=False).order_by("start")
     recent = list(open_periods.filter(start__gte=current - RECENT).values_list("start", flat=True))
     stale = Q(computed_at__isnull=True) | Q(computed_at__lt=now - RECHECK)
-    room = max(settings.ANALYTICS_HOURS_PER_RUN - len(recent), 0)
-    older = open_periods.filter(stale, start__lt=current - RECENT).values_list("start", flat=True)[:room]
+    # Newest first: during a long backfill the recent days are right first.
+    older = open_periods.filter(stale, start__lt=current - RECENT).order_by("-start").values_list("start", flat=True)
+    older = older[: settings.ANALYTICS_HOURS_PER_RUN]
     return [*older, *recent]
 
 

@@ -275,7 +275,8 @@ MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=4 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 # Analytics rollups: an hour's figures may still change this long after it ended (late upstream costs
-# are looked up for a day), so it is recomputed until then; at most this many hours per refresh.
+# are looked up for a day), so it is recomputed until then; the last 3 hours are recomputed on every
+# refresh, older open hours at most this many per refresh (newest first).
 ANALYTICS_SETTLE_HOURS = env.int("ANALYTICS_SETTLE_HOURS", default=26)
 ANALYTICS_HOURS_PER_RUN = env.int("ANALYTICS_HOURS_PER_RUN", default=48)
 

@@ -219,6 +219,20 @@ def test_generations_written_with_an_older_time_open_earlier_hours(cat):
     assert HourlyUsage.objects.aggregate(n=Sum("requests"))["n"] == 2
 
 
+def test_a_backfill_goes_in_bounded_batches_newest_first_and_adds_up(cat, settings):
+    settings.ANALYTICS_HOURS_PER_RUN = 3
+    rows = [generation(cat, NOW - timedelta(hours=hours)) for hours in range(12)]
+
+    rollups_refresh(now=NOW)
+    usage = RollupPeriod.objects.filter(series=RollupPeriod.Series.USAGE)
+    computed = set(usage.filter(computed_at__isnull=False).values_list("start", flat=True))
+    assert computed == {hour_floor(NOW - timedelta(hours=h)) for h in range(6)}  # the 3 recent and 3 more
+    for minutes in range(1, 4):
+        rollups_refresh(now=NOW + timedelta(minutes=minutes))
+
+    assert _hourly() == _direct(rows)
+
+
 def test_a_migration_schedules_the_refresh_every_minute(db):
     task = PeriodicTask.objects.get(task="analytics.tasks.rollups_refresh_task")
     assert (task.enabled, task.interval.every, task.interval.period) == (True, 1, "minutes")
