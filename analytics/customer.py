@@ -1,13 +1,13 @@
 """The overview at the top of an account's admin page: money, spend, usage, keys, recent requests, alerts, payments.
 
-Spend and usage come from the rollups; the last request, the recent generations and each key's spend
-against its limit are index lookups on the account's or the key's own rows.
+Spend, usage and each key's spend against its limit come from the rollups; the last request and the
+recent generations are one index lookup on the account's own generations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -20,10 +20,10 @@ from accounts.models import Account, ApiKey
 from billing.models import LedgerEntry, LowBalanceAlert, TopUp
 from billing.money import ZERO
 from completions.models import Generation
-from completions.settlement import key_spent, spend_period_start
+from completions.settlement import spend_period_start
 
 from .rollups import day_floor
-from .selectors import account_credits, account_spend, account_top_models
+from .selectors import account_credits, account_spend, account_top_models, keys_spend
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -39,14 +39,22 @@ class KeySpend:
     share: Decimal | None  # of the limit, 0..1+; None without a limit
 
 
-def key_spends(account: Account, now) -> list[KeySpend]:
-    """Each live key's spend in its current period, counted as the limit counts it."""
-    keys = ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("-id")[:SHOWN_KEYS]
+def key_spends(account: Account, now: datetime) -> list[KeySpend]:
+    """Each live key's spend in its current period, from the rollups: finished requests, up to a minute late.
+
+    The limit itself also counts requests in flight at their hold (`completions.settlement.key_spent`);
+    that exact figure scans the key's generations, which a busy key's page cannot afford.
+    """
+    keys = list(ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("-id")[:SHOWN_KEYS])
+    starts = {key.pk: spend_period_start(key.spend_period, now) for key in keys}
+    spent: dict[int, Decimal] = {}
+    for start in set(starts.values()):
+        spent |= keys_spend(account.pk, [pk for pk, s in starts.items() if s == start], start)
     result = []
     for key in keys:
-        spent = key_spent(key_id=key.pk, since=spend_period_start(key.spend_period, now))
-        share = spent / key.spend_limit if key.spend_limit else None
-        result.append(KeySpend(key=key, spent=spent, share=share))
+        amount = spent.get(key.pk, ZERO)
+        share = amount / key.spend_limit if key.spend_limit else None
+        result.append(KeySpend(key=key, spent=amount, share=share))
     return result
 
 

@@ -105,6 +105,7 @@ class DailyUsage(UsageFigures):
                 nulls_distinct=False,
             )
         ]
+        indexes = [models.Index(fields=["account", "day"], name="daily_usage_account")]
 
 
 class LatencyFigures(models.Model):

@@ -226,6 +226,14 @@ def account_top_models(account_id: int, since: datetime, *, limit: int = 5) -> l
     return usage_breakdown(scope, "model", limit=limit)
 
 
+def keys_spend(account_id: int, key_ids: list[int], since: datetime | None) -> dict[int, Decimal]:
+    """What each key was charged since a UTC midnight (None: ever), from the daily rollups."""
+    rows = DailyUsage.objects.filter(account_id=account_id, api_key_id__in=key_ids)
+    if since is not None:
+        rows = rows.filter(day__gte=day_floor(since))
+    return {row["api_key_id"]: row["s"] for row in rows.order_by().values("api_key_id").annotate(s=Sum("revenue"))}
+
+
 def account_credits(account_id: int) -> dict[str, Decimal]:
     """The account's lifetime sums per ledger kind other than charges, from the daily rollup."""
     rows = DailyLedger.objects.filter(account_id=account_id).order_by().values("kind").annotate(s=Sum("amount"))

@@ -7,12 +7,15 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Account, ApiKey
 from analytics.rollups import day_floor, rollups_refresh
 from billing.models import LedgerEntry, LowBalanceAlert, TopUp
+from completions.models import Generation
 from billing.services import hold_place, ledger_credit
 from tests.factories import UserFactory
 
@@ -143,3 +146,13 @@ def test_a_read_only_operator_sees_the_figures_without_the_buttons(client, custo
     actions = panel.split('id="overview-actions"')[1].split("</div>")[0]
     assert "Top up" not in actions and "Issue key" not in actions and "Suspend" not in actions
     assert "overview-spend" in panel
+
+
+def test_the_overview_reads_generations_once_for_the_recent_ones(operator_client, customer):
+    acme = customer.accounts[0]
+    with CaptureQueriesContext(connection) as queries:
+        _overview(operator_client, acme)
+
+    reads = [q["sql"] for q in queries.captured_queries if f'FROM "{Generation._meta.db_table}"' in q["sql"]]
+    assert len(reads) == 1
+    assert f'"account_id" = {acme.pk}' in reads[0] and "LIMIT 10" in reads[0]
