@@ -15,8 +15,8 @@ from django.utils import timezone
 from accounts.models import Account, ApiKey
 from analytics.rollups import day_floor, rollups_refresh
 from billing.models import LedgerEntry, LowBalanceAlert, TopUp
-from completions.models import Generation
 from billing.services import hold_place, ledger_credit
+from completions.models import Generation
 from tests.factories import UserFactory
 
 from .helpers import catalog, generation
