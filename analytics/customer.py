@@ -68,7 +68,7 @@ def account_overview(request: HttpRequest, account: Account) -> str:
     context = {
         "account": account,
         "spend": {
-            "today": account_spend(account.pk, day_floor(now)),
+            "today (UTC)": account_spend(account.pk, day_floor(now)),
             "7 days": account_spend(account.pk, now - timedelta(days=7)),
             "30 days": account_spend(account.pk, now - timedelta(days=30)),
         },

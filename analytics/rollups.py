@@ -99,7 +99,7 @@ def rollups_refresh(*, now: datetime | None = None) -> Refreshed | None:
 
 
 def rollups_reopen() -> int:
-    """Mark every period open again, so the next refreshes recompute all of them (oldest first)."""
+    """Mark every period open again, so the next refreshes recompute all of them (newest first)."""
     return RollupPeriod.objects.update(final=False, computed_at=None)
 
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from analytics.models import HourlyUsage
 from analytics.rollups import rollups_refresh
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust
@@ -42,7 +43,8 @@ def operator_client(client):
 
 
 @pytest.fixture
-def usage():
+def usage(settings):
+    settings.ANALYTICS_HOURS_PER_RUN = 24 * 7
     cat = catalog()
     now = timezone.now()
     generation(cat, now - timedelta(hours=2), cost="1.25", upstream_cost="0.75", app="Cline", latency_ms=420)
@@ -124,3 +126,11 @@ def test_an_operator_without_the_view_permission_is_refused(client, usage):
     client.force_login(UserFactory(username="nobody", is_superuser=False))
 
     assert client.get(URL).status_code == 403
+
+
+def test_a_rollup_rows_own_page_opens_read_only(operator_client, usage):
+    row = HourlyUsage.objects.first()
+    response = operator_client.get(reverse("admin:analytics_hourlyusage_change", args=[row.pk]))
+
+    assert response.status_code == 200
+    assert not response.context["has_change_permission"]

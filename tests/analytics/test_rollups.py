@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -20,7 +21,7 @@ from analytics.models import (
     HourlyUsage,
     RollupPeriod,
 )
-from analytics.rollups import day_floor, hour_floor, rollups_refresh
+from analytics.rollups import ADVISORY_LOCK_KEY, day_floor, hour_floor, rollups_refresh
 from analytics.tasks import rollups_refresh_task
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust, ledger_credit
@@ -231,6 +232,23 @@ def test_a_backfill_goes_in_bounded_batches_newest_first_and_adds_up(cat, settin
         rollups_refresh(now=NOW + timedelta(minutes=minutes))
 
     assert _hourly() == _direct(rows)
+
+
+def test_a_refresh_while_another_one_runs_does_nothing(cat):
+    generation(cat, NOW - timedelta(minutes=5))
+    other = connection.copy()  # a second session, as another worker would have
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        assert rollups_refresh(now=NOW) is None
+        assert not HourlyUsage.objects.exists()
+    finally:
+        # Closing may hand the session back to the pool: release the lock first.
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+        other.close()
+    assert rollups_refresh(now=NOW) is not None
+    assert HourlyUsage.objects.get().requests == 1
 
 
 def test_a_migration_schedules_the_refresh_every_minute(db):
