@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter, defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.apps import apps
 from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
@@ -26,6 +28,7 @@ from analytics.tasks import rollups_refresh_task
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust, ledger_credit
 from completions.models import Generation
+from mlrouter.celery import app as celery_app
 
 from .helpers import catalog, generation
 
@@ -252,5 +255,12 @@ def test_a_refresh_while_another_one_runs_does_nothing(cat):
 
 
 def test_a_migration_schedules_the_refresh_every_minute(db):
+    # Transactional tests flush the row the migration wrote; running it again is a no-op otherwise.
+    schedule = importlib.import_module("analytics.migrations.0002_refresh_schedule")
+    schedule.forward(apps, None)
+    schedule.forward(apps, None)
+    celery_app.loader.import_default_modules()
+
     task = PeriodicTask.objects.get(task="analytics.tasks.rollups_refresh_task")
-    assert (task.enabled, task.interval.every, task.interval.period) == (True, 1, "minutes")
+    assert (task.enabled, task.interval.every, task.interval.period, task.expire_seconds) == (True, 1, "minutes", 60)
+    assert task.task in celery_app.tasks
