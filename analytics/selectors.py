@@ -119,11 +119,13 @@ def usage_series(scope: Scope) -> list[Figures]:
 def usage_breakdown(scope: Scope, group: str, *, limit: int = 15) -> list[Figures]:
     """The largest `limit` values of a dimension by revenue (then requests), with their figures."""
     columns = GROUPS[group]
-    rows = usage_rows(scope).values(*columns).annotate(**_sums()).order_by("-revenue", "-requests")[:limit]
+    sums = {**_sums(), "latency_ms": Sum("latency_ms_sum"), "latency_n": Sum("latency_count")}
+    rows = usage_rows(scope).values(*columns).annotate(**sums).order_by("-revenue", "-requests")[:limit]
     result = []
     for row in rows:
         figures = _figures(row)
-        figures.extra = {"id": row[columns[0]]}
+        average = round(row["latency_ms"] / row["latency_n"]) if row["latency_n"] else None
+        figures.extra = {"id": row[columns[0]], "avg_ms": average}
         figures.label = _label(group, row)
         result.append(figures)
     return result
@@ -174,16 +176,9 @@ def quality(scope: Scope, group: str) -> list[Figures]:
     """Per model or provider: requests, error rate, average latency and percentiles, busiest first."""
     rows = usage_breakdown(scope, group, limit=50)
     rows.sort(key=lambda f: -f.requests)
-    latency_sums = {
-        row[GROUPS[group][0]]: row
-        for row in usage_rows(scope).values(GROUPS[group][0]).annotate(ms=Sum("latency_ms_sum"), n=Sum("latency_count"))
-    }
     percentiles = latency_percentiles(scope, group)
     for figures in rows:
-        key = figures.extra["id"]
-        sums = latency_sums.get(key, {})
-        figures.extra["avg_ms"] = round(sums["ms"] / sums["n"]) if sums.get("n") else None
-        figures.extra["percentiles"] = percentiles.get(key)
+        figures.extra["percentiles"] = percentiles.get(figures.extra["id"])
     return rows
 
 
