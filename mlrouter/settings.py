@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "accounts",
     "billing",
     "completions",
+    "analytics",
     "bot",
     "docs",
     "emulator",
@@ -313,6 +314,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # A /v1 request body not received in full within this many seconds gets 408 (under gevent, as in
 # production): a client that stalls mid-body would otherwise hold its connection with no answer.
 REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10.0)
+
+# Analytics rollups: an hour's figures may still change this long after it ended (late upstream costs
+# are looked up for a day), so it is recomputed until then; the last 3 hours are recomputed on every
+# refresh, older open hours at most this many per refresh (newest first).
+ANALYTICS_SETTLE_HOURS = env.int("ANALYTICS_SETTLE_HOURS", default=26)
+ANALYTICS_HOURS_PER_RUN = env.int("ANALYTICS_HOURS_PER_RUN", default=48)
 
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")

@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 
 RECENT_LEDGER_ROWS = 20
 
+# Sections that apps above billing add to the top of an account's page (the analytics' overview).
+AccountPanel = Callable[["HttpRequest", Account], str]
+_panels: list[AccountPanel] = []
+
+
+def register_account_panel(panel: AccountPanel) -> None:
+    """Show `panel(request, account)`, safe HTML, above the account's form."""
+    if panel not in _panels:
+        _panels.append(panel)
+
 
 class LowBalanceFilter(admin.SimpleListFilter):
     title = "balance"
@@ -166,12 +176,14 @@ class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        account = self.get_object(request, unquote(object_id)) if _panels else None
         extra_context = {
             **(extra_context or {}),
             "can_topup": self.has_topup_permission(request),
             "can_adjust": self.has_adjust_permission(request),
             "can_suspend": self.has_suspend_permission(request),
             "ledger_url": _ledger_url(unquote(object_id)),
+            "account_panels": [panel(request, account) for panel in _panels] if account is not None else [],
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
