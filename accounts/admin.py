@@ -23,8 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from core.admin import IdSearchMixin, admin_link
-from core.usd import usd_exact
+from core.admin import IdSearchMixin, admin_link, usd_cell
 
 from .models import Account, ApiKey
 from .principals import principal_forget
@@ -127,8 +126,8 @@ class ApiKeyForm(forms.ModelForm):
 
     def clean_expires_at(self) -> Any:
         expires_at = self.cleaned_data.get("expires_at")
-        changed = self.instance.pk is None or "expires_at" in self.changed_data
-        if expires_at is not None and changed and expires_at <= timezone.now():
+        # Only a new key: an operator may end an existing one by moving its expiry to now or the past.
+        if expires_at is not None and self.instance.pk is None and expires_at <= timezone.now():
             raise forms.ValidationError("Choose a time in the future.")
         return expires_at
 
@@ -189,7 +188,7 @@ class ApiKeyAdmin(IdSearchMixin, admin.ModelAdmin[ApiKey]):
 
     @admin.display(description="spend limit", ordering="spend_limit")
     def spend_limit_display(self, obj: ApiKey) -> str:
-        return "no limit" if obj.spend_limit is None else usd_exact(obj.spend_limit)
+        return "no limit" if obj.spend_limit is None else usd_cell(obj.spend_limit)
 
     @admin.display(description="models")
     def models_display(self, obj: ApiKey) -> str:

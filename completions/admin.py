@@ -12,7 +12,7 @@ from django.utils.html import format_html
 
 from billing.models import LedgerEntry, Price, RouteCost
 from billing.selectors import price_current_for, route_cost_current_for
-from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.usd import usd_exact
 
 from .models import Generation, Model, Provider, Route
@@ -212,7 +212,7 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
         "status",
         "usage_source",
         "tokens",
-        "cost_display",
+        "cost_cell",
         "latency_ms",
         "started_at",
     )
@@ -284,6 +284,10 @@ class GenerationAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]
     @admin.display(description="cost", ordering="cost")
     def cost_display(self, obj: Generation) -> str:
         return usd_exact(obj.cost)
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_cell(self, obj: Generation) -> str:
+        return usd_cell(obj.cost)
 
     @admin.display(description="hold")
     def hold_display(self, obj: Generation) -> str:

@@ -6,6 +6,7 @@ Only Django and `core` here: each app's admin builds on these, and none of them 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
@@ -13,6 +14,8 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+
+from .usd import usd_exact, usd_short
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -26,6 +29,13 @@ def admin_link(obj: Any, text: str | None = None) -> str:
         return "—"
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
+
+
+def usd_cell(value: Decimal | None) -> str:
+    """A list cell: the amount to six places at most, every digit in its tooltip."""
+    if value is None:
+        return "—"
+    return format_html('<span title="{}">{}</span>', usd_exact(value), usd_short(value))
 
 
 class BoundedCountPaginator(Paginator):

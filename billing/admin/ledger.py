@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.usd import usd_exact
 
 from ..models import Hold, LedgerEntry
@@ -30,8 +30,8 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
         "created_at",
         "account_link",
         "kind",
-        "amount_display",
-        "balance_after_display",
+        "amount_cell",
+        "balance_after_cell",
         "reference",
         "memo_short",
         "created_by",
@@ -68,6 +68,14 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
     @admin.display(description="balance after")
     def balance_after_display(self, obj: LedgerEntry) -> str:
         return usd_exact(obj.balance_after)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_cell(self, obj: LedgerEntry) -> str:
+        return usd_cell(obj.amount)
+
+    @admin.display(description="balance after")
+    def balance_after_cell(self, obj: LedgerEntry) -> str:
+        return usd_cell(obj.balance_after)
 
     @admin.display(description="memo")
     def memo_short(self, obj: LedgerEntry) -> str:
@@ -116,7 +124,7 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: Hold) -> str:
-        return usd_exact(obj.amount)
+        return usd_cell(obj.amount)
 
     def has_release_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.change_hold")
