@@ -16,15 +16,16 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
-from core.admin import IdSearchMixin, admin_link, usd_cell
+from core.admin import ExactSearchMixin, IdSearchMixin, admin_link, search_number, usd_cell
 
+from .keys import KEY_PREFIX, VISIBLE_LENGTH
 from .models import Account, ApiKey
 from .principals import principal_forget
 from .services import api_key_create, api_key_revoke
@@ -33,6 +34,48 @@ if TYPE_CHECKING:
     from django.forms import ModelForm
     from django.http import HttpRequest, HttpResponse
     from django.urls import URLPattern
+
+
+# A search that names more accounts than this (a common word of their names) shows the newest ones' rows.
+SEARCH_ACCOUNTS_MAX = 200
+
+
+def accounts_for_search(term: str) -> list[int]:
+    """The ids of the accounts a search term names: `#12` or `12`, an e-mail, `@username`, or part of a name.
+
+    Accounts are few next to their generations and ledger entries, so the substring is looked for here,
+    and the big tables are then read through their account index.
+    """
+    term = term.strip()
+    number = search_number(term)
+    if number is not None:
+        found = Account.objects.filter(Q(pk=number) | Q(telegram_chat_id=number))
+    elif term.startswith("@"):
+        found = Account.objects.filter(telegram_username__iexact=term[1:])
+    elif "@" in term:
+        found = Account.objects.filter(email__iexact=term)
+    else:
+        found = Account.objects.filter(name__icontains=term)
+    return list(found.order_by("-pk").values_list("pk", flat=True)[:SEARCH_ACCOUNTS_MAX])
+
+
+class AccountSearchMixin(ExactSearchMixin):
+    """Search on a big table with an account (and maybe a key) column: exact ids, plus the rows of the
+    accounts a term names (`accounts_for_search`) or of the key whose prefix it is."""
+
+    search_account_field = "account"
+    search_key_field: str | None = None
+    search_help_text = "An exact id, an account (#id, e-mail, @username, part of its name) or a key prefix."
+
+    def search_q(self, term: str) -> Q:
+        q = super().search_q(term)
+        account_ids = accounts_for_search(term)
+        if account_ids:
+            q |= Q(**{f"{self.search_account_field}_id__in": account_ids})
+        if self.search_key_field and term.startswith(KEY_PREFIX):
+            keys = ApiKey.objects.filter(prefix=term[:VISIBLE_LENGTH]).values_list("pk", flat=True)
+            q |= Q(**{f"{self.search_key_field}_id__in": list(keys[:SEARCH_ACCOUNTS_MAX])})
+        return q
 
 
 class RevokedFilter(admin.SimpleListFilter):

@@ -133,6 +133,8 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "-id"]),
             # A plain btree: `db_index` on a text field would add a second, LIKE-only index.
             models.Index(fields=["reference"], name="ledger_reference"),
+            # Credits, refunds and adjustments (a charge is not written here): the admin searches their memos.
+            models.Index(fields=["-id"], condition=~models.Q(kind="charge"), name="ledger_not_charge"),
         ]
 
     def __str__(self) -> str:

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
+from accounts.admin import AccountSearchMixin
+from core.admin import BoundedCountPaginator, ReadOnlyMixin, admin_link, looks_like_id, usd_cell
 from core.usd import usd_exact
 
 from ..models import Hold, LedgerEntry
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntry]):
+class LedgerEntryAdmin(ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[LedgerEntry]):
     """The append-only ledger: nobody adds, edits or deletes an entry here, superusers included."""
 
     list_display = (
@@ -37,13 +38,19 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
         "created_by",
     )
     list_filter = ("kind", "created_at")
-    search_fields = ("account__name", "reference__exact", "idempotency_key__exact", "memo")
-    search_id_fields = ("account_id",)
+    # Shown as the search box; what a term matches is `search_q`: index lookups only.
+    search_fields = ("reference", "idempotency_key", "memo")
+    search_exact_fields = ("reference", "idempotency_key")
+    search_help_text = (
+        "A reference or idempotency key, an account (#id, e-mail, @username, part of its name), "
+        "or words of a credit's or adjustment's memo."
+    )
     list_select_related = ("account", "created_by")
     autocomplete_fields = ("account", "created_by")
-    date_hierarchy = "created_at"
+    # No date_hierarchy: listing which months exist reads the whole table. The created_at filter is ranges.
     show_full_result_count = False
     paginator = BoundedCountPaginator
+    list_per_page = 50
     fields = (
         "account_link",
         "kind",
@@ -56,6 +63,13 @@ class LedgerEntryAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LedgerEntr
         "created_at",
     )
     readonly_fields = fields
+
+    def search_q(self, term: str) -> Q:
+        q = super().search_q(term)
+        if not looks_like_id(term) and "@" not in term:  # not an id, an e-mail or a @username
+            # Charges, nearly every row, have no memo: the partial index `ledger_not_charge` reads the rest.
+            q |= Q(memo__icontains=term) & ~Q(kind=LedgerEntry.Kind.CHARGE)
+        return q
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, obj: LedgerEntry) -> str:
@@ -96,7 +110,7 @@ class ExpiredOpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
+class HoldAdmin(ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[Hold]):
     list_display = (
         "id",
         "account_link",
@@ -108,12 +122,12 @@ class HoldAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Hold]):
         "closed_at",
         "close_reason",
     )
-    list_filter = ("status", ExpiredOpenFilter)
-    search_fields = ("reference__exact", "account__name")
-    search_id_fields = ("account_id",)
+    list_filter = ("status", ExpiredOpenFilter, "created_at")
+    search_fields = ("reference",)
+    search_exact_fields = ("reference",)
     list_select_related = ("account",)
     autocomplete_fields = ("account", "ledger_entry")
-    date_hierarchy = "created_at"
+    # One hold per request: as big as the generations, so no date_hierarchy either.
     show_full_result_count = False
     paginator = BoundedCountPaginator
     actions = ("release_selected",)

@@ -41,10 +41,10 @@ _STEPS = (
         "keys",
         """
         INSERT INTO accounts_apikey
-            (account_id, name, prefix, key_hash, rpm_limit, spend_limit, spend_period, created_at)
+            (account_id, name, prefix, key_hash, rpm_limit, spend_limit, spend_period, allowed_models, created_at)
         SELECT a.id, 'key ' || k, 'orb_live_' || substr(md5(%(run)s || a.id || '-' || k), 1, 6),
                encode(sha256(convert_to('scale:' || %(run)s || ':' || a.id || ':' || k, 'UTF8')), 'hex'),
-               600, NULL, 'none', now()
+               600, NULL, 'none', '[]'::jsonb, now()
         FROM scale_accounts a CROSS JOIN generate_series(1, %(keys)s) AS k
         """,
     ),
@@ -69,7 +69,8 @@ _STEPS = (
                CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'completed' END,
                CASE WHEN i %% 50 = 0 THEN '' ELSE 'stop' END, '',
                10 + i %% 900, 5 + i %% 400, 0, 'upstream',
-               cost, cost * 0.8, 'computed', cost * 0.2, cost * 2, 'user-' || (i %% 1000), '', 'scale', '',
+               cost, cost * 0.8, 'computed', cost * 0.2, cost * 2, 'user-' || (i %% 1000), '', 'scale',
+               'req_' || %(run)s || '-' || i,
                50 + i %% 2000, 20 + i %% 300, ts, ts + interval '1 second'
         FROM (
             SELECT i, (i %% 997 + 1) * 0.00001 AS cost,
