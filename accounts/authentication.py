@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -32,6 +34,12 @@ def principal_authenticate(authorization: str) -> KeyPrincipal:
     principal = principal_for_secret(token)
     if principal is None or principal.revoked:
         raise exceptions.AuthenticationFailed("Invalid or revoked API key.", code="invalid_api_key")
+    if principal.expired():
+        assert principal.expires_at is not None
+        raise exceptions.AuthenticationFailed(
+            f"This API key expired on {principal.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. Ask for a new key.",
+            code="invalid_api_key",
+        )
     if not principal.account_active:
         raise AccountSuspended()
     return principal

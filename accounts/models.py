@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 
 def _default_threshold() -> Decimal:
@@ -81,6 +83,12 @@ class ApiKey(models.Model):
         max_digits=20, decimal_places=10, null=True, blank=True, help_text="USD per period; empty: no limit."
     )
     spend_period = models.CharField(max_length=16, choices=SpendPeriod.choices, default=SpendPeriod.NONE)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="The key stops working then; empty: never.")
+    # Public model ids, not foreign keys: `accounts` does not import the catalog, and a renamed or removed
+    # model simply stops matching.
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text="Public ids of the models this key may use; empty: every model."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
@@ -98,3 +106,11 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def clean(self) -> None:
+        if self._state.adding and self.expires_at is not None and self.expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "A new key's expiry must be in the future."})
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()

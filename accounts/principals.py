@@ -7,6 +7,7 @@ an account clears this process's entry at once; other processes notice within AU
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -34,8 +35,20 @@ class KeyPrincipal:
     spend_period: str
     revoked: bool
     account_active: bool
+    expires_at: datetime | None = None
+    # Public model ids the key may use; empty: every model.
+    allowed_models: frozenset[str] = frozenset()
 
     is_authenticated = True
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def model_refused(self, models: tuple[str, ...]) -> str | None:
+        """The first of the requested models this key may not use, or None."""
+        if not self.allowed_models:
+            return None
+        return next((model for model in models if model not in self.allowed_models), None)
 
 
 # After AUTH_CACHE_SECONDS an entry is reloaded; this much longer it still answers the key's requests that
@@ -62,6 +75,8 @@ def principal_from_key(api_key: ApiKey) -> KeyPrincipal:
         spend_period=api_key.spend_period,
         revoked=api_key.is_revoked,
         account_active=api_key.account.status == Account.Status.ACTIVE,
+        expires_at=api_key.expires_at,
+        allowed_models=frozenset(api_key.allowed_models or ()),
     )
 
 

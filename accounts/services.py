@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -52,6 +53,8 @@ def api_key_create(
     rpm_limit: int | None = None,
     spend_limit: Decimal | None = None,
     spend_period: str = ApiKey.SpendPeriod.NONE,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key; the secret is returned here once and never stored."""
     secret = key_generate()
@@ -63,6 +66,8 @@ def api_key_create(
         rpm_limit=rpm_limit if rpm_limit is not None else settings.DEFAULT_KEY_RPM,
         spend_limit=spend_limit,
         spend_period=spend_period,
+        expires_at=expires_at,
+        allowed_models=list(allowed_models or ()),
     )
     api_key.full_clean()
     api_key.save()

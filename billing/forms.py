@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from .models import Price, RouteCost
+from .models import Price, RedemptionCode, RouteCost
 
 
 class OperatorMoneyForm(forms.Form):
@@ -112,3 +113,64 @@ class RouteCostForm(PriceForm):
     class Meta:
         model = RouteCost
         fields = ("route", "prompt", "completion", "cached_prompt", "cache_write_prompt", "request", "effective_from")
+
+
+class RedemptionCodeForm(forms.ModelForm):
+    """One redemption code: a positive amount, at least one use, an expiry (if any) in the future."""
+
+    class Meta:
+        model = RedemptionCode
+        fields = ("code", "amount", "max_uses", "expires_at", "active", "memo")
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount is not None and amount <= 0:
+            raise ValidationError("The amount must be more than $0.")
+        return amount
+
+    def clean_max_uses(self) -> int:
+        max_uses = self.cleaned_data["max_uses"]
+        if max_uses is not None and max_uses < 1:
+            raise ValidationError("A code must be usable at least once.")
+        return max_uses
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        # Only a new code: an operator may end an existing one by moving its expiry to the past.
+        if expires_at is not None and self.instance.pk is None and expires_at <= timezone.now():
+            raise ValidationError("The expiry must be in the future.")
+        return expires_at
+
+
+class RedemptionBatchForm(forms.Form):
+    """N random codes with the same amount, uses and expiry; the hidden token makes a resent form harmless."""
+
+    MAX_CODES = 10_000
+
+    count = forms.IntegerField(label="Number of codes", min_value=1, max_value=MAX_CODES, initial=100)
+    amount = forms.DecimalField(label="Amount (USD)", max_digits=20, decimal_places=10)
+    max_uses = forms.IntegerField(label="Uses per code", min_value=1, initial=1)
+    expires_at = forms.SplitDateTimeField(
+        label="Expires at", required=False, widget=AdminSplitDateTime, help_text="Empty: never."
+    )
+    prefix = forms.RegexField(
+        regex=r"^[A-Z0-9-]{0,16}$",
+        required=False,
+        help_text="Optional, e.g. LAUNCH-: upper-case letters, digits and dashes, at most 16.",
+    )
+    memo = forms.CharField(max_length=200, required=False, help_text="Shown to the customer on the ledger entry.")
+    batch_token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("batch_token", uuid.uuid4().hex)
+
+    clean_amount = RedemptionCodeForm.clean_amount
+    clean_max_uses = RedemptionCodeForm.clean_max_uses
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data.get("expires_at")
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError("The expiry must be in the future.")
+        return expires_at

@@ -5,8 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from core.usd import usd_exact
 
 
 def _money(**kwargs) -> models.DecimalField:
@@ -44,7 +47,8 @@ class Price(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model_id}: {self.prompt}/{self.completion} per 1M from {self.effective_from:%Y-%m-%d %H:%M}"
+        rates = f"{usd_exact(self.prompt)} / {usd_exact(self.completion)} per 1M"
+        return f"{self.model.public_id}: {rates} from {self.effective_from:%Y-%m-%d %H:%M}"
 
 
 class RouteCost(models.Model):
@@ -78,9 +82,8 @@ class RouteCost(models.Model):
         ]
 
     def __str__(self) -> str:
-        return (
-            f"route {self.route_id}: {self.prompt}/{self.completion} per 1M from {self.effective_from:%Y-%m-%d %H:%M}"
-        )
+        rates = f"{usd_exact(self.prompt)} / {usd_exact(self.completion)} per 1M"
+        return f"{self.route}: {rates} from {self.effective_from:%Y-%m-%d %H:%M}"
 
 
 class LedgerEntryQuerySet(models.QuerySet):
@@ -143,10 +146,13 @@ class LedgerEntry(models.Model):
             models.Index(fields=["reference"], name="ledger_reference"),
             # Everything but charges, by time: the analytics' daily top-ups and refunds read only these.
             models.Index(fields=["created_at"], condition=~models.Q(kind="charge"), name="ledger_credits_created"),
+            # Credits, refunds and adjustments (a charge is not written here): the admin searches their memos.
+            models.Index(fields=["-id"], condition=~models.Q(kind="charge"), name="ledger_not_charge"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount:+} on #{self.account_id}"
+        sign = "+" if self.amount > 0 else ""
+        return f"{self.get_kind_display()} {sign}{usd_exact(self.amount)} on #{self.account_id}"
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
@@ -197,7 +203,7 @@ class Hold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"hold {self.amount} for {self.reference} ({self.status})"
+        return f"hold {usd_exact(self.amount)} for {self.reference} ({self.status})"
 
 
 class TopUp(models.Model):
@@ -237,7 +243,7 @@ class TopUp(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"top-up {self.amount_usd} USD for #{self.account_id} ({self.status})"
+        return f"top-up {usd_exact(self.amount_usd)} for #{self.account_id} ({self.status})"
 
 
 class RedemptionCode(models.Model):
@@ -256,9 +262,29 @@ class RedemptionCode(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="redemption_code_amount_positive"),
+            models.CheckConstraint(condition=models.Q(max_uses__gte=1), name="redemption_code_used_at_least_once"),
+            # "In the future" is checked when the code is made (`clean`); the database keeps it after creation.
+            models.CheckConstraint(
+                condition=models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=models.F("created_at")),
+                name="redemption_code_expires_after_creation",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        errors = {}
+        if self.amount is not None and self.amount <= 0:
+            errors["amount"] = "The amount must be more than $0."
+        if self.max_uses is not None and self.max_uses < 1:
+            errors["max_uses"] = "A code must be usable at least once."
+        if self._state.adding and self.expires_at is not None and self.expires_at <= timezone.now():
+            errors["expires_at"] = "The expiry must be in the future."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Redemption(models.Model):
@@ -273,7 +299,7 @@ class Redemption(models.Model):
         constraints = [models.UniqueConstraint(fields=["code", "account"], name="redeem_once_per_account")]
 
     def __str__(self) -> str:
-        return f"{self.code_id} by #{self.account_id}"
+        return f"{self.code.code} by #{self.account_id}"
 
 
 class LowBalanceAlert(models.Model):

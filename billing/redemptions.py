@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,6 +14,9 @@ from accounts.models import Account
 
 from .models import LedgerEntry, Redemption, RedemptionCode
 from .services import BillingError, ledger_credit
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 
 class RedemptionRefused(BillingError):
@@ -18,6 +26,8 @@ class RedemptionRefused(BillingError):
     EXPIRED = "expired"
     USED_UP = "used_up"
     ALREADY_REDEEMED = "already_redeemed"
+    # A code that cannot credit anything (written before the database checked amounts): support must look.
+    INVALID = "invalid"
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"code refused: {reason}")
@@ -35,6 +45,8 @@ def code_redeem(*, code: str, account: Account) -> Redemption:
     redemption_code = next((c for c in found if c.code == code), None) or next(iter(found), None)
     if redemption_code is None:
         raise RedemptionRefused(RedemptionRefused.UNKNOWN)
+    if redemption_code.amount <= 0:
+        raise RedemptionRefused(RedemptionRefused.INVALID)
     if redemption_code.expires_at is not None and redemption_code.expires_at <= timezone.now():
         raise RedemptionRefused(RedemptionRefused.EXPIRED)
     if Redemption.objects.filter(code=redemption_code, account=account).exists():
@@ -50,3 +62,37 @@ def code_redeem(*, code: str, account: Account) -> Redemption:
         memo=redemption_code.memo or f"Redemption code {redemption_code.code}",
     )
     return Redemption.objects.create(code=redemption_code, account=account, ledger_entry=entry)
+
+
+# Unambiguous when read aloud or typed from a screen: no 0/O, 1/I/L.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+_CODE_LENGTH = 12
+
+
+def codes_create_batch(
+    *,
+    count: int,
+    amount: Decimal,
+    max_uses: int,
+    expires_at: datetime | None,
+    memo: str = "",
+    prefix: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> list[RedemptionCode]:
+    """Create `count` random codes with the same amount, uses and expiry, validated like a single code."""
+    prototype = RedemptionCode(amount=amount, max_uses=max_uses, expires_at=expires_at, memo=memo, code="X")
+    prototype.full_clean(exclude=["code"])
+    made = [
+        RedemptionCode(
+            code=prefix + "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH)),
+            amount=amount,
+            max_uses=max_uses,
+            expires_at=expires_at,
+            memo=memo,
+            created_by=created_by,
+        )
+        for _ in range(count)
+    ]
+    # 31^12 codes: a collision is as likely as guessing one, and the unique index would refuse the batch.
+    with transaction.atomic():
+        return RedemptionCode.objects.bulk_create(made)

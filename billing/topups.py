@@ -1,4 +1,4 @@
-"""Top-ups paid through Telegram Payments: start, check, credit once per payment, refund.
+"""Top-ups: paid through Telegram Payments (start, check, credit once per payment, refund) or by an operator.
 
 Money moves only through the ledger service. A payment is credited under the idempotency key
 `telegram:<telegram_payment_charge_id>` and refunded under `refund:telegram:<charge id>`, so however often
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Account
 
-from .models import TopUp
+from .models import LedgerEntry, TopUp
 from .money import ZERO, usd
 from .services import BillingError, InsufficientFunds, ledger_credit, ledger_refund
 
@@ -172,3 +172,33 @@ def topup_refund(*, topup: TopUp, created_by: AbstractBaseUser | None, reason: s
     topup.save(update_fields=["status", "refund_entry"])
     logger.info("refunded top-up #%s (%s USD) of account #%s", topup.pk, topup.amount_usd, topup.account_id)
     return topup
+
+
+@transaction.atomic
+def topup_operator(
+    *,
+    account: Account,
+    amount: Decimal | str,
+    idempotency_key: str,
+    memo: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> LedgerEntry:
+    """Credit money an operator received (a wire, an invoice) and record it as a paid top-up, once per key."""
+    entry = ledger_credit(
+        account=account, amount=amount, idempotency_key=idempotency_key, memo=memo, created_by=created_by
+    )
+    # Keyed by the entry, so a replayed credit finds its top-up instead of recording a second one.
+    TopUp.objects.get_or_create(
+        payload=f"operator:{entry.pk}",
+        defaults={
+            "account_id": entry.account_id,
+            "method": TopUp.Method.OPERATOR,
+            "status": TopUp.Status.PAID,
+            "amount_usd": entry.amount,
+            "currency": "USD",
+            "amount_minor": int(entry.amount.quantize(Decimal("0.01")) * 100),
+            "ledger_entry": entry,
+            "paid_at": entry.created_at,
+        },
+    )
+    return entry

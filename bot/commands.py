@@ -192,6 +192,7 @@ def redeem(sender: Sender, account: Account, args: str) -> None:
             RedemptionRefused.EXPIRED: _("This code has expired."),
             RedemptionRefused.USED_UP: _("This code has been used up."),
             RedemptionRefused.ALREADY_REDEEMED: _("You have already redeemed this code."),
+            RedemptionRefused.INVALID: _("This code cannot be redeemed. Please contact support."),
         }
         telegram.send(sender.chat_id, messages[refused.reason])
         return

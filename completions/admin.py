@@ -10,13 +10,15 @@ from django.db.models import Count, QuerySet
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.admin import AccountSearchMixin
 from billing.models import LedgerEntry, Price, RouteCost
 from billing.selectors import price_current_for, route_cost_current_for
-from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from .models import Generation, Model, Provider, Route, StoredResponse
+from .surfaces import SURFACES
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -201,8 +203,21 @@ class RouteAdmin(admin.ModelAdmin[Route]):
         return _route_cost_text(obj)
 
 
+class SurfaceFilter(admin.SimpleListFilter):
+    """The surfaces from their registry: Django's own filter would read every row for the distinct values."""
+
+    title = "surface"
+    parameter_name = "surface"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(surface.name, surface.name) for surface in SURFACES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
+        return queryset.filter(surface=self.value()) if self.value() else queryset
+
+
 @admin.register(Generation)
-class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Generation]):
+class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[Generation]):
     """One row per request; written by the request path only."""
 
     list_display = (
@@ -213,13 +228,13 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelA
         "status",
         "usage_source",
         "tokens",
-        "cost_display",
+        "cost_cell",
         "latency_ms",
         "started_at",
     )
     list_filter = (
         "status",
-        "surface",
+        SurfaceFilter,
         "usage_source",
         "upstream_cost_source",
         "stream",
@@ -227,13 +242,19 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelA
         "provider",
         "started_at",
     )
-    search_fields = ("id__exact", "upstream_id__exact", "request_id__exact", "user", "account__name")
-    search_id_fields = ("account_id",)
+    # Shown as the search box; what a term matches is AccountSearchMixin's: index lookups only.
+    search_fields = ("id", "request_id")
+    search_exact_fields = ("id", "request_id")
+    search_key_field = "api_key"
+    search_help_text = (
+        "A generation id, a request id, a key prefix, or an account (#id, e-mail, @username, part of its name)."
+    )
     list_select_related = ("account", "model")
     autocomplete_fields = ("account", "api_key", "model", "price", "provider")
-    date_hierarchy = "started_at"
+    # No date_hierarchy: listing which months exist reads the whole table. The started_at filter is ranges.
     show_full_result_count = False
     paginator = BoundedCountPaginator
+    list_per_page = 50
     fieldsets = (
         (
             None,
@@ -312,6 +333,10 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelA
     @admin.display(description="cost", ordering="cost")
     def cost_display(self, obj: Generation) -> str:
         return usd_exact(obj.cost)
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_cell(self, obj: Generation) -> str:
+        return usd_cell(obj.cost)
 
     @admin.display(description="hold")
     def hold_display(self, obj: Generation) -> str:

@@ -221,6 +221,8 @@ class Generation(models.Model):
         indexes = [
             models.Index(fields=["account", "-started_at"]),
             models.Index(fields=["api_key", "started_at"], name="generation_key_started"),
+            # Operators look a request up by the x-request-id a customer quotes; set once, at insert.
+            models.Index(fields=["request_id"], name="generation_request_id"),
         ]
 
     def __str__(self) -> str:

@@ -3,7 +3,8 @@
 Top to bottom, each step in the module that owns it:
 
 1. read the body (here) and parse it (the surface, completions/surfaces/);
-2. authenticate the key (accounts/principals.py) and count it against its rate limit (ratelimit.py);
+2. authenticate the key (accounts/principals.py: its expiry and model allow-list too) and count it against
+   its rate limit (ratelimit.py);
 3. find the candidates: the model's routes (and its fallback models' routes) as the request's `provider`
    preferences order them, with their prices (candidates.py, routing.py);
 4. plan the generation and hold its worst case (settlement.py, billing/services.py), with the upstream
@@ -134,6 +135,15 @@ def serve(request: HttpRequest, surface: Surface) -> HttpResponse:
             rate_limit_message(decision.limit, decision.reset_s, docs, decision.scope),
             code="rate_limit",
             headers={**headers, "Retry-After": str(decision.reset_s)},
+        )
+    refused = principal.model_refused(parsed.models)
+    if refused is not None:
+        raise ApiError(
+            403,
+            f"This API key may not use the model '{refused}'. Ask for a key that allows it.",
+            code="model_not_allowed",
+            param="model" if refused == parsed.models[0] else "models",
+            headers=headers,
         )
     started_at = timezone.now()
     try:

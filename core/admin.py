@@ -1,23 +1,41 @@
-"""The pieces every ML Router admin module shares: links, a bounded paginator, read-only and id-search mixins.
+"""The pieces every ML Router admin module shares: links, money cells, a bounded paginator with honest
+counts, read-only and search mixins.
 
 Only Django and `core` here: each app's admin builds on these, and none of them on another app's admin.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from .usd import usd_exact, usd_short
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
 _NUMBER = re.compile(r"-?\d{1,18}")
+
+
+def search_number(term: str) -> int | None:
+    """The number a search term is (`12`, `#12`), or None."""
+    number = term.strip().lstrip("#")
+    return int(number) if _NUMBER.fullmatch(number) else None
+
+
+def looks_like_id(term: str) -> bool:
+    """One token with a digit or a colon (`gen-…`, `telegram:…`, `42`): looked up exactly, never as words."""
+    term = term.strip()
+    return bool(term) and not any(c.isspace() for c in term) and any(c.isdigit() or c == ":" for c in term)
 
 
 def admin_link(obj: Any, text: str | None = None) -> str:
@@ -28,22 +46,65 @@ def admin_link(obj: Any, text: str | None = None) -> str:
     return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
 
 
+def usd_cell(value: Decimal | None) -> str:
+    """A list cell: the amount to six places at most, every digit in its tooltip."""
+    if value is None:
+        return "—"
+    return format_html('<span title="{}">{}</span>', usd_exact(value), usd_short(value))
+
+
 class BoundedCountPaginator(Paginator):
     """Counts at most `cap` rows, so a changelist never runs COUNT(*) over a table of millions.
 
-    Past the cap the pages stop; reaching further back is what the filters, the search and the date
-    hierarchy are for. `count_capped` lets the pagination template say "10000+".
+    Past the cap the total is PostgreSQL's estimate (`pg_class.reltuples` for the whole table, the
+    planner's row estimate for a filtered list), and the list says "about 1.2M" (`count_text`).
     """
 
     cap = 10_000
 
     @cached_property
     def count(self) -> int:
-        return self.object_list.order_by()[: self.cap].count()
+        exact = self.object_list.order_by()[: self.cap].count()
+        if exact < self.cap:
+            return exact
+        return max(self.cap, rows_estimate(self.object_list) or self.cap)
 
     @property
     def count_capped(self) -> bool:
         return self.count >= self.cap
+
+    @property
+    def count_text(self) -> str:
+        return f"about {count_short(self.count)}" if self.count_capped else f"{self.count:,}"
+
+
+def count_short(n: int) -> str:
+    """`950`, `12K`, `1.2M`: an estimate's few meaningful digits."""
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "K")):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f}".removesuffix(".0") + suffix if value < 10 else f"{value:.0f}{suffix}"
+    return str(n)
+
+
+def rows_estimate(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of a queryset's rows, without counting them; None elsewhere."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    with connections[queryset.db].cursor() as cursor:
+        if not queryset.query.where:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table]
+            )
+            row = cursor.fetchone()
+            # -1: never analyzed
+            if row and row[0] >= 0:
+                return int(row[0])
+        sql, params = queryset.order_by().query.sql_with_params()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return int(plan[0]["Plan"]["Plan Rows"])
 
 
 class ReadOnlyMixin:
@@ -74,6 +135,32 @@ class IdSearchMixin:
             by_id = Q.create([(field, int(term)) for field in self.search_id_fields], connector=Q.OR)
             results = results | queryset.filter(by_id)
         return results, may_have_duplicates
+
+
+class ExactSearchMixin:
+    """Search for tables of millions of rows: each term is an index lookup, never a substring scan.
+
+    A term matches `search_exact_fields` (indexed text columns) exactly, a number `search_id_fields`, and
+    whatever `search_q` adds (accounts.admin.AccountSearchMixin: the accounts and keys a term names).
+    Django's own search would OR every field's `LIKE '%term%'` and read the whole table.
+    """
+
+    search_exact_fields: tuple[str, ...] = ()
+    search_id_fields: tuple[str, ...] = ()
+
+    def search_q(self, term: str) -> Q:
+        """What else a term matches; nothing here."""
+        return Q(pk__in=[])
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        q = Q.create([(field, term) for field in self.search_exact_fields], connector=Q.OR)
+        number = search_number(term)
+        if self.search_id_fields and number is not None:
+            q |= Q.create([(field, number) for field in self.search_id_fields], connector=Q.OR)
+        return queryset.filter(q | self.search_q(term)), False
 
 
 # Registers the audit page (Django's LogEntry), which builds on the mixins above.

@@ -4,6 +4,8 @@
 function       looks like                    for
 =============  ============================  =====================================================
 usd_exact      `$1,234.50`, `-$0.00000005`   operators (admin, dashboard): every digit there is
+usd_short      `$1.25`, `$0.000018`          admin lists: two to six places, half to even, the exact
+                                             amount in a tooltip (`core.admin.usd_cell`)
 usd_micro      `$1.50`, `$0.000018`          the bot: at most six places, rounded down, so it never
                                              shows more than the account has
 usd_4dp        `$0.0125`                     API error messages
@@ -31,6 +33,19 @@ def usd_exact(value: Decimal | None) -> str:
     sign = "-" if value < 0 else ""
     whole, _, fraction = f"{abs(value):,.10f}".rstrip("0").partition(".")
     return f"{sign}${whole}.{fraction.ljust(2, '0')}"
+
+
+def usd_short(value: Decimal | None) -> str:
+    """Return `$1,234.50`, `$0.000018`, `<$0.000001`, `—` for None: two to six places, rounded half to even."""
+    if value is None:
+        return "—"
+    shown = abs(value).quantize(_SIX_PLACES)
+    sign = "-" if value < 0 else ""
+    if not shown and value:
+        return f"{sign}<$0.000001"
+    whole, _, fraction = f"{shown:,.6f}".partition(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    return f"{sign if shown else ''}${whole}.{fraction}"
 
 
 def usd_micro(amount: Decimal) -> str:

@@ -51,6 +51,7 @@ API_ERRORS: tuple[DocumentedError, ...] = (
     DocumentedError("insufficient_funds", (402,), ("APIStatusError",)),
     DocumentedError("account_suspended", (403,), ("PermissionDeniedError",)),
     DocumentedError("key_spend_limit", (403,), ("PermissionDeniedError",)),
+    DocumentedError("model_not_allowed", (403,), ("PermissionDeniedError",)),
     DocumentedError("model_not_found", (404,), ("NotFoundError",)),
     DocumentedError("no_route", (404,), ("NotFoundError",)),
     DocumentedError("not_found", (404,), ("NotFoundError",)),

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from core.cache import caches_clear
+
+
+def pytest_configure(config) -> None:
+    # Parallel workers share one Redis database: each keeps its cache entries under its own prefix, so
+    # one worker's cleanup never drops another's counters. Set before any cache is opened.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        from django.conf import settings
+
+        settings.CACHES["default"]["KEY_PREFIX"] = worker
 
 
 @pytest.fixture(autouse=True)

@@ -59,10 +59,8 @@ def test_create_key_refuses_bad_input(args):
 
 def test_topup_credits_once_per_idempotency_key_and_prints_the_balance():
     account = AccountFactory()
-    assert run("topup", str(account.pk), "12.5", "--memo", "wire", "--idempotency-key", "inv-1").strip() == (
-        "12.5000000000"
-    )
-    assert run("topup", str(account.pk), "12.5", "--idempotency-key", "inv-1").strip() == "12.5000000000"
+    assert run("topup", str(account.pk), "12.5", "--memo", "wire", "--idempotency-key", "inv-1").strip() == "12.5"
+    assert run("topup", str(account.pk), "12.5", "--idempotency-key", "inv-1").strip() == "12.5"
     entry = LedgerEntry.objects.get(account=account)
     assert (entry.kind, entry.amount, entry.memo) == ("topup", Decimal("12.5"), "wire")
 
@@ -83,9 +81,19 @@ def test_topup_refuses_an_unknown_account():
 
 def test_balance_prints_the_balance():
     account = funded_account("3.25")
-    assert run("balance", str(account.pk)).strip() == "3.2500000000"
+    assert run("balance", str(account.pk)).strip() == "3.25"
     with pytest.raises(CommandError):
         run("balance", "424242")
+
+
+def test_a_zero_balance_prints_as_0_never_in_exponent_notation():
+    account = AccountFactory()
+    err = StringIO()
+    out = StringIO()
+    call_command("balance", str(account.pk), stdout=out, stderr=err)
+    assert out.getvalue().strip() == "0"
+    assert err.getvalue().strip() == "held 0 USD, available 0 USD"
+    assert "E-" not in out.getvalue() + err.getvalue()
 
 
 CATALOG = {

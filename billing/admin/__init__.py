@@ -5,7 +5,7 @@ One module per thing operators manage; importing them here registers every Model
 """
 
 from .accounts import AccountAdmin, LowBalanceFilter
-from .jobs import FindingInline, LowBalanceAlertAdmin, ReconciliationFindingAdmin, ReconciliationRunAdmin
+from .jobs import LowBalanceAlertAdmin, ReconciliationFindingAdmin, ReconciliationRunAdmin
 from .ledger import ExpiredOpenFilter, HoldAdmin, LedgerEntryAdmin
 from .payments import RedemptionAdmin, RedemptionCodeAdmin, RedemptionInline, TopUpAdmin, refund_topups_action
 from .prices import PriceAdmin, RouteCostAdmin
@@ -13,7 +13,6 @@ from .prices import PriceAdmin, RouteCostAdmin
 __all__ = [
     "AccountAdmin",
     "ExpiredOpenFilter",
-    "FindingInline",
     "HoldAdmin",
     "LedgerEntryAdmin",
     "LowBalanceAlertAdmin",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -17,14 +16,15 @@ from django.urls import path, reverse
 from accounts.admin import ApiKeyInline
 from accounts.models import Account
 from accounts.services import account_set_status
-from core.admin import IdSearchMixin
+from core.admin import IdSearchMixin, usd_cell
 from core.admin_guard import action_confirmed, permission_required
 from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
 from ..forms import AdjustForm, OperatorMoneyForm, TopUpForm
 from ..models import LedgerEntry
-from ..services import BillingError, IdempotencyConflict, InsufficientFunds, ledger_adjust, ledger_credit
+from ..services import BillingError, IdempotencyConflict, InsufficientFunds, ledger_adjust
+from ..topups import topup_operator
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
@@ -63,9 +63,9 @@ class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
         "id",
         "name",
         "status",
-        "balance_display",
-        "held_display",
-        "available_display",
+        "balance_cell",
+        "held_cell",
+        "available_cell",
         "threshold_display",
         "contacts",
     )
@@ -113,9 +113,21 @@ class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
     def available_display(self, obj: Account) -> str:
         return usd_exact(obj.available)
 
+    @admin.display(description="balance", ordering="balance")
+    def balance_cell(self, obj: Account) -> str:
+        return usd_cell(obj.balance)
+
+    @admin.display(description="held", ordering="held")
+    def held_cell(self, obj: Account) -> str:
+        return usd_cell(obj.held)
+
+    @admin.display(description="available", ordering=F("balance") - F("held"))
+    def available_cell(self, obj: Account) -> str:
+        return usd_cell(obj.available)
+
     @admin.display(description="alert below", ordering="low_balance_threshold")
     def threshold_display(self, obj: Account) -> str:
-        return usd_exact(obj.low_balance_threshold)
+        return usd_cell(obj.low_balance_threshold)
 
     @admin.display(description="contacts", ordering="email")
     def contacts(self, obj: Account) -> str:
@@ -206,9 +218,8 @@ class AccountAdmin(CsvExportMixin, IdSearchMixin, admin.ModelAdmin[Account]):
         ]
 
     def topup_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        credit = partial(ledger_credit, kind=LedgerEntry.Kind.TOPUP)
         return self._money_view(
-            request, object_id, form_class=TopUpForm, label="Top-up", move=credit, perm="billing.topup_account"
+            request, object_id, form_class=TopUpForm, label="Top-up", move=topup_operator, perm="billing.topup_account"
         )
 
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

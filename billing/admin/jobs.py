@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.text import Truncator
 from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.admin_guard import permission_required
 from core.usd import usd_exact
 
@@ -57,18 +58,23 @@ class LowBalanceAlertAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[LowBal
 
     @admin.display(description="available then", ordering="balance")
     def balance_display(self, obj: LowBalanceAlert) -> str:
-        return usd_exact(obj.balance)
+        return usd_cell(obj.balance)
 
     @admin.display(description="threshold", ordering="threshold")
     def threshold_display(self, obj: LowBalanceAlert) -> str:
-        return usd_exact(obj.threshold)
+        return usd_cell(obj.threshold)
 
 
-class FindingInline(ReadOnlyMixin, admin.TabularInline[ReconciliationFinding, ReconciliationRun]):
-    model = ReconciliationFinding
-    fields = ("kind", "account", "reference", "detail", "amount", "fix_entry", "created_at")
-    readonly_fields = fields
-    extra = 0
+RUN_PAGE_FINDINGS = 20
+
+
+def _count_text(value: object) -> str:
+    """`1,234` for a count, `24` for a whole float, `—` for nothing."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
 
 
 @admin.register(ReconciliationRun)
@@ -79,7 +85,25 @@ class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin[ReconciliationRun])
     list_filter = ("status", "trigger", "started_at")
     search_fields = ("trigger", "error")
     date_hierarchy = "started_at"
-    inlines = (FindingInline,)
+    # A run may have hundreds of findings: its page shows the first few and links to their paginated list.
+    fields = ("trigger", "status", "started_at", "finished_at", "counts_display", "findings_display", "error")
+    readonly_fields = fields
+
+    @admin.display(description="counts")
+    def counts_display(self, obj: ReconciliationRun) -> str:
+        rows = [(name.replace("_", " "), _count_text(value)) for name, value in (obj.counts or {}).items()]
+        return render_to_string("admin/billing/reconciliationrun/counts.html", {"rows": rows})
+
+    @admin.display(description="findings")
+    def findings_display(self, obj: ReconciliationRun) -> str:
+        total = obj.findings.count()
+        url = f"{reverse('admin:billing_reconciliationfinding_changelist')}?run__id__exact={obj.pk}"
+        findings = obj.findings.select_related("account").order_by("id")[:RUN_PAGE_FINDINGS]
+        rows = [(finding, usd_exact(finding.amount)) for finding in findings]
+        return render_to_string(
+            "admin/billing/reconciliationrun/findings.html",
+            {"rows": rows, "total": total, "url": url, "shown": min(total, RUN_PAGE_FINDINGS)},
+        )
 
     @admin.display(description="findings", ordering="findings_count")
     def findings_count(self, obj: ReconciliationRun) -> int:
@@ -132,7 +156,7 @@ class ReconciliationFindingAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: ReconciliationFinding) -> str:
-        return usd_exact(obj.amount)
+        return usd_cell(obj.amount)
 
 
 def _beat_action(name: str, perm: str, description: str) -> Callable[..., HttpResponse | None]:

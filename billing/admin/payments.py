@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import csv
 from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers
 
-from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link
+from core.admin import IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.admin_guard import action_confirmed, permission_required
 from core.exports import CsvExportMixin
-from core.usd import usd_exact
+from core.usd import decimal_text, usd_exact
 
+from ..forms import RedemptionBatchForm, RedemptionCodeForm
 from ..models import Redemption, RedemptionCode, TopUp
+from ..redemptions import codes_create_batch
 from ..services import BillingError
 from ..topups import topup_refund
 
 if TYPE_CHECKING:
     from django.forms import ModelForm
     from django.http import HttpRequest, HttpResponse
+    from django.urls import URLPattern
 
 
 @admin.action(description="Refund selected Telegram Stars payments to the payer…", permissions=["refund"])
@@ -111,7 +121,7 @@ class TopUpAdmin(CsvExportMixin, ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[
 
     @admin.display(description="amount", ordering="amount_usd")
     def amount_display(self, obj: TopUp) -> str:
-        return usd_exact(obj.amount_usd)
+        return usd_cell(obj.amount_usd)
 
 
 class RedemptionInline(ReadOnlyMixin, admin.TabularInline[Redemption, RedemptionCode]):
@@ -121,8 +131,16 @@ class RedemptionInline(ReadOnlyMixin, admin.TabularInline[Redemption, Redemption
     extra = 0
 
 
+# What a batch form created (code ids, by its hidden token), kept this long so a resent form finds it.
+_BATCH_TTL_S = 24 * 3600
+# The codes of a new batch are listed on its page once, and downloaded once, within this time.
+_BATCH_SHOW_TTL_S = 600
+
+
 @admin.register(RedemptionCode)
 class RedemptionCodeAdmin(admin.ModelAdmin[RedemptionCode]):
+    form = RedemptionCodeForm
+    change_list_template = "admin/billing/redemptioncode/change_list.html"
     list_display = (
         "code",
         "amount_display",
@@ -144,7 +162,7 @@ class RedemptionCodeAdmin(admin.ModelAdmin[RedemptionCode]):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj: RedemptionCode) -> str:
-        return usd_exact(obj.amount)
+        return usd_cell(obj.amount)
 
     @admin.display(description="used", ordering="uses")
     def uses(self, obj: RedemptionCode) -> int:
@@ -157,6 +175,114 @@ class RedemptionCodeAdmin(admin.ModelAdmin[RedemptionCode]):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    # A batch: N random codes, listed and downloadable as CSV once, right after they are made.
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("batch/", view(self.batch_view), name="billing_redemptioncode_batch"),
+            path("batch/<str:token>/", view(self.batch_done_view), name="billing_redemptioncode_batch_done"),
+            path("batch/<str:token>/csv/", view(self.batch_csv_view), name="billing_redemptioncode_batch_csv"),
+            *super().get_urls(),
+        ]
+
+    def batch_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = RedemptionBatchForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            token = data["batch_token"]
+            # The first submission claims the token; a resent one is sent to what the first made.
+            if cache.add(_batch_key(token), {"user": request.user.pk, "ids": []}, _BATCH_TTL_S):
+                try:
+                    codes = codes_create_batch(
+                        count=data["count"],
+                        amount=data["amount"],
+                        max_uses=data["max_uses"],
+                        expires_at=data["expires_at"],
+                        memo=data["memo"],
+                        prefix=data["prefix"],
+                        created_by=request.user,
+                    )
+                except ValidationError as error:
+                    cache.delete(_batch_key(token))
+                    form.add_error(None, error)
+                else:
+                    ids = [code.pk for code in codes]
+                    cache.set(_batch_key(token), {"user": request.user.pk, "ids": ids}, _BATCH_TTL_S)
+                    cache.set(_batch_show_key(token), True, _BATCH_SHOW_TTL_S)
+                    cache.set(_batch_csv_key(token), True, _BATCH_SHOW_TTL_S)
+                    amount = usd_exact(data["amount"])
+                    self.log_addition(request, codes[0], f"Created a batch of {len(codes)} codes of {amount}.")
+                    return HttpResponseRedirect(reverse("admin:billing_redemptioncode_batch_done", args=[token]))
+            else:
+                return HttpResponseRedirect(reverse("admin:billing_redemptioncode_batch_done", args=[token]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Create a batch of redemption codes",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/redemptioncode/batch_form.html", context)
+
+    def _batch(self, request: HttpRequest, token: str) -> list[int] | None:
+        record = cache.get(_batch_key(token))
+        if not self.has_add_permission(request) or record is None or record["user"] != request.user.pk:
+            return None
+        return record["ids"]
+
+    def batch_done_view(self, request: HttpRequest, token: str) -> HttpResponse:
+        ids = self._batch(request, token)
+        if ids is None:
+            self.message_user(request, "There is no new batch of codes to show.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:billing_redemptioncode_changelist"))
+        codes = RedemptionCode.objects.filter(pk__in=ids).order_by("pk")
+        # Whoever deletes the marker lists the codes: a reload shows the batch's figures, not its codes.
+        show = cache.delete(_batch_show_key(token))
+        first = codes.first()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Redemption codes created",
+            "count": len(ids),
+            "first": first,
+            "amount": usd_exact(first.amount) if first else "",
+            "codes": list(codes) if show else [],
+            "csv_available": cache.get(_batch_csv_key(token)) is not None,
+            "csv_url": reverse("admin:billing_redemptioncode_batch_csv", args=[token]),
+        }
+        response = TemplateResponse(request, "admin/billing/redemptioncode/batch_done.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    def batch_csv_view(self, request: HttpRequest, token: str) -> HttpResponse:
+        ids = self._batch(request, token)
+        if ids is None or not cache.delete(_batch_csv_key(token)):
+            self.message_user(request, "This batch's CSV was already downloaded.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:billing_redemptioncode_changelist"))
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="redemption-codes-{token[:8]}.csv"'
+        add_never_cache_headers(response)
+        writer = csv.writer(response)
+        writer.writerow(["code", "amount_usd", "max_uses", "expires_at", "memo"])
+        for code in RedemptionCode.objects.filter(pk__in=ids).order_by("pk"):
+            expires = code.expires_at.isoformat() if code.expires_at else ""
+            writer.writerow([code.code, decimal_text(code.amount), code.max_uses, expires, code.memo])
+        return response
+
+
+def _batch_key(token: str) -> str:
+    return f"admin:redemption-batch:{token}"
+
+
+def _batch_show_key(token: str) -> str:
+    return f"admin:redemption-batch-show:{token}"
+
+
+def _batch_csv_key(token: str) -> str:
+    return f"admin:redemption-batch-csv:{token}"
 
 
 @admin.register(Redemption)
@@ -175,4 +301,4 @@ class RedemptionAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[Redemption]
 
     @admin.display(description="credited")
     def amount_display(self, obj: Redemption) -> str:
-        return usd_exact(obj.ledger_entry.amount)
+        return usd_cell(obj.ledger_entry.amount)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from django.contrib import admin
 from django.utils import timezone
 
-from core.usd import usd_exact
+from core.admin import usd_cell
 
 from ..forms import PriceForm, RouteCostForm
 from ..models import Price, RouteCost
@@ -39,23 +39,23 @@ class RateVersionsAdmin(admin.ModelAdmin):
 
     @admin.display(description="prompt / 1M", ordering="prompt")
     def prompt_display(self, obj: Price | RouteCost) -> str:
-        return usd_exact(obj.prompt)
+        return usd_cell(obj.prompt)
 
     @admin.display(description="completion / 1M", ordering="completion")
     def completion_display(self, obj: Price | RouteCost) -> str:
-        return usd_exact(obj.completion)
+        return usd_cell(obj.completion)
 
     @admin.display(description="cached prompt / 1M", ordering="cached_prompt")
     def cached_prompt_display(self, obj: Price | RouteCost) -> str:
-        return "as prompt" if obj.cached_prompt is None else usd_exact(obj.cached_prompt)
+        return "as prompt" if obj.cached_prompt is None else usd_cell(obj.cached_prompt)
 
     @admin.display(description="cache write / 1M", ordering="cache_write_prompt")
     def cache_write_prompt_display(self, obj: Price | RouteCost) -> str:
-        return "as prompt" if obj.cache_write_prompt is None else usd_exact(obj.cache_write_prompt)
+        return "as prompt" if obj.cache_write_prompt is None else usd_cell(obj.cache_write_prompt)
 
     @admin.display(description="per request", ordering="request")
     def request_display(self, obj: Price | RouteCost) -> str:
-        return usd_exact(obj.request)
+        return usd_cell(obj.request)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Price | RouteCost | None = None) -> tuple[str, ...]:
         return () if obj is None else ("created_by", "created_at")

@@ -9,13 +9,14 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.contrib.sessions.models import Session
 from django.db import connection
+from django.test import Client
 
 from accounts.admin import ApiKeyAdmin
 from accounts.keys import key_hash
 from accounts.models import ApiKey
 from accounts.principals import principal_for_secret
 from accounts.services import api_key_revoke
-from tests.factories import AccountFactory, key_for
+from tests.factories import AccountFactory, PriceFactory, RouteFactory, UserFactory, key_for
 
 from .helpers import admin_url, change_form_data, run_action
 
@@ -34,19 +35,37 @@ def _every_stored_text() -> str:
 
 
 def _issue(client, account, **fields):
-    data = {"account": account.pk, "name": "prod", "rpm_limit": "120", "spend_period": "none", **fields}
+    form = client.get(admin_url(ApiKey, "add")).context["adminform"].form
+    data = {
+        "account": account.pk,
+        "name": "prod",
+        "rpm_limit": "120",
+        "spend_period": "none",
+        "count": "1",
+        "issue_token": form.initial["issue_token"],
+        **fields,
+    }
     return client.post(admin_url(ApiKey, "add"), data)
+
+
+def _secrets(response) -> list[str]:
+    return [secret for _, secret in response.context["issued"] if secret]
 
 
 def test_adding_a_key_shows_the_secret_once_and_stores_only_its_hash(operator_client):
     account = AccountFactory()
-    response = _issue(operator_client, account, spend_limit="25", spend_period="monthly")
+    posted = _issue(operator_client, account, spend_limit="25", spend_period="monthly")
 
+    # Post/redirect/get: the secret is on the page the redirect leads to, not in the POST's own answer.
+    assert posted.status_code == 302
+    assert ApiKey.objects.count() == 1
+    response = operator_client.get(posted["Location"])
     assert response.status_code == 200
     assert response.templates[0].name == "admin/accounts/apikey/issued.html"
     assert "no-store" in response["Cache-Control"]
-    secret = response.context["secret"]
+    [secret] = _secrets(response)
     assert secret in response.content.decode()
+    assert secret not in posted["Location"]
     api_key = ApiKey.objects.get(account=account)
     assert api_key.key_hash == key_hash(secret)
     assert (api_key.name, api_key.rpm_limit, api_key.spend_limit, api_key.spend_period) == (
@@ -64,6 +83,85 @@ def test_adding_a_key_shows_the_secret_once_and_stores_only_its_hash(operator_cl
     assert secret not in change_page
     assert api_key.key_hash not in change_page
     assert LogEntry.objects.get(object_id=str(api_key.pk)).is_addition()
+
+
+def test_reloading_the_issued_page_never_shows_the_secret_again_nor_issues_a_key(operator_client):
+    account = AccountFactory()
+    posted = _issue(operator_client, account)
+    [secret] = _secrets(operator_client.get(posted["Location"]))
+
+    again = operator_client.get(posted["Location"])
+    assert again.status_code == 200
+    assert secret not in again.content.decode()
+    assert "shown once and cannot be shown again" in again.content.decode()
+    assert [key.pk for key, _ in again.context["issued"]] == [ApiKey.objects.get().pk]
+    assert ApiKey.objects.count() == 1
+
+
+def test_resending_the_same_add_form_issues_no_second_key(operator_client):
+    account = AccountFactory()
+    form = operator_client.get(admin_url(ApiKey, "add")).context["adminform"].form
+    token = form.initial["issue_token"]
+    first = _issue(operator_client, account, issue_token=token)
+    resent = _issue(operator_client, account, issue_token=token)
+
+    assert resent.status_code == 302
+    assert resent["Location"] == first["Location"]
+    assert ApiKey.objects.count() == 1
+    assert LogEntry.objects.count() == 1
+    assert len(_secrets(operator_client.get(first["Location"]))) == 1
+
+
+def test_another_operator_cannot_open_the_issued_page(operator_client):
+    posted = _issue(operator_client, AccountFactory())
+    client = Client()
+    client.force_login(UserFactory(username="other"))
+    response = client.get(posted["Location"])
+    assert response.status_code == 302
+    assert response["Location"] == admin_url(ApiKey, "changelist")
+    assert len(_secrets(operator_client.get(posted["Location"]))) == 1
+
+
+def test_several_keys_are_issued_at_once_and_each_secret_shown_once(operator_client):
+    account = AccountFactory()
+    posted = _issue(operator_client, account, count="3", name="batch")
+    page = operator_client.get(posted["Location"])
+
+    secrets = _secrets(page)
+    keys = list(ApiKey.objects.filter(account=account).order_by("pk"))
+    assert len(secrets) == len(set(secrets)) == len(keys) == 3
+    assert [key.key_hash for key in keys] == [key_hash(secret) for secret in secrets]
+    assert {key.name for key in keys} == {"batch"}
+    assert LogEntry.objects.filter(content_type__model="apikey").count() == 3
+    html = operator_client.get(posted["Location"]).content.decode()
+    assert not any(secret in html for secret in secrets)
+
+
+def test_a_new_key_cannot_expire_in_the_past(operator_client):
+    response = _issue(operator_client, AccountFactory(), expires_at_0="2000-01-01", expires_at_1="00:00:00")
+    assert response.status_code == 200
+    assert "expires_at" in response.context["adminform"].form.errors
+    assert not ApiKey.objects.exists()
+
+
+def test_an_issued_key_carries_its_expiry_and_allowed_models(operator_client):
+    route = RouteFactory()
+    PriceFactory(model=route.model)
+    posted = _issue(
+        operator_client,
+        AccountFactory(),
+        expires_at_0="2099-01-01",
+        expires_at_1="12:00:00",
+        allowed_models=[route.model.public_id],
+    )
+    assert posted.status_code == 302
+    api_key = ApiKey.objects.get()
+    assert api_key.allowed_models == [route.model.public_id]
+    assert api_key.expires_at.year == 2099
+    [secret] = _secrets(operator_client.get(posted["Location"]))
+    principal = principal_for_secret(secret)
+    assert principal.allowed_models == {route.model.public_id}
+    assert principal.expires_at == api_key.expires_at
 
 
 def test_the_key_hash_is_never_shown(operator_client):
@@ -120,7 +218,14 @@ def test_the_change_form_edits_only_name_and_limits(operator_client, django_capt
     api_key = ApiKey.objects.get()
     assert principal_for_secret(secret).rpm_limit == 10
     page = operator_client.get(admin_url(api_key, "change", api_key.pk))
-    assert set(page.context["adminform"].form.fields) == {"name", "rpm_limit", "spend_limit", "spend_period"}
+    assert set(page.context["adminform"].form.fields) == {
+        "name",
+        "rpm_limit",
+        "spend_limit",
+        "spend_period",
+        "expires_at",
+        "allowed_models",
+    }
 
     data = change_form_data(page, name="new", rpm_limit="300", account=other.pk, prefix="orb_live_forged", key_hash="x")
     with django_capture_on_commit_callbacks(execute=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from html import unescape
 
 from billing.models import LowBalanceAlert
 from billing.services import hold_place, ledger_credit
@@ -45,3 +46,28 @@ def test_the_dashboard_counts_the_last_day_and_the_open_problems(operator_client
     assert _cell(html, "ops-credited") == "$2.00"
     assert _cell(html, "ops-expired-holds") == "1"
     assert _cell(html, "ops-last-run") == "never run"
+
+
+def _link(html: str, link_id: str) -> str:
+    return unescape(re.search(rf'id="{link_id}" href="([^"]+)"', html).group(1))
+
+
+def test_the_dashboards_attention_links_open_lists_filtered_to_what_they_count(operator_client):
+    below = AccountFactory(low_balance_threshold=Decimal("5.00"))
+    ledger_credit(account=below, amount=Decimal("1.00"), idempotency_key="dash:below")
+    suspended_below = AccountFactory(low_balance_threshold=Decimal("5.00"), status="suspended")
+    AccountFactory(low_balance_threshold=Decimal(0))
+    above = AccountFactory(low_balance_threshold=Decimal("1.00"))
+    ledger_credit(account=above, amount=Decimal("9.00"), idempotency_key="dash:above")
+    expired = hold_place(account_id=above.pk, amount=Decimal("0.10"), reference="dash-expired", ttl_seconds=-5)
+    hold_place(account_id=above.pk, amount=Decimal("0.10"), reference="dash-live")
+
+    html = operator_client.get("/admin/").content.decode()
+    assert _cell(html, "ops-below") == "1"
+    assert _cell(html, "ops-expired-holds") == "1"
+
+    accounts = operator_client.get(_link(html, "ops-below-link")).context["cl"].result_list
+    assert [a.pk for a in accounts] == [below.pk]
+    assert suspended_below.pk not in [a.pk for a in accounts]
+    holds = operator_client.get(_link(html, "ops-expired-holds-link")).context["cl"].result_list
+    assert [h.pk for h in holds] == [expired.pk]

@@ -6,11 +6,12 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
+from django.db import connection
 from django.urls import reverse
 
 from billing.models import LedgerEntry
 from billing.services import ledger_credit
-from core.admin import BoundedCountPaginator
+from core.admin import BoundedCountPaginator, count_short
 from tests.factories import AccountFactory
 
 MY_APPS = {"accounts", "billing", "completions"}
@@ -78,22 +79,40 @@ def test_big_changelists_do_not_run_a_query_per_row(operator_client, django_asse
 
 
 @pytest.mark.django_db
-def test_the_ledger_paginator_stops_counting_at_its_cap(monkeypatch):
+def test_the_ledger_paginator_stops_counting_at_its_cap_and_says_about_how_many(monkeypatch):
     account = AccountFactory()
     for n in range(5):
         ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"cap:{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE billing_ledgerentry")
     monkeypatch.setattr(BoundedCountPaginator, "cap", 3)
     paginator = BoundedCountPaginator(LedgerEntry.objects.all(), 2)
-    assert paginator.count == 3
-    assert paginator.count_capped is True
-    assert BoundedCountPaginator(LedgerEntry.objects.filter(amount__gt=100), 2).count_capped is False
+    # Past the cap: the table's estimate (pg_class.reltuples), not a count.
+    assert paginator.count == 5
+    assert (paginator.count_capped, paginator.count_text) == (True, "about 5")
+    filtered = BoundedCountPaginator(LedgerEntry.objects.filter(kind="topup"), 2)
+    assert filtered.count >= 3
+    assert filtered.count_text.startswith("about ")
+    exact = BoundedCountPaginator(LedgerEntry.objects.filter(amount__gt=100), 2)
+    assert (exact.count, exact.count_capped, exact.count_text) == (0, False, "0")
 
 
 @pytest.mark.django_db
-def test_a_capped_ledger_list_says_there_are_more(operator_client, monkeypatch):
+def test_a_capped_ledger_list_says_about_how_many_there_are(operator_client, monkeypatch):
     account = AccountFactory()
     for n in range(4):
         ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"more:{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE billing_ledgerentry")
     monkeypatch.setattr(BoundedCountPaginator, "cap", 3)
     html = operator_client.get(reverse("admin:billing_ledgerentry_changelist")).content.decode()
-    assert "3+ ledger entries" in html
+    assert '<span class="result-count">about 4</span> ledger entries' in html
+    searched = operator_client.get(reverse("admin:billing_ledgerentry_changelist"), {"q": f"#{account.pk}"})
+    assert "about 4 results" in searched.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(950, "950"), (12_345, "12K"), (1_234_567, "1.2M"), (10_000_000, "10M"), (2_500_000_000, "2.5B")]
+)
+def test_estimates_are_shown_with_a_few_digits(n, text):
+    assert count_short(n) == text

@@ -25,7 +25,18 @@ def _bot_settings(settings, fake_bot_api):  # noqa: F811 — the fixture importe
     settings.ROOT_URLCONF = "tests.bot.urls"
     settings.TELEGRAM_WEBHOOK_SECRET = SECRET
     settings.TELEGRAM_PAYMENT_PROVIDER_TOKEN = ""
-    cache.clear()
+    _cache_forget("bot:*", "billing:*")
+
+
+def _cache_forget(*patterns: str) -> None:
+    """Drop the bot's and billing's counters, not the whole cache: another test worker's entries share it."""
+    if not hasattr(cache, "_cache") or not hasattr(cache._cache, "get_client"):
+        cache.clear()  # in-process cache: this worker's alone
+        return
+    client = cache._cache.get_client(write=True)
+    for pattern in patterns:
+        for key in client.scan_iter(match=cache.make_key(pattern)):
+            client.delete(key)
 
 
 @pytest.fixture

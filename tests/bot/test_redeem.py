@@ -71,7 +71,10 @@ def test_redeem_refuses_codes_that_cannot_be_used(post_update, fake_bot_api, acc
     if case == "inactive":
         RedemptionCode.objects.filter(pk=code.pk).update(active=False)
     elif case == "expired":
-        RedemptionCode.objects.filter(pk=code.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        an_hour_ago = timezone.now() - timedelta(hours=1)
+        RedemptionCode.objects.filter(pk=code.pk).update(
+            created_at=an_hour_ago, expires_at=timezone.now() - timedelta(seconds=1)
+        )
     elif case == "used_up":
         code_redeem(code="PROMO", account=AccountFactory())
     text = "/redeem NOPE" if case == "unknown" else "/redeem PROMO"
@@ -145,3 +148,23 @@ def test_one_account_racing_itself_redeems_once():
     assert outcomes == ["already_redeemed"] * 5 + ["credited"]
     account.refresh_from_db()
     assert account.balance == Decimal("2")
+
+
+@pytest.mark.django_db
+def test_a_broken_code_from_before_the_database_checked_gets_a_polite_answer(post_update, fake_bot_api, account, lang):
+    # Written the way a code could be before the check constraint existed.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE billing_redemptioncode DROP CONSTRAINT redemption_code_amount_positive")
+    RedemptionCode.objects.create(code="BROKEN", amount=Decimal("-5"), max_uses=1)
+
+    response = post_update(updates.message("/redeem BROKEN", language_code=lang))
+
+    assert response.status_code == 200
+    reply = fake_bot_api.last("sendMessage").text
+    expected = {
+        "ru": "Этот код нельзя активировать. Пожалуйста, напишите в поддержку.",
+        "en": "This code cannot be redeemed. Please contact support.",
+    }
+    assert reply == expected[lang]
+    assert not LedgerEntry.objects.exists()
+    assert not Redemption.objects.exists()

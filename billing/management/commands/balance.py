@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
+from core.usd import decimal_text
 
 
 class Command(BaseCommand):
@@ -15,5 +16,6 @@ class Command(BaseCommand):
         account = Account.objects.filter(pk=options["account_id"]).first()
         if account is None:
             raise CommandError(f"account {options['account_id']} does not exist")
-        self.stderr.write(f"held {account.held} USD, available {account.available} USD")
-        self.stdout.write(f"{account.balance}")
+        # decimal_text: `0`, never the column's `0E-10`; every digit of the amount, no trailing zeros.
+        self.stderr.write(f"held {decimal_text(account.held)} USD, available {decimal_text(account.available)} USD")
+        self.stdout.write(decimal_text(account.balance))

@@ -6,7 +6,9 @@ from decimal import Decimal, InvalidOperation
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Account
-from billing.services import BillingError, ledger_credit
+from billing.services import BillingError
+from billing.topups import topup_operator
+from core.usd import decimal_text
 
 
 def parse_usd(text: str) -> Decimal:
@@ -40,11 +42,11 @@ class Command(BaseCommand):
             raise CommandError(f"account {options['account_id']} does not exist")
         key = options["idempotency_key"] or f"cli-topup:{uuid.uuid4()}"
         try:
-            entry = ledger_credit(
+            entry = topup_operator(
                 account=account, amount=amount, idempotency_key=key, memo=options["memo"] or "top-up from the CLI"
             )
         except BillingError as exc:
             raise CommandError(str(exc))
         verb = "already credited" if entry.replayed else "credited"
-        self.stderr.write(f"{verb} {entry.amount} USD (idempotency key {key})")
-        self.stdout.write(f"{entry.balance_after}")
+        self.stderr.write(f"{verb} {decimal_text(entry.amount)} USD (idempotency key {key})")
+        self.stdout.write(decimal_text(entry.balance_after))
