@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_route_costs'),
+        ('billing', '0012_ledger_credits_created'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

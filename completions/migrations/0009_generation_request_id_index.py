@@ -6,9 +6,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_apikey_allowed_models_apikey_expires_at'),
-        ('billing', '0008_ledgerentry_ledger_not_charge'),
-        ('completions', '0004_generation_surface'),
+        ('accounts', '0003_apikey_expiry_and_allowed_models'),
+        ('billing', '0014_ledger_not_charge'),
+        ('completions', '0008_generation_cache_write_tokens_route_api'),
     ]
 
     operations = [
