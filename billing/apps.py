@@ -9,8 +9,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from billing.metrics import register
 
-        from .roles import administrator_grant_all
+        from .roles import roles_grant_new
 
-        post_migrate.connect(administrator_grant_all, dispatch_uid="billing.roles.administrator_grant_all")
+        post_migrate.connect(roles_grant_new, dispatch_uid="billing.roles.roles_grant_new")
 
         register()

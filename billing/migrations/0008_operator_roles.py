@@ -2,7 +2,7 @@
 
 Support sees everything and changes nothing. Finance also moves money: top-ups, adjustments, refunds,
 hold releases, reconciliation runs and repairs, alert retries, redemption codes and the CSV exports.
-Administrator holds every permission; `billing.roles.administrator_grant_all` keeps it so after later
+Administrator holds every permission; `billing.roles.roles_grant_new` keeps it so after later
 migrations add permissions.
 """
 

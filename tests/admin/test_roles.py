@@ -10,7 +10,7 @@ from django.contrib.sessions.backends.cache import SessionStore
 
 from accounts.models import Account
 from billing.models import LedgerEntry
-from billing.roles import ADMINISTRATOR, FINANCE, SUPPORT, administrator_grant_all
+from billing.roles import ADMINISTRATOR, FINANCE, SUPPORT, roles_grant_new
 from tests.factories import UserFactory
 
 from .helpers import admin_url, run_action
@@ -120,6 +120,15 @@ def test_a_permission_added_later_goes_to_the_administrator_after_migrate():
     later = Permission.objects.create(
         codename="later_thing", name="Can do a later thing", content_type=Permission.objects.first().content_type
     )
-    administrator_grant_all()
+    roles_grant_new()
     assert later in Group.objects.get(name=ADMINISTRATOR).permissions.all()
     assert later not in Group.objects.get(name=FINANCE).permissions.all()
+
+
+def test_a_view_permission_added_later_goes_to_every_role_after_migrate():
+    later = Permission.objects.create(
+        codename="view_later_thing", name="Can view a later thing", content_type=Permission.objects.first().content_type
+    )
+    roles_grant_new()
+    for role in (ADMINISTRATOR, FINANCE, SUPPORT):
+        assert later in Group.objects.get(name=role).permissions.all()
