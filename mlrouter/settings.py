@@ -179,12 +179,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis: cache, rate limits and the Celery broker. Unset: local memory and eager tasks.
 REDIS_URL = env.str("REDIS_URL", default="")
 _test_worker = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
-if REDIS_URL and _test_worker.isdigit():
+if REDIS_URL and _test_worker.isdigit() and not os.environ.get("REDIS_DB_PER_TEST_WORKER"):
     # Parallel test workers each get their own PostgreSQL database from pytest-django; give each its own
-    # Redis database too (counting down from the configured one), so rate-limit windows never mix.
+    # Redis database too (counting down from the configured one), so rate-limit windows never mix. The
+    # servers a test starts inherit the environment: they take the URL as it is, already moved.
     _redis = urlsplit(REDIS_URL)
     _redis_db = (int(_redis.path.strip("/") or 0) - int(_test_worker)) % 16
     REDIS_URL = urlunsplit(_redis._replace(path=f"/{_redis_db}"))
+    os.environ.update(REDIS_URL=REDIS_URL, REDIS_DB_PER_TEST_WORKER="1")
 # Every Redis call on the request path gives up after this long: a frozen Redis must not stall requests
 # (the rate limit then counts in the process, completions/ratelimit.py).
 REDIS_TIMEOUT_S = env.float("REDIS_TIMEOUT_S", default=0.1)

@@ -272,7 +272,7 @@ def test_the_repair_permission_repairs_a_finding(rf, viewer):
 
 
 def test_the_periodic_task_permissions_guard_the_schedules(client, viewer):
-    task = PeriodicTask.objects.get(task="billing.tasks.reconcile_task")
+    task = PeriodicTask.objects.filter(task="billing.tasks.reconcile_task").order_by("pk").first()
     client.force_login(viewer)
     run_action(client, PeriodicTask, "disable_tasks", [task])
     task.refresh_from_db()
