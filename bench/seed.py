@@ -1,6 +1,8 @@
 """Seed the benchmark database through the project's own services; print the keys as JSON.
 
-Creates a provider pointing at the emulator, one priced model routed to it, and two sets of customers:
+Creates a provider pointing at the emulator, one priced model routed to its chat completions
+(`bench/emulator`, an `openai-chat` route) and one to its Messages API (`bench/claude`, an
+`anthropic-messages` route, for the surfaces step), and two sets of customers:
 `spread` — one funded account per key (load spread over many account rows, as real traffic is), and
 `shared` — one funded account holding every key (P4: all holds and charges contend for one row).
 Every key has a huge RPM so the rate limit is checked (one Redis call) but never refuses.
@@ -19,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_ID = "bench/emulator"
+MESSAGES_MODEL_ID = "bench/claude"
 FUNDS = Decimal("1000000")
 RPM = 100_000_000
 
@@ -49,7 +52,17 @@ def main() -> None:
                     "max_output_tokens": 4096,
                     "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
                     "price": {"prompt": "0.15", "completion": "0.60"},
-                }
+                },
+                {
+                    "id": MESSAGES_MODEL_ID,
+                    "name": "Benchmark model (upstream emulator, Anthropic Messages API)",
+                    "context_length": 200000,
+                    "max_output_tokens": 4096,
+                    "routes": [
+                        {"provider": "bench-emulator", "upstream_model": "emulator-claude", "api": "anthropic-messages"}
+                    ],
+                    "price": {"prompt": "0.15", "completion": "0.60"},
+                },
             ],
         }
     )
