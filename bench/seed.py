@@ -26,6 +26,33 @@ FUNDS = Decimal("1000000")
 RPM = 100_000_000
 
 
+def catalog(emulator_url: str) -> dict:
+    """The benchmark's catalog: one provider (the emulator), a model on each of its two APIs."""
+    return {
+        "providers": [{"name": "bench-emulator", "base_url": emulator_url, "timeout_s": 60}],
+        "models": [
+            {
+                "id": MODEL_ID,
+                "name": "Benchmark model (upstream emulator)",
+                "context_length": 128000,
+                "max_output_tokens": 4096,
+                "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+            {
+                "id": MESSAGES_MODEL_ID,
+                "name": "Benchmark model (upstream emulator, Anthropic Messages API)",
+                "context_length": 200000,
+                "max_output_tokens": 4096,
+                "routes": [
+                    {"provider": "bench-emulator", "upstream_model": "emulator-claude", "api": "anthropic-messages"}
+                ],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+        ],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emulator-url", required=True)
@@ -41,31 +68,7 @@ def main() -> None:
     from billing.services import ledger_credit
     from completions.catalog import catalog_import
 
-    catalog_import(
-        {
-            "providers": [{"name": "bench-emulator", "base_url": args.emulator_url, "timeout_s": 60}],
-            "models": [
-                {
-                    "id": MODEL_ID,
-                    "name": "Benchmark model (upstream emulator)",
-                    "context_length": 128000,
-                    "max_output_tokens": 4096,
-                    "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
-                    "price": {"prompt": "0.15", "completion": "0.60"},
-                },
-                {
-                    "id": MESSAGES_MODEL_ID,
-                    "name": "Benchmark model (upstream emulator, Anthropic Messages API)",
-                    "context_length": 200000,
-                    "max_output_tokens": 4096,
-                    "routes": [
-                        {"provider": "bench-emulator", "upstream_model": "emulator-claude", "api": "anthropic-messages"}
-                    ],
-                    "price": {"prompt": "0.15", "completion": "0.60"},
-                },
-            ],
-        }
-    )
+    catalog_import(catalog(args.emulator_url))
 
     def funded(name: str):
         account = account_create(name=name, email=f"{name}@bench.invalid")
