@@ -144,6 +144,14 @@ def _last_event(body: bytes) -> bytes:
     return body[body.rfind(b"\n\n") + 2 :]
 
 
+def _complete(body: bytes, done: bytes) -> bool:
+    """Whether the stream's last event holds `done` (a `data: [DONE]` after it, as LiteLLM sends, aside)."""
+    last = _last_event(body)
+    if last == _DONE and done != _DONE:
+        last = _last_event(body.rstrip()[: -len(_DONE)])
+    return done in last
+
+
 def build_request(url: str, body: bytes, headers: list[str]) -> tuple[str, int, bytes]:
     """The target host, port and the raw bytes of the POST."""
     parts = urlsplit(url)
@@ -219,7 +227,7 @@ def worker(
             stats.count(stats.statuses, str(status))
             if stream and first_token:
                 stats.ttfts.append(first_token[0] - begun)
-            complete = done in _last_event(body) if stream else body.startswith(b"{")
+            complete = _complete(body, done) if stream else body.startswith(b"{")
             if status != 200 or not complete:
                 stats.bad_bodies += 1
                 if not stats.sample_body:

@@ -55,11 +55,11 @@ WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
 ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
-# P6: short loads at one connection, the router's in interleaved rounds (its figure is the round with the
-# median CPU per request) so that drift on a shared machine hits every variant alike: ~110 s (quick: ~45 s).
+# P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
+# round by round (a shared machine drifts between rounds more than the margin measured): ~2 min (quick: ~1).
 SURFACE_WARMUP = 0.5
-SURFACE_DURATION = 1.0 if QUICK else 2.5
-SURFACE_ROUNDS = 2 if QUICK else 3
+SURFACE_DURATION = 1.0 if QUICK else 1.5
+SURFACE_ROUNDS = 2 if QUICK else 4
 KEYS = 32
 LITELLM_VENV = BENCH / ".venv-litellm"
 RESULTS = BENCH / "results"

@@ -58,10 +58,11 @@ def test_each_surface_body_is_answered_by_the_emulator_and_recognised_as_complet
         return
     raw = b"".join(event for event in reply.events if isinstance(event, bytes))
     ask = run.SURFACES[surface]
-    assert ask["done"].encode() in loadgen._last_event(raw)
+    assert loadgen._complete(raw, ask["done"].encode())
+    assert loadgen._complete(raw + b"data: [DONE]\n\n", ask["done"].encode())  # as LiteLLM ends its streams
     assert re.search(ask["token"].encode(), raw)
     cut = raw.rstrip()[: raw.rstrip().rfind(b"\n\n")]  # without its last event, a stream is not complete
-    assert ask["done"].encode() not in loadgen._last_event(cut)
+    assert not loadgen._complete(cut, ask["done"].encode())
 
 
 def test_litellm_config_routes_messages_to_anthropic_and_the_rest_to_openai_at_the_emulator():
@@ -112,3 +113,10 @@ def test_the_median_round_is_reported_with_every_round_beside_it():
     assert chosen["cpu_ms_per_request"] == 1.7
     assert chosen["cpu_ms_per_request_rounds"] == [2.0, 1.5, 1.7]
     assert chosen["failed_rounds"] == 0
+
+
+def test_a_surface_is_compared_with_chat_round_by_round_when_both_ran_in_rounds():
+    chat = dict(_run(1.0), cpu_ms_per_request_rounds=[2.0, 1.0, 1.5])
+    messages = dict(_run(1.2), cpu_ms_per_request_rounds=[2.1, 1.2, 1.6])
+    assert report._paired(messages, chat) == (0.1, [0.1, 0.2, 0.1])
+    assert report._paired(_run(1.2), _run(1.0)) == (0.2, [])  # no rounds: the two figures
