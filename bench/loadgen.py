@@ -3,7 +3,9 @@
 Each of `--concurrency` green workers owns one keep-alive connection and sends the same POST again and
 again until the deadline (or once, with `--once`, for the held-streams test). It reports, as JSON on
 stdout: requests per second, latency percentiles, time to first token (the first SSE event whose
-delta carries non-empty `content`) and how many requests were in flight at most.
+delta carries non-empty `content`, or what `--token` matches) and how many requests were in flight at most.
+A stream is complete when its last event holds `--done` (`data: [DONE]`; `message_stop` for Anthropic's
+Messages, `response.completed` for Responses).
 
 Only 127.0.0.1 is accepted as a target. The HTTP parser is deliberately minimal (status line,
 Content-Length, chunked, read-to-close) so that the generator costs little CPU beside the emulator.
@@ -136,6 +138,20 @@ class Connection:
             on_data(body)
 
 
+def _last_event(body: bytes) -> bytes:
+    """The stream's last SSE event (its `event:` and `data:` lines)."""
+    body = body.rstrip()
+    return body[body.rfind(b"\n\n") + 2 :]
+
+
+def _complete(body: bytes, done: bytes) -> bool:
+    """Whether the stream's last event holds `done` (a `data: [DONE]` after it, as LiteLLM sends, aside)."""
+    last = _last_event(body)
+    if last == _DONE and done != _DONE:
+        last = _last_event(body.rstrip()[: -len(_DONE)])
+    return done in last
+
+
 def build_request(url: str, body: bytes, headers: list[str]) -> tuple[str, int, bytes]:
     """The target host, port and the raw bytes of the POST."""
     parts = urlsplit(url)
@@ -167,6 +183,8 @@ def worker(
     once: bool,
     stream: bool,
     timeout: float,
+    token: re.Pattern[bytes] = _CONTENT,
+    done: bytes = _DONE,
 ) -> None:
     """Send requests in a loop on one connection (or once), recording those started after the warm-up."""
     raw = requests[index % len(requests)]
@@ -181,7 +199,7 @@ def worker(
         first_token: list[float] = []
 
         def on_data(body: bytes, first_token=first_token) -> None:
-            if stream and not first_token and _CONTENT.search(body):
+            if stream and not first_token and token.search(body):
                 first_token.append(time.monotonic())
                 stats.streaming += 1
                 stats.max_streaming = max(stats.max_streaming, stats.streaming)
@@ -209,7 +227,7 @@ def worker(
             stats.count(stats.statuses, str(status))
             if stream and first_token:
                 stats.ttfts.append(first_token[0] - begun)
-            complete = body.rstrip().endswith(_DONE) if stream else body.startswith(b"{")
+            complete = _complete(body, done) if stream else body.startswith(b"{")
             if status != 200 or not complete:
                 stats.bad_bodies += 1
                 if not stats.sample_body:
@@ -266,6 +284,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread worker starts over this many seconds")
     parser.add_argument("--stream", action="store_true", help="expect SSE; record time to first token")
     parser.add_argument("--timeout", type=float, default=60.0, help="socket timeout per operation")
+    parser.add_argument("--token", default=_CONTENT.pattern.decode(), help="regex of the first token's event")
+    parser.add_argument("--done", default=_DONE.decode(), help="what a complete stream's last bytes hold")
     args = parser.parse_args()
 
     with open(args.body_file, "rb") as fh:
@@ -301,6 +321,8 @@ def main() -> None:
             once=args.once,
             stream=args.stream,
             timeout=args.timeout,
+            token=re.compile(args.token.encode()),
+            done=args.done.encode(),
         )
         for i in range(args.concurrency)
     ]

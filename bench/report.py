@@ -8,6 +8,14 @@ LABELS = {
     "router": "ML Router",
     "litellm": "LiteLLM proxy",
 }
+# P6: how the router serves each surface on the `openai-chat` route, and Messages on its own route.
+SURFACE_LABELS = {
+    ("chat", "router"): "ML Router, openai-chat route (native)",
+    ("messages", "router"): "ML Router, openai-chat route (translated)",
+    ("messages", "router-native"): "ML Router, anthropic-messages route (pass-through)",
+    ("responses", "router"): "ML Router, openai-chat route (translated)",
+}
+SURFACE_CPU_MARGIN_MS = 0.3
 
 
 def _num(value: float | None, digits: int = 1) -> str:
@@ -150,3 +158,95 @@ def targets(results: list[dict], ours: str = "router") -> list[dict]:
 
 def targets_text(checks: list[dict]) -> str:
     return "\n".join(f"- {c['verdict']:4}  {c['target']}: {c['measured']}" for c in checks)
+
+
+def _surface(results: list[dict], surface: str, stream: bool) -> dict:
+    for scenario in results:
+        if scenario["surface"] == surface and scenario["stream"] == stream:
+            return scenario["runs"]
+    return {}
+
+
+def _cpu(run: dict | None) -> float | None:
+    return None if run is None else run.get("cpu_ms_per_request")
+
+
+def _paired(run: dict | None, other: dict | None) -> tuple[float | None, list[float]]:
+    """`run`'s CPU per request minus `other`'s: the median of the differences within each interleaved round
+    (the rounds' drift cancels), or of the two figures when there are no rounds; and the differences."""
+    mine = (run or {}).get("cpu_ms_per_request_rounds") or []
+    theirs = (other or {}).get("cpu_ms_per_request_rounds") or []
+    pairs = sorted(round(a - b, 3) for a, b in zip(mine, theirs, strict=False) if a is not None and b is not None)
+    if not pairs or len(mine) != len(theirs):
+        return _diff(_cpu(run), _cpu(other)), []
+    middle = len(pairs) // 2
+    median = pairs[middle] if len(pairs) % 2 else (pairs[middle - 1] + pairs[middle]) / 2
+    return round(median, 3), [round(a - b, 3) for a, b in zip(mine, theirs, strict=True)]
+
+
+def surfaces_table(results: list[dict]) -> str:
+    """P6 as one markdown table, ratios first: the router's CPU per request against chat completions' on the
+    same route and mode, and each gateway's CPU and p50 against LiteLLM's and the direct call's."""
+    head = (
+        "| surface | mode | target | CPU − chat ms | CPU ×chat | CPU ×LiteLLM | p50 ×direct | p50 ×LiteLLM "
+        "| CPU ms/req | p50 ms | p99 ms | TTFT p50 ms | RPS | failed |"
+    )
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for scenario in results:
+        surface, runs = scenario["surface"], scenario["runs"]
+        chat = _surface(results, "chat", scenario["stream"]).get("router")
+        direct, litellm = runs.get("direct"), runs.get("litellm")
+        for target, run in runs.items():
+            gateway = run is not direct
+            ours = target.startswith("router")
+            row = [
+                surface,
+                "stream" if scenario["stream"] else "plain",
+                SURFACE_LABELS.get((surface, target), LABELS.get(target, target)),
+                _num(_paired(run, chat)[0], 2) if ours and surface != "chat" else "–",
+                _ratio(_cpu(run), _cpu(chat)) if ours and surface != "chat" else "–",
+                _ratio(_cpu(run), _cpu(litellm)) if ours else "–",
+                _ratio(run["p50_ms"], direct and direct["p50_ms"]) if gateway else "–",
+                _ratio(run["p50_ms"], litellm and litellm["p50_ms"]) if ours else "–",
+                _num(_cpu(run), 3),
+                _num(run["p50_ms"], 2),
+                _num(run["p99_ms"], 2),
+                _num(run["ttft_p50_ms"], 2),
+                _num(run["rps"]),
+                str(run.get("failed_rounds", run["requests"] - run["ok"] + sum(run["errors"].values()))),
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def surface_targets(results: list[dict]) -> list[dict]:
+    """P6's targets: translation at most 0.3 ms of CPU over pass-through, each surface within 0.3 ms of chat
+    (round-by-round medians; the rounds' own differences are shown, their spread is the measurement's)."""
+    out = []
+    margin = SURFACE_CPU_MARGIN_MS
+
+    def check(title: str, run: dict | None, other: dict | None) -> dict:
+        extra, rounds = _paired(run, other)
+        spread = f" (by round: {', '.join(f'{d:+.2f}' for d in rounds)})" if rounds else ""
+        return {
+            "target": title,
+            "measured": f"{_num(_cpu(run), 3)} vs {_num(_cpu(other), 3)} ms/req: {_num(extra, 3)} ms{spread}",
+            "verdict": _verdict(None if extra is None else extra <= margin),
+        }
+
+    for stream in (False, True):
+        mode = "stream" if stream else "plain"
+        chat = _surface(results, "chat", stream).get("router")
+        messages = _surface(results, "messages", stream)
+        out.append(
+            check(
+                f"P6 messages {mode}: translation adds ≤ {margin} ms of CPU over pass-through",
+                messages.get("router"),
+                messages.get("router-native"),
+            )
+        )
+        for surface, target in (("messages", "router"), ("messages", "router-native"), ("responses", "router")):
+            how = SURFACE_LABELS[(surface, target)].split(", ", 1)[1]
+            title = f"P6 {surface} {mode}, {how}: CPU ≤ chat completions' + {margin} ms"
+            out.append(check(title, _surface(results, surface, stream).get(target), chat))
+    return out

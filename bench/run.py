@@ -13,6 +13,8 @@ Environment:
   BENCH_REDIS_URL        default redis://127.0.0.1:6379/13 (flushed!)
   BENCH_DB_POOL_MAX      the router's DB_POOL_MAX_SIZE, default 16
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
+  BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
+  BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
 """
 
 from __future__ import annotations
@@ -49,8 +51,15 @@ WANT_LITELLM = os.environ.get("BENCH_LITELLM", "1") not in ("0", "")
 WANT_PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
 RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
+WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
+ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
+# P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
+# round by round (a shared machine drifts between rounds more than the margin measured): ~2 min (quick: ~1).
+SURFACE_WARMUP = 0.5
+SURFACE_DURATION = 1.0 if QUICK else 1.5
+SURFACE_ROUNDS = 2 if QUICK else 4
 KEYS = 32
 LITELLM_VENV = BENCH / ".venv-litellm"
 RESULTS = BENCH / "results"
@@ -63,6 +72,27 @@ MESSAGES = [
 PACED = {"completion_tokens": 16, "chunk_delay_ms": 20}
 # Held streams last ~16 s (quick: ~4 s), so that all of them are open at once.
 HELD = {"completion_tokens": 20, "chunk_delay_ms": 200 if QUICK else 750}
+
+# P6: how each surface is asked (path under /v1), when its stream is complete and what its first token is.
+SURFACES = {
+    "chat": {"path": "chat/completions", "done": "data: [DONE]", "token": r'"content":\s?"[^"]'},
+    "messages": {"path": "messages", "done": "message_stop", "token": r'"text":\s?"[^"]'},
+    "responses": {"path": "responses", "done": "response.completed", "token": r'"delta":\s?"[^"]'},
+}
+# Per surface, the model each target is asked for. `router` is the `openai-chat` route (`bench/emulator`):
+# native for chat, translated for Messages and Responses; `router-native` is Messages passed through to
+# an `anthropic-messages` route (`bench/claude`). LiteLLM: `openai/…` for chat and Responses (its Responses
+# call goes to the emulator's /v1/responses), `anthropic/…` for Messages (to the emulator's /v1/messages).
+SURFACE_MODELS = {
+    "chat": {"direct": "emulator-small", "router": "bench/emulator", "litellm": "bench/emulator"},
+    "messages": {
+        "direct": "emulator-claude",
+        "router": "bench/emulator",
+        "router-native": "bench/claude",
+        "litellm": "bench/claude",
+    },
+    "responses": {"direct": "emulator-small", "router": "bench/emulator", "litellm": "bench/emulator"},
+}
 
 SCENARIOS = [
     # key, title, concurrency, stream, emulator options, targets, keys
@@ -160,6 +190,38 @@ def body(model: str, *, stream: bool, emulator: dict | None) -> bytes:
     return json.dumps(payload).encode()
 
 
+def surface_body(surface: str, model: str, *, stream: bool) -> bytes:
+    """The same small request as the chat scenarios', in the surface's own shape."""
+    if surface == "chat":
+        return body(model, stream=stream, emulator=None)
+    system, user = MESSAGES[0]["content"], MESSAGES[1]["content"]
+    if surface == "messages":
+        payload: dict = {"model": model, "max_tokens": 64, "system": system, "messages": [MESSAGES[1]]}
+    else:  # Codex's `store: false`: nothing kept, so the step times the surface, not the response store.
+        payload = {"model": model, "instructions": system, "input": user, "max_output_tokens": 64, "store": False}
+    if stream:
+        payload["stream"] = True
+    return json.dumps(payload).encode()
+
+
+def litellm_config(emulator_url: str) -> str:
+    """LiteLLM's proxy config: chat and Responses on an `openai/…` model, Messages on an `anthropic/…` one."""
+    root = emulator_url.removesuffix("/v1")  # LiteLLM's Anthropic client appends /v1/messages itself
+    return (
+        "model_list:\n"
+        "  - model_name: bench/emulator\n"
+        "    litellm_params:\n"
+        "      model: openai/emulator-small\n"
+        f"      api_base: {emulator_url}\n"
+        "      api_key: sk-bench-emulator\n"
+        "  - model_name: bench/claude\n"
+        "    litellm_params:\n"
+        "      model: anthropic/emulator-claude\n"
+        f"      api_base: {root}\n"
+        "      api_key: sk-bench-emulator\n"
+    )
+
+
 class Bench:
     """The running set: emulator, router, LiteLLM, and how to load each of them."""
 
@@ -234,14 +296,7 @@ class Bench:
         port = procs.free_port()
         self.litellm_key = "sk-bench-" + secrets.token_urlsafe(24)
         config = self.workdir / "litellm.yaml"
-        config.write_text(
-            "model_list:\n"
-            "  - model_name: bench/emulator\n"
-            "    litellm_params:\n"
-            "      model: openai/emulator-small\n"
-            f"      api_base: {self.urls['direct']}\n"
-            "      api_key: sk-bench-emulator\n"
-        )
+        config.write_text(litellm_config(self.urls["direct"]))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "DJANGO_"))}
         env.update(
             LITELLM_LOCAL_MODEL_COST_MAP="True",
@@ -271,29 +326,38 @@ class Bench:
         keys: str = "spread",
         once: bool = False,
         ramp: float = 0.0,
+        surface: str = "chat",
+        model: str | None = None,
+        timing: tuple[float, float] = (WARMUP, DURATION),
     ) -> dict:
-        body_file = self.workdir / f"body-{target}-{int(stream)}-{abs(hash(json.dumps(emulator)))}.json"
-        body_file.write_bytes(body(self.models[target], stream=stream, emulator=emulator))
+        """One load on a target (`router-native`: the router, asked for the pass-through model)."""
+        server = "router" if target.startswith("router") else target
+        model = model or self.models[target]
+        ask = SURFACES[surface]
+        body_file = self.workdir / f"body-{surface}-{target}-{int(stream)}-{abs(hash(json.dumps(emulator)))}.json"
+        payload = body(model, stream=stream, emulator=emulator) if surface == "chat" else None
+        body_file.write_bytes(payload or surface_body(surface, model, stream=stream))
         argv = [
             *self.load_core, PY, str(BENCH / "loadgen.py"),
-            "--url", f"{self.urls[target]}/chat/completions", "--body-file", str(body_file),
-            "--concurrency", str(concurrency),
+            "--url", f"{self.urls[server]}/{ask['path']}", "--body-file", str(body_file),
+            "--concurrency", str(concurrency), "--done", ask["done"], "--token", ask["token"],
         ]  # fmt: skip
         if once:
             argv += ["--once", "--ramp", str(ramp), "--timeout", "60"]
             bound = ramp + 200
         else:
-            argv += ["--duration", str(DURATION), "--warmup", str(WARMUP), "--timeout", "30"]
-            bound = WARMUP + DURATION + 120
+            warmup, duration = timing
+            argv += ["--duration", str(duration), "--warmup", str(warmup), "--timeout", "30"]
+            bound = warmup + duration + 120
         if stream:
             argv.append("--stream")
-        if target.startswith("router"):
+        if server == "router":
             argv += ["--keys-file", str(self.keys[keys])]
-        elif target == "litellm":
+        elif server == "litellm":
             argv += ["--header", f"Authorization: Bearer {self.litellm_key}"]
-        pid = self.server_pid.get(target)
+        pid = self.server_pid.get(server)
         self.sampler.pid = pid
-        self.sampler.application = f"bench-{target}"
+        self.sampler.application = f"bench-{server}"
         cpu_before = procs.cpu_seconds(pid) if pid else None
         with self.sampler:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=bound)
@@ -308,7 +372,7 @@ class Bench:
             if result["server_cpu_s"] is not None and total:
                 result["cpu_ms_per_request"] = round(1000 * result["server_cpu_s"] / total, 3)
             result["max_rss_mb"] = None if self.sampler.max_rss is None else round(self.sampler.max_rss, 1)
-        if target.startswith("router"):
+        if server == "router":
             result["max_pg_connections"] = self.sampler.max_conns
         return result
 
@@ -427,6 +491,60 @@ def run_scenarios(bench: Bench) -> list[dict]:
     return results
 
 
+def run_surfaces(bench: Bench) -> list[dict]:
+    """P6: chat completions, Messages and Responses, plain and streamed, one connection, every target."""
+    results = []
+    timing = (SURFACE_WARMUP, SURFACE_DURATION)
+
+    def load(surface: str, target: str, model: str, stream: bool, note: str = "") -> dict:
+        log(f"P6 {surface} {'stream' if stream else 'plain'}: {target} ({model}){note}")
+        run = bench.load(target, concurrency=1, stream=stream, emulator=None, surface=surface, model=model,
+                         timing=timing)  # fmt: skip
+        log(
+            f"    {run['rps']} RPS, p50 {run['p50_ms']} ms, p99 {run['p99_ms']} ms, "
+            f"CPU {run.get('cpu_ms_per_request')} ms/req, ok {run['ok']}/{run['requests']}"
+        )
+        return run
+
+    # Every target's first requests on a surface pay for lazy imports and caches (LiteLLM's first Messages call
+    # takes ~0.5 s of CPU): a few unmeasured requests each, so that no load starts cold.
+    log("P6 priming every target on every surface")
+    for stream in (False, True):
+        for surface, models in SURFACE_MODELS.items():
+            for target, model in models.items():
+                if ("router" if target.startswith("router") else target) in bench.urls:
+                    bench.load(target, concurrency=4, stream=stream, emulator=None, surface=surface, model=model,
+                               once=True)  # fmt: skip
+    for stream in (False, True):
+        rounds: dict[tuple[str, str], list[dict]] = {}
+        for n in range(SURFACE_ROUNDS):
+            for surface, models in SURFACE_MODELS.items():
+                for target, model in models.items():
+                    if target.startswith("router") and "router" in bench.urls:
+                        run = load(surface, target, model, stream, f", round {n + 1}/{SURFACE_ROUNDS}")
+                        rounds.setdefault((surface, target), []).append(run)
+        for surface, models in SURFACE_MODELS.items():
+            runs = {}
+            for target, model in models.items():
+                if target.startswith("router"):
+                    if (surface, target) in rounds:
+                        runs[target] = median_round(rounds[(surface, target)])
+                elif target in bench.urls:
+                    runs[target] = load(surface, target, model, stream)
+            results.append({"surface": surface, "stream": stream, "runs": runs})
+    return results
+
+
+def median_round(runs: list[dict]) -> dict:
+    """The round with the median CPU per request, with every round's CPU and failures beside it."""
+    measured = [run for run in runs if run["requests"]] or runs
+    ordered = sorted(measured, key=lambda run: run.get("cpu_ms_per_request") or 0.0)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["cpu_ms_per_request_rounds"] = [run.get("cpu_ms_per_request") for run in runs]
+    chosen["failed_rounds"] = sum(run["requests"] - run["ok"] + sum(run["errors"].values()) for run in runs)
+    return chosen
+
+
 def print_report(out: dict) -> None:
     """The table, the targets, the books and the profiles."""
     m = out["machine"]
@@ -438,9 +556,17 @@ def print_report(out: dict) -> None:
     )
     print(f"LiteLLM: {out['litellm']}")
     print()
-    print(report.table(out["scenarios"]))
-    print()
-    print(report.targets_text(out["targets"]))
+    if out["scenarios"]:
+        print(report.table(out["scenarios"]))
+        print()
+        print(report.targets_text(out["targets"]))
+    if isinstance(out.get("surfaces"), list):
+        print()
+        print(report.surfaces_table(out["surfaces"]))
+        print()
+        print(report.targets_text(out["surface_targets"]))
+    elif out.get("surfaces"):
+        print(f"\nP6 surfaces: {out['surfaces']}")
     acc = out["accounting"]
     if "error" in acc:
         print(f"\naccounting check failed: {acc['error']}")
@@ -449,8 +575,9 @@ def print_report(out: dict) -> None:
             f"\naccounting after the run: generations {acc['generations']}, {acc['charges']} charges, "
             f"{acc['open_holds']} open holds, {acc['accounts_off_ledger_or_holding']} accounts off their ledger"
         )
-    print()
-    print(metrics_cost.text(out["metrics_cost"]))
+    if out.get("metrics_cost"):
+        print()
+        print(metrics_cost.text(out["metrics_cost"]))
     recon = out.get("reconciliation")
     if isinstance(recon, list):
         print("\nreconciliation (1,000 accounts; 1,000 new generations charged before each incremental run):")
@@ -494,6 +621,9 @@ def run() -> int:
             "held_streams": STREAMS,
             "paced_stream": PACED,
             "held_stream": HELD,
+            "surface_warmup_s": SURFACE_WARMUP,
+            "surface_duration_s": SURFACE_DURATION,
+            "surface_rounds": SURFACE_ROUNDS,
         },
     }
     with tempfile.TemporaryDirectory(prefix="mlrouter-bench-") as tmp:
@@ -515,8 +645,12 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = run_scenarios(bench)
-            if WANT_PROFILE:
+            out["scenarios"] = [] if ONLY_SURFACES else run_scenarios(bench)
+            if WANT_SURFACES or ONLY_SURFACES:
+                out["surfaces"] = run_surfaces(bench)
+            else:
+                out["surfaces"] = "skipped (BENCH_SURFACES=0)"
+            if WANT_PROFILE and not ONLY_SURFACES:
                 out["profiles"] = {}
                 log("profiling the router worker during an extra P2 pass (py-spy)")
                 out["profiles"]["router"] = bench.profile("router")
@@ -524,12 +658,17 @@ def run() -> int:
         finally:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
-    log("timing the metrics instrumentation per request")
-    out["metrics_cost"] = metrics_cost.measure_all()
-    out["reconciliation"] = reconciliation_times() if WANT_RECONCILE else "skipped (BENCH_RECONCILE=0)"
+    if ONLY_SURFACES:
+        out["metrics_cost"], out["reconciliation"] = None, "skipped (BENCH_ONLY=P6)"
+    else:
+        log("timing the metrics instrumentation per request")
+        out["metrics_cost"] = metrics_cost.measure_all()
+        out["reconciliation"] = reconciliation_times() if WANT_RECONCILE else "skipped (BENCH_RECONCILE=0)"
     out["load_average_after"] = loadavg()
     out["elapsed_s"] = round(time.time() - started, 1)
     out["targets"] = report.targets(out["scenarios"])
+    if isinstance(out["surfaces"], list):
+        out["surface_targets"] = report.surface_targets(out["surfaces"])
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
     print_report(out)

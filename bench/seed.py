@@ -1,6 +1,8 @@
 """Seed the benchmark database through the project's own services; print the keys as JSON.
 
-Creates a provider pointing at the emulator, one priced model routed to it, and two sets of customers:
+Creates a provider pointing at the emulator, one priced model routed to its chat completions
+(`bench/emulator`, an `openai-chat` route) and one to its Messages API (`bench/claude`, an
+`anthropic-messages` route, for the surfaces step), and two sets of customers:
 `spread` — one funded account per key (load spread over many account rows, as real traffic is), and
 `shared` — one funded account holding every key (P4: all holds and charges contend for one row).
 Every key has a huge RPM so the rate limit is checked (one Redis call) but never refuses.
@@ -19,8 +21,36 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_ID = "bench/emulator"
+MESSAGES_MODEL_ID = "bench/claude"
 FUNDS = Decimal("1000000")
 RPM = 100_000_000
+
+
+def catalog(emulator_url: str) -> dict:
+    """The benchmark's catalog: one provider (the emulator), a model on each of its two APIs."""
+    return {
+        "providers": [{"name": "bench-emulator", "base_url": emulator_url, "timeout_s": 60}],
+        "models": [
+            {
+                "id": MODEL_ID,
+                "name": "Benchmark model (upstream emulator)",
+                "context_length": 128000,
+                "max_output_tokens": 4096,
+                "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+            {
+                "id": MESSAGES_MODEL_ID,
+                "name": "Benchmark model (upstream emulator, Anthropic Messages API)",
+                "context_length": 200000,
+                "max_output_tokens": 4096,
+                "routes": [
+                    {"provider": "bench-emulator", "upstream_model": "emulator-claude", "api": "anthropic-messages"}
+                ],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+        ],
+    }
 
 
 def main() -> None:
@@ -38,21 +68,7 @@ def main() -> None:
     from billing.services import ledger_credit
     from completions.catalog import catalog_import
 
-    catalog_import(
-        {
-            "providers": [{"name": "bench-emulator", "base_url": args.emulator_url, "timeout_s": 60}],
-            "models": [
-                {
-                    "id": MODEL_ID,
-                    "name": "Benchmark model (upstream emulator)",
-                    "context_length": 128000,
-                    "max_output_tokens": 4096,
-                    "routes": [{"provider": "bench-emulator", "upstream_model": "emulator-small"}],
-                    "price": {"prompt": "0.15", "completion": "0.60"},
-                }
-            ],
-        }
-    )
+    catalog_import(catalog(args.emulator_url))
 
     def funded(name: str):
         account = account_create(name=name, email=f"{name}@bench.invalid")
