@@ -1,15 +1,19 @@
 """Responses routes (`api: openai-responses`) against a live router and the emulator's native /v1/responses: the
 official OpenAI Python SDK passed through natively (plain, stream, a function tool round trip continued by
 `previous_response_id`), the provider getting the client's own body (reasoning items, `include`, built-in
-tools), and `usage.cost` equal to the one charge in the ledger."""
+tools), `usage.cost` equal to the one charge in the ledger, and every ending of a native stream settled once."""
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import openai
 import pytest
+import requests
 
 from .conftest import Shop, assert_settled_once, cost_of, emulated_prompt_tokens, generation_settled
 
@@ -126,3 +130,73 @@ def test_a_function_tool_round_trip_continues_by_previous_response_id(router: st
     for generation in [generation_settled(first.id), generation_settled(answer.id)]:
         assert generation.cost > 0
         assert_settled_once(generation, generation.cost)
+
+
+@pytest.mark.parametrize("fail", ["error_mid_stream", "drop_mid_stream"])
+def test_a_native_stream_broken_upstream_ends_with_response_failed_and_is_settled_once(
+    router: str, native: Shop, fail: str
+):
+    response = requests.post(
+        f"{router}/responses",
+        json={
+            "model": native.model.public_id,
+            "input": HELLO,
+            "stream": True,
+            "emulator": {"completion_tokens": 8, "fail": fail},
+        },
+        headers={"Authorization": f"Bearer {native.key}"},
+        timeout=20,
+    )
+
+    events = [
+        json.loads(frame.split(b"\ndata: ", 1)[1], parse_float=Decimal)
+        for frame in response.content.split(b"\n\n")
+        if frame.strip()
+    ]
+    assert (events[0]["type"], events[-1]["type"]) == ("response.created", "response.failed")
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    generation = generation_settled(events[0]["response"]["id"])
+    assert generation.status == "failed"
+    assert generation.cost > 0  # what was delivered is charged, once, and said on the failed event
+    assert events[-1]["response"]["usage"]["cost"] == generation.cost
+    assert_settled_once(generation, generation.cost)
+
+
+def test_a_client_that_hangs_up_on_a_native_stream_is_charged_what_the_drained_upstream_reports(
+    router: str, native: Shop
+):
+    url = urlsplit(router)
+    raw = json.dumps(
+        {
+            "model": native.model.public_id,
+            "input": HELLO,
+            "stream": True,
+            "emulator": {"completion_tokens": 30, "chunk_delay_ms": 20},
+        }
+    ).encode()
+    request = (
+        f"POST {url.path}/responses HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {native.key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    try:
+        sock.sendall(request + raw)
+        received = b""
+        while received.count(b"response.output_text.delta") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    finally:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    head = received.split(b"\r\n\r\n", 1)[0].decode()
+    generation_id = next(
+        line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("x-generation-id:")
+    )
+
+    generation = generation_settled(generation_id)
+
+    prompt = emulated_prompt_tokens([{"role": "user", "content": HELLO}])
+    assert (generation.status, generation.usage_source) == ("cancelled", "upstream")
+    assert (generation.prompt_tokens, generation.completion_tokens) == (prompt, 30)
+    assert_settled_once(generation, cost_of(prompt, 30))
