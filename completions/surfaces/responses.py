@@ -694,12 +694,12 @@ def stream_final(started: Started, end: StreamEnd) -> bytes:
         started, status=status, output=writer.output, usage=usage, finish_reason=reason, error=error if failed else None
     )
     if end.finished is not None and started.request.store:
-        _store_quietly(started, response)
+        store_quietly(started, response)
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")
     return out + writer.event(kind, {"response": response})
 
 
-def _store_quietly(started: Started, response: dict[str, Any]) -> None:
+def store_quietly(started: Started, response: dict[str, Any]) -> None:
     """Keep a settled stream's response; a failure to keep it is logged, the charge stands."""
     from core.db import release_db
 

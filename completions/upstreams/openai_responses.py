@@ -234,9 +234,9 @@ class NativeEvents:
         response = _ours(event["response"], started)
         response["usage"] = _usage_with_cost(started, response.get("usage"), finished) if finished else None
         if finished is not None and started.request.store:
-            from ..surfaces.responses import _store_quietly
+            from ..surfaces.responses import store_quietly
 
-            _store_quietly(started, response)
+            store_quietly(started, response)
         return _frame({**event, "response": response})
 
 
