@@ -110,6 +110,26 @@ def demo_catalog(upstream_url: str) -> dict:
                 },
             },
             {
+                # Served at /v1/responses only, natively: its route speaks `openai-responses`.
+                "id": "demo/responses-small",
+                "name": "Demo Responses (small) — upstream emulator, OpenAI Responses API",
+                "description": "The built-in emulator's Responses API: /v1/responses (and Codex CLI) reach it "
+                "untouched, reasoning items and built-in tools included.",
+                "context_length": 128000,
+                "max_output_tokens": 16384,
+                "tokenizer": "Other",
+                "supported_parameters": DEMO_PARAMETERS,
+                "routes": [
+                    {
+                        "provider": "demo-emulator",
+                        "upstream_model": "emulator-responses",
+                        "api": "openai-responses",
+                        "cost": {"prompt": "0.10", "completion": "0.40", "cached_prompt": "0.05"},
+                    }
+                ],
+                "price": {"prompt": "0.15", "completion": "0.60", "cached_prompt": "0.075"},
+            },
+            {
                 # Served at /v1/embeddings only: its route speaks `openai-embeddings`, which no other surface
                 # is sent to (a chat request naming it is a 404 `no_route`).
                 "id": "demo/embed-small",

@@ -363,7 +363,7 @@ class StreamRelay:
                 yield b"".join(batch)
             surface = self.started.surface
             if self.native is not None:
-                final = self.native.final(None if self.error else self.finished)
+                final = self.native.final(self.finished, self.error)
             else:
                 last, last_chunk = self.held or (None, None)
                 end = StreamEnd(

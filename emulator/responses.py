@@ -6,7 +6,9 @@ messages, function tools, ``tool_choice``, ``max_output_tokens`` as ``max_tokens
 (emulator/core.py): the same words, the same function calls with sample arguments, the same token counts
 (``input_tokens`` = the chat ``prompt_tokens``, ``output_tokens`` = the answer's words). Then it is written
 as a Responses ``response`` object, or as its event stream (``response.created`` … ``response.completed``,
-each event with its ``sequence_number``). ``n`` is always 1. Fail modes work as on chat; mid-stream,
+each event with its ``sequence_number``). ``n`` is always 1. With ``emulator.echo`` the response object carries
+``emulator_received``: the Responses body as it came (reasoning items, ``include``, built-in tools: the
+emulator ignores them, a native route's request keeps them). Fail modes work as on chat; mid-stream,
 ``drop_mid_stream`` cuts the connection and ``error_mid_stream`` sends an ``error`` event.
 """
 
@@ -150,7 +152,17 @@ def response_body(call: Call, body: dict[str, Any], rid: str, status: str, outpu
         "top_p": body.get("top_p"),
         "usage": usage(call) if with_usage else None,
         "metadata": body.get("metadata") or {},
+        **({"emulator_received": received(call, body)} if call.opts.get("echo") else {}),
     }
+
+
+def received(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """What `emulator.echo` reports back: the Responses body as it came; never the Authorization value."""
+    headers = {
+        "openai-beta": call.headers.get("openai-beta"),
+        "authorization_present": bool(call.headers.get("authorization")),
+    }
+    return {"body": body, "headers": headers}
 
 
 def _final_status(call: Call) -> str:

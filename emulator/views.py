@@ -61,7 +61,8 @@ def responses(request: HttpRequest, fail_mode: str | None = None) -> HttpRespons
         raw = request.body
     except RequestDataTooBig:
         return _send(core.error_reply(413, "Request body too large."))
-    headers = {name: request.headers.get(name) for name in ("content-type", "user-agent", "authorization")}
+    names = ("content-type", "user-agent", "authorization", "openai-beta")
+    headers = {name: request.headers.get(name) for name in names}
     return _send(responses_reply(raw, headers, fail_mode))
 
 

@@ -76,6 +76,7 @@ def dispatch(environ: dict[str, Any], api_key: str | None) -> core.Reply:
         "content-type": environ.get("CONTENT_TYPE"),
         "user-agent": environ.get("HTTP_USER_AGENT"),
         "authorization": environ.get("HTTP_AUTHORIZATION"),
+        "openai-beta": environ.get("HTTP_OPENAI_BETA"),
     }
     if endpoint == "responses":
         return responses_reply(raw, headers, fail_mode)

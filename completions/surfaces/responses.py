@@ -1,16 +1,19 @@
-"""OpenAI's Responses surface (POST /v1/responses), translated onto the `openai-chat` routes we have.
+"""OpenAI's Responses surface (POST /v1/responses): native on `openai-responses` routes, translated onto
+`openai-chat` ones.
 
-The Responses body becomes a chat completion body (then goes the chat surface's way: the route's declared
-parameters, its model name); the chat answer comes back as a Responses `response` object, and a chat stream
-as Responses' typed events, each with its `sequence_number`. The translation table is the docs page
-"Responses (OpenAI)" (docs/content/en/responses.md).
+A native route gets the client's body itself (completions/upstreams/openai_responses.py relays its answer).
+For a chat route the Responses body becomes a chat completion body (then goes the chat surface's way: the
+route's declared parameters, its model name); the chat answer comes back as a Responses `response` object,
+and a chat stream as Responses' typed events, each with its `sequence_number`. The translation table is the
+docs page "Responses (OpenAI)" (docs/content/en/responses.md). A body only the Responses API can say (a
+built-in tool, an item chat has no counterpart for) is kept for native routes; translated routes refuse it.
 
 A stored response (`store`, true unless the client says) is kept by completions/stored_responses.py once its
 charge is written; `previous_response_id` puts the stored conversation before the request's own input
 (`bind`, after the key is known: only its account's responses are found).
 
-The client's body is kept as sent (`ResponsesRequest.responses`), so that a route speaking Responses natively
-could be sent it unchanged but for `model`.
+The client's body is kept as sent (`ResponsesRequest.responses`): a native route is sent it unchanged but for
+`model` (and a stored conversation it continues, as input items).
 
 Money leaves as the chat surface's does (core.exactjson): `usage.cost` is exactly what the ledger charged.
 """
@@ -72,6 +75,9 @@ class ResponsesRequest(chat.ChatRequest):
     store: bool = True
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # upstream name -> (namespace, name)
     answer: dict[str, Any] | None = None  # the response object as sent, kept (when stored) after the charge
+    # Why the body cannot go to a chat route (a built-in tool, an item chat cannot say): only native routes
+    # can serve it.
+    untranslatable: ApiError | None = None
 
     @property
     def prompt_tokens_estimate(self) -> int:
@@ -238,8 +244,8 @@ def chat_tools(tools: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[str, s
                 namespaced[name] = (tool["name"], inner["name"])
         else:
             raise invalid(
-                f"'{where}' is the built-in tool {kind!r}, which this router does not run: only function tools "
-                "are supported.",
+                f"'{where}' is the built-in tool {kind!r}, which only a native Responses route runs; this "
+                "model's routes take function tools only.",
                 where,
             )
     return out, namespaced
@@ -279,9 +285,6 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 
 
 def _check(body: dict[str, Any]) -> None:
-    for name, why in REFUSED.items():
-        if body.get(name):
-            raise invalid(f"'{name}': {why}.", name)
     for name, kind, what in (
         ("instructions", str, "a string"),
         ("previous_response_id", str, "a string"),
@@ -339,8 +342,32 @@ def chat_body_of(
     return out, namespaced
 
 
-def _request(body: dict[str, Any], raw_size: int, items: list, context: list) -> ResponsesRequest:
-    translated, namespaced = chat_body_of(body, context + items)
+def _routing_body(body: dict[str, Any]) -> dict[str, Any]:
+    """What the pipeline reads of a body that only a native route can take."""
+    out = {name: body[name] for name in ("model", "models", "provider", "stream") if name in body}
+    limit = body.get("max_output_tokens")
+    if chat._is_int(limit) and 1 <= limit <= chat.MAX_TOKENS_LIMIT:
+        out["max_tokens"] = limit
+    return {**out, "messages": [{"role": "user", "content": ""}]}
+
+
+def _request(
+    body: dict[str, Any], raw_size: int, items: list, context: list, untranslatable: ApiError | None = None
+) -> ResponsesRequest:
+    for name, why in REFUSED.items():  # on every route: they name state kept at the provider
+        if body.get(name):
+            raise invalid(f"'{name}': {why}.", name)
+    namespaced: dict[str, tuple[str, str]] = {}
+    if untranslatable is None:
+        try:
+            translated, namespaced = chat_body_of(body, context + items)
+        except ApiError as error:
+            if not isinstance(body.get("model"), str) or not body["model"]:
+                raise
+            # What a native route could still take: the request goes on, and only translated routes refuse it.
+            untranslatable = error
+    if untranslatable is not None:
+        translated = _routing_body(body)
     parsed = chat.parse_chat_request(chat._forward_json(translated))
     values = {f.name: getattr(parsed, f.name) for f in fields(parsed)}
     values["raw_size"] = raw_size
@@ -352,7 +379,18 @@ def _request(body: dict[str, Any], raw_size: int, items: list, context: list) ->
         previous_response_id=body.get("previous_response_id"),
         store=body.get("store") is not False,
         namespaced=namespaced,
+        untranslatable=untranslatable,
     )
+
+
+def _input_items(value: Any) -> tuple[list[dict[str, Any]], ApiError | None]:
+    """The input items, and why chat cannot say them (an item of a type only the Responses API has)."""
+    try:
+        return _items(value), None
+    except ApiError as error:
+        if not isinstance(value, list) or not value or not all(isinstance(item, dict) for item in value):
+            raise
+        return [dict(item) for item in value], error
 
 
 def parse_responses_request(raw: bytes) -> ResponsesRequest:
@@ -360,7 +398,8 @@ def parse_responses_request(raw: bytes) -> ResponsesRequest:
     body = chat._json_load(raw)
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
-    return _request(body, len(raw), _items(body.get("input")), [])
+    items, untranslatable = _input_items(body.get("input"))
+    return _request(body, len(raw), items, [], untranslatable)
 
 
 def bind(request: ResponsesRequest, principal: KeyPrincipal) -> ResponsesRequest:
@@ -383,10 +422,14 @@ def bind(request: ResponsesRequest, principal: KeyPrincipal) -> ResponsesRequest
             param="previous_response_id",
         )
     size = request.raw_size + len(json.dumps(context, ensure_ascii=False).encode())
-    return _request(request.responses, size, request.items, context)
+    untranslatable = request.untranslatable
+    return _request(request.responses, size, request.items, context, untranslatable)
 
 
 def upstream_body(request: ResponsesRequest, route: Any) -> bytes:
+    """The chat completion body an OpenAI-compatible route is sent (a native route gets the client's own)."""
+    if request.untranslatable is not None:
+        raise request.untranslatable
     return chat.upstream_body(request, route)
 
 
@@ -651,12 +694,12 @@ def stream_final(started: Started, end: StreamEnd) -> bytes:
         started, status=status, output=writer.output, usage=usage, finish_reason=reason, error=error if failed else None
     )
     if end.finished is not None and started.request.store:
-        _store_quietly(started, response)
+        store_quietly(started, response)
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")
     return out + writer.event(kind, {"response": response})
 
 
-def _store_quietly(started: Started, response: dict[str, Any]) -> None:
+def store_quietly(started: Started, response: dict[str, Any]) -> None:
     """Keep a settled stream's response; a failure to keep it is logged, the charge stands."""
     from core.db import release_db
 
@@ -709,9 +752,11 @@ OPENAPI = openapi_operation(
     request=REQUEST_SCHEMA,
     operation_id="responses_create",
     summary="Create a model response (OpenAI Responses API)",
-    description="OpenAI Responses-compatible, translated onto the model's OpenAI-compatible routes: `input` as a "
-    "string or items (messages, `function_call`, `function_call_output`; reasoning items are dropped), "
-    "`instructions`, function `tools` (built-in tools are refused), `tool_choice`, `text.format`, `reasoning.effort`, "
+    description="OpenAI Responses-compatible: passed through to the model's routes that speak the Responses API "
+    "(reasoning items, `include`, built-in tools reach the provider), translated onto its OpenAI-compatible ones: "
+    "`input` as a string or items (messages, `function_call`, `function_call_output`; reasoning items are dropped), "
+    "`instructions`, function `tools` (built-in tools need a native route), `tool_choice`, `text.format`, "
+    "`reasoning.effort`, "
     "`max_output_tokens`. `store` (default true) keeps the response for `previous_response_id` and "
     "`GET /v1/responses/{id}`. `usage.cost` is what was charged (USD). With `stream: true` the answer is the typed "
     "event stream; the final `response.completed` (or `.incomplete`, `.failed`) carries `usage.cost`.",
@@ -736,4 +781,5 @@ SURFACE = Surface(
     stream_end=b"",
     bind=bind,
     settled=settled,
+    native="openai-responses",
 )

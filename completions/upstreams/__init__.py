@@ -9,6 +9,7 @@ from .base import Outgoing, Passthrough, Upstream, UpstreamCall
 from .embeddings import UPSTREAM as OPENAI_EMBEDDINGS
 from .openai_chat import UPSTREAM as OPENAI_CHAT
 from .openai_chat import upstream_open
+from .openai_responses import UPSTREAM as OPENAI_RESPONSES
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from completions.surfaces.base import Surface
 
 UPSTREAMS: dict[str, Upstream] = {
-    upstream.kind: upstream for upstream in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_EMBEDDINGS)
+    upstream.kind: upstream for upstream in (OPENAI_CHAT, ANTHROPIC_MESSAGES, OPENAI_RESPONSES, OPENAI_EMBEDDINGS)
 }
 
 

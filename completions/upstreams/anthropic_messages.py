@@ -454,8 +454,8 @@ class NativeEvents:
             return b"", 0
         return frame + b"\n\n", 0  # ping, and whatever else Anthropic adds
 
-    def final(self, finished: Finished | None) -> bytes:
-        if finished is None:
+    def final(self, finished: Finished | None, error: str = "") -> bytes:
+        if finished is None or error:
             return b""  # not settled, or failed: the error event follows
         delta = self.held or {"type": "message_delta", "delta": {"stop_reason": None, "stop_sequence": None}}
         delta = {**delta, "usage": _usage_with_cost(self.raw_usage, finished)}

@@ -74,8 +74,9 @@ class NativeStream(Protocol):
         """One upstream event (its whole SSE frame) -> (the bytes to relay now, characters it generated)."""
         ...
 
-    def final(self, finished: Finished | None) -> bytes:
-        """The held-back end of the answer with our usage and cost (nothing when it was not settled)."""
+    def final(self, finished: Finished | None, error: str) -> bytes:
+        """The held-back end of the answer with our usage and cost (`finished` None: settling failed; `error`:
+        why the stream failed, if it did; then the surface's error event follows)."""
         ...
 
 

@@ -24,6 +24,7 @@ from docs.context import docs_context
 from docs.pages import page_get
 from docs.rendering import code_blocks, page_markdown
 from tests.e2e.conftest import Shop, assert_settled_once, generation_settled
+from tests.e2e.test_responses_native import make_native
 
 NODE_DIR = Path(__file__).parent / "node"
 
@@ -42,6 +43,22 @@ def codex_config(router: str, model: str) -> str:
 def test_codex_exec_prints_the_emulators_answer_and_each_model_call_is_charged_once(
     node_modules, router: str, shop: Shop, tmp_path: Path
 ):
+    codex_exec_charged_once(node_modules, router, shop, tmp_path)
+
+
+def test_codex_exec_through_a_native_responses_route(
+    node_modules, router: str, transactional_db, emulator_url: str, tmp_path: Path
+):
+    """The same with the model's route speaking the Responses API: Codex's own body goes to the provider."""
+    shop = make_native(emulator_url)
+
+    codex_exec_charged_once(node_modules, router, shop, tmp_path)
+
+    for generation in Generation.objects.filter(account_id=shop.account_id):
+        assert generation.upstream_id.startswith("resp_")  # the emulator's Responses answer, not a chat one
+
+
+def codex_exec_charged_once(node_modules, router: str, shop: Shop, tmp_path: Path) -> None:
     home = tmp_path / "home"
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True)

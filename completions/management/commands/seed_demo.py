@@ -39,7 +39,7 @@ class Command(BaseCommand):
                     '      -d \'{"model": "demo/embed-small", "input": ["Hello", "world"]}\'',
                     f"    curl {base}/v1/responses -H 'Authorization: Bearer {creds.api_key}' \\",
                     "      -H 'Content-Type: application/json' \\",
-                    '      -d \'{"model": "demo/chat-small", "input": "Hello"}\'',
+                    '      -d \'{"model": "demo/responses-small", "input": "Hello"}\'',
                     '  Codex CLI (npm install -g @openai/codex; the docs page "Codex CLI" has the config.toml):',
                     f"    MLROUTER_API_KEY={creds.api_key} codex exec --skip-git-repo-check -m demo/chat-small \\",
                     "      -c model_provider=mlrouter -c web_search=disabled \\",
