@@ -14,6 +14,7 @@ SURFACE_LABELS = {
     ("messages", "router"): "ML Router, openai-chat route (translated)",
     ("messages", "router-native"): "ML Router, anthropic-messages route (pass-through)",
     ("responses", "router"): "ML Router, openai-chat route (translated)",
+    ("responses", "router-native"): "ML Router, openai-responses route (pass-through)",
 }
 SURFACE_CPU_MARGIN_MS = 0.3
 
@@ -237,15 +238,21 @@ def surface_targets(results: list[dict]) -> list[dict]:
     for stream in (False, True):
         mode = "stream" if stream else "plain"
         chat = _surface(results, "chat", stream).get("router")
-        messages = _surface(results, "messages", stream)
-        out.append(
-            check(
-                f"P6 messages {mode}: translation adds ≤ {margin} ms of CPU over pass-through",
-                messages.get("router"),
-                messages.get("router-native"),
+        for surface in ("messages", "responses"):
+            runs = _surface(results, surface, stream)
+            out.append(
+                check(
+                    f"P6 {surface} {mode}: translation adds ≤ {margin} ms of CPU over pass-through",
+                    runs.get("router"),
+                    runs.get("router-native"),
+                )
             )
-        )
-        for surface, target in (("messages", "router"), ("messages", "router-native"), ("responses", "router")):
+        for surface, target in (
+            ("messages", "router"),
+            ("messages", "router-native"),
+            ("responses", "router"),
+            ("responses", "router-native"),
+        ):
             how = SURFACE_LABELS[(surface, target)].split(", ", 1)[1]
             title = f"P6 {surface} {mode}, {how}: CPU ≤ chat completions' + {margin} ms"
             out.append(check(title, _surface(results, surface, stream).get(target), chat))

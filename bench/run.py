@@ -81,8 +81,9 @@ SURFACES = {
 }
 # Per surface, the model each target is asked for. `router` is the `openai-chat` route (`bench/emulator`):
 # native for chat, translated for Messages and Responses; `router-native` is Messages passed through to
-# an `anthropic-messages` route (`bench/claude`). LiteLLM: `openai/…` for chat and Responses (its Responses
-# call goes to the emulator's /v1/responses), `anthropic/…` for Messages (to the emulator's /v1/messages).
+# an `anthropic-messages` route (`bench/claude`), and Responses to an `openai-responses` one
+# (`bench/responses`). LiteLLM: `openai/…` for chat and Responses (its Responses call goes to the
+# emulator's /v1/responses), `anthropic/…` for Messages (to the emulator's /v1/messages).
 SURFACE_MODELS = {
     "chat": {"direct": "emulator-small", "router": "bench/emulator", "litellm": "bench/emulator"},
     "messages": {
@@ -91,7 +92,12 @@ SURFACE_MODELS = {
         "router-native": "bench/claude",
         "litellm": "bench/claude",
     },
-    "responses": {"direct": "emulator-small", "router": "bench/emulator", "litellm": "bench/emulator"},
+    "responses": {
+        "direct": "emulator-small",
+        "router": "bench/emulator",
+        "router-native": "bench/responses",
+        "litellm": "bench/emulator",
+    },
 }
 
 SCENARIOS = [

@@ -22,12 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_ID = "bench/emulator"
 MESSAGES_MODEL_ID = "bench/claude"
+RESPONSES_MODEL_ID = "bench/responses"
 FUNDS = Decimal("1000000")
 RPM = 100_000_000
 
 
 def catalog(emulator_url: str) -> dict:
-    """The benchmark's catalog: one provider (the emulator), a model on each of its two APIs."""
+    """The benchmark's catalog: one provider (the emulator), a model on each of its three APIs."""
     return {
         "providers": [{"name": "bench-emulator", "base_url": emulator_url, "timeout_s": 60}],
         "models": [
@@ -46,6 +47,16 @@ def catalog(emulator_url: str) -> dict:
                 "max_output_tokens": 4096,
                 "routes": [
                     {"provider": "bench-emulator", "upstream_model": "emulator-claude", "api": "anthropic-messages"}
+                ],
+                "price": {"prompt": "0.15", "completion": "0.60"},
+            },
+            {
+                "id": RESPONSES_MODEL_ID,
+                "name": "Benchmark model (upstream emulator, OpenAI Responses API)",
+                "context_length": 128000,
+                "max_output_tokens": 4096,
+                "routes": [
+                    {"provider": "bench-emulator", "upstream_model": "emulator-small", "api": "openai-responses"}
                 ],
                 "price": {"prompt": "0.15", "completion": "0.60"},
             },

@@ -42,7 +42,11 @@ HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"
 def test_the_bench_catalog_imports_with_a_route_of_each_kind_the_surfaces_step_needs():
     catalog_import(seed.catalog("http://127.0.0.1:9/v1"))
     apis = dict(Route.objects.values_list("model__public_id", "api"))
-    assert apis == {seed.MODEL_ID: Route.Api.OPENAI_CHAT, seed.MESSAGES_MODEL_ID: Route.Api.ANTHROPIC_MESSAGES}
+    assert apis == {
+        seed.MODEL_ID: Route.Api.OPENAI_CHAT,
+        seed.MESSAGES_MODEL_ID: Route.Api.ANTHROPIC_MESSAGES,
+        seed.RESPONSES_MODEL_ID: Route.Api.OPENAI_RESPONSES,
+    }
     for targets in run.SURFACE_MODELS.values():
         assert {targets["router"], targets.get("router-native", seed.MESSAGES_MODEL_ID)} <= set(apis)
 
@@ -80,7 +84,9 @@ def _run(cpu: float | None) -> dict:
     return {"cpu_ms_per_request": cpu, "p50_ms": 2.0, "p99_ms": 3.0, "ttft_p50_ms": None, "rps": 400.0}
 
 
-def _results(chat: float, translated: float, native: float, responses_cpu: float) -> list[dict]:
+def _results(
+    chat: float, translated: float, native: float, responses_cpu: float, responses_native: float = 1.6
+) -> list[dict]:
     out = []
     for stream in (False, True):
         out += [
@@ -90,7 +96,11 @@ def _results(chat: float, translated: float, native: float, responses_cpu: float
                 "stream": stream,
                 "runs": {"router": _run(translated), "router-native": _run(native)},
             },
-            {"surface": "responses", "stream": stream, "runs": {"router": _run(responses_cpu)}},
+            {
+                "surface": "responses",
+                "stream": stream,
+                "runs": {"router": _run(responses_cpu), "router-native": _run(responses_native)},
+            },
         ]
     for scenario in out:
         for one in scenario["runs"].values():
@@ -99,10 +109,13 @@ def _results(chat: float, translated: float, native: float, responses_cpu: float
 
 
 def test_the_surfaces_verdicts_follow_the_margin_over_pass_through_and_over_chat():
-    passing = report.surface_targets(_results(chat=1.6, translated=1.8, native=1.6, responses_cpu=1.9))
-    assert [check["verdict"] for check in passing] == ["PASS"] * 8
+    passing = report.surface_targets(
+        _results(chat=1.6, translated=1.8, native=1.6, responses_cpu=1.9, responses_native=1.7)
+    )
+    assert [check["verdict"] for check in passing] == ["PASS"] * 12
     failing = report.surface_targets(_results(chat=1.6, translated=2.0, native=1.6, responses_cpu=1.6))
-    assert [check["verdict"] for check in failing] == ["FAIL", "FAIL", "PASS", "PASS"] * 2
+    # Per mode: Messages and Responses over pass-through, then each variant over chat completions.
+    assert [check["verdict"] for check in failing] == ["FAIL", "PASS", "FAIL", "PASS", "PASS", "PASS"] * 2
     table = report.surfaces_table(_results(chat=1.6, translated=2.0, native=1.6, responses_cpu=1.6))
     assert "| messages | plain | ML Router, openai-chat route (translated) | 0.40 | 1.25× |" in table
 
