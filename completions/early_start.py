@@ -23,6 +23,7 @@ from core.cache import ProcessCache
 from core.green import COOPERATIVE
 
 from .candidates import Candidate
+from .errors import ApiError
 from .settlement import Started, generation_start
 from .upstreams import UpstreamCall, upstream_open
 
@@ -51,11 +52,14 @@ class EarlyCall:
     """The upstream call in its own green thread, started while the request's hold is being placed."""
 
     def __init__(self, candidates: tuple[Candidate, ...], send_for: Callable) -> None:
-        self._greenlet = gevent.spawn(upstream_open, candidates, send_for)
+        self._greenlet = gevent.spawn(_open_or_refusal, candidates, send_for)
 
     def result(self) -> UpstreamCall:
         """The call that answered (waiting for it), or the ApiError of none answering."""
-        return self._greenlet.get()
+        outcome = self._greenlet.get()
+        if isinstance(outcome, ApiError):
+            raise outcome
+        return outcome
 
     def abandon(self) -> None:
         """The hold was refused: drop the call at whatever stage it is (its connection is closed, not reused)."""
@@ -63,6 +67,19 @@ class EarlyCall:
             self._greenlet.kill()
         elif self._greenlet.successful():
             self._greenlet.value.response.close()
+
+
+def _open_or_refusal(candidates: tuple[Candidate, ...], send_for: Callable) -> UpstreamCall | ApiError:
+    """`upstream_open`, with no route answering returned rather than raised.
+
+    A green thread that dies of an exception has gevent print it with its arguments: their reprs reach the
+    catalog's model instances, and a lazy foreign key read there would take a pooled database connection
+    in the hub that is never given back.
+    """
+    try:
+        return upstream_open(candidates, send_for)
+    except ApiError as error:
+        return error
 
 
 def upstream_open_early(started: Started, candidates: tuple[Candidate, ...], send_for: Callable) -> EarlyCall | None:
