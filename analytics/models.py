@@ -44,17 +44,15 @@ class RollupPeriod(models.Model):
         return f"{self.series} {self.start:%Y-%m-%d %H:%M}"
 
 
-class UsageFigures(models.Model):
-    """The dimensions and sums shared by the hourly and the daily usage rollups."""
+class UsageSums(models.Model):
+    """The dimensions and sums shared by every usage rollup."""
 
     account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
-    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="+", db_index=False)
     model = models.ForeignKey("completions.Model", on_delete=models.PROTECT, related_name="+", db_index=False)
     provider = models.ForeignKey(
         "completions.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     surface = models.CharField(max_length=32)
-    app = models.CharField(max_length=200, blank=True)
     requests = models.PositiveIntegerField(default=0, help_text="Finished generations: completed, cancelled, failed.")
     errors = models.PositiveIntegerField(default=0, help_text="Failed generations.")
     cancelled = models.PositiveIntegerField(default=0)
@@ -72,6 +70,16 @@ class UsageFigures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.requests} requests of model #{self.model_id} on account #{self.account_id}"
+
+
+class UsageFigures(UsageSums):
+    """The usage sums per key and app too: the hourly and the daily rollups."""
+
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="+", db_index=False)
+    app = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        abstract = True
 
 
 class HourlyUsage(UsageFigures):
@@ -106,6 +114,22 @@ class DailyUsage(UsageFigures):
             )
         ]
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account")]
+
+
+class DailyModelUsage(UsageSums):
+    """The daily sums without key and app (their combinations multiply the rows): long ranges read these."""
+
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "account", "model", "provider", "surface"],
+                name="daily_model_usage_unique",
+                nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["account", "day"], name="daily_model_usage_account")]
 
 
 class LatencyFigures(models.Model):

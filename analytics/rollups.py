@@ -29,6 +29,7 @@ from .models import (
     LATENCY_BOUNDS_MS,
     DailyLatency,
     DailyLedger,
+    DailyModelUsage,
     DailyUsage,
     HourlyLatency,
     HourlyUsage,
@@ -52,6 +53,8 @@ _MONEY = DecimalField(max_digits=24, decimal_places=10)
 _FINISHED = ~Q(status=Generation.Status.PENDING)
 _COSTED = _FINISHED & Q(upstream_cost__isnull=False)
 USAGE_DIMENSIONS = ("account_id", "api_key_id", "model_id", "provider_id", "surface", "app")
+# The coarse daily rollup's dimensions: the page's long ranges without a key or app filter read it.
+MODEL_DIMENSIONS = ("account_id", "model_id", "provider_id", "surface")
 USAGE_SUMS = (
     "requests",
     "errors",
@@ -156,6 +159,11 @@ def _usage_day_compute(day: datetime) -> None:
     sums = {name: Sum(name) for name in USAGE_SUMS}
     DailyUsage.objects.bulk_create(
         DailyUsage(day=day, **group) for group in hours.values(*USAGE_DIMENSIONS).annotate(**sums)
+    )
+    DailyModelUsage.objects.filter(day=day).delete()
+    days = DailyUsage.objects.filter(day=day).order_by()
+    DailyModelUsage.objects.bulk_create(
+        DailyModelUsage(day=day, **group) for group in days.values(*MODEL_DIMENSIONS).annotate(**sums)
     )
     latency = HourlyLatency.objects.filter(hour__gte=day, hour__lt=day + DAY).order_by()
     DailyLatency.objects.filter(day=day).delete()

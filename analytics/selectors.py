@@ -12,7 +12,15 @@ from django.db.models.functions import Trunc
 from billing.models import LedgerEntry
 from billing.money import ZERO
 
-from .models import LATENCY_BOUNDS_MS, DailyLatency, DailyLedger, DailyUsage, HourlyLatency, HourlyUsage
+from .models import (
+    LATENCY_BOUNDS_MS,
+    DailyLatency,
+    DailyLedger,
+    DailyModelUsage,
+    DailyUsage,
+    HourlyLatency,
+    HourlyUsage,
+)
 from .rollups import DAY, HOUR, UTC, day_floor, hour_floor
 
 BUCKETS = ("hour", "day", "week")
@@ -88,13 +96,18 @@ class Figures:
         return self.margin / costed_revenue if costed_revenue else None
 
 
-def usage_rows(scope: Scope) -> QuerySet:
-    """The rollup rows in scope: hourly rows for hour buckets, daily rows otherwise."""
+def usage_rows(scope: Scope, group: str | None = None) -> QuerySet:
+    """The rollup rows in scope: hourly rows for hour buckets, else daily rows, without key and app when
+    neither narrows the scope nor is the breakdown (`group`)."""
     scope = scope.snapped
     time = "hour" if scope.hourly else "day"
-    rows = (HourlyUsage if scope.hourly else DailyUsage).objects.filter(
-        **{f"{time}__gte": scope.start, f"{time}__lt": scope.end}
-    )
+    if scope.hourly:
+        table = HourlyUsage
+    elif scope.api_key_id is None and scope.app is None and group not in ("key", "app"):
+        table = DailyModelUsage
+    else:
+        table = DailyUsage
+    rows = table.objects.filter(**{f"{time}__gte": scope.start, f"{time}__lt": scope.end})
     return rows.filter(_dimensions(scope)).order_by()
 
 
@@ -120,7 +133,7 @@ def usage_breakdown(scope: Scope, group: str, *, limit: int = 15) -> list[Figure
     """The largest `limit` values of a dimension by revenue (then requests), with their figures."""
     columns = GROUPS[group]
     sums = {**_sums(), "latency_ms": Sum("latency_ms_sum"), "latency_n": Sum("latency_count")}
-    rows = usage_rows(scope).values(*columns).annotate(**sums).order_by("-revenue", "-requests")[:limit]
+    rows = usage_rows(scope, group).values(*columns).annotate(**sums).order_by("-revenue", "-requests")[:limit]
     result = []
     for row in rows:
         figures = _figures(row)

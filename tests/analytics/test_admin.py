@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import HourlyUsage
+from analytics.models import DailyModelUsage, DailyUsage, HourlyUsage
 from analytics.rollups import rollups_refresh
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust
@@ -83,6 +84,35 @@ def test_the_page_never_queries_generations_or_the_ledger(operator_client, usage
     assert Generation._meta.db_table not in sql
     assert LedgerEntry._meta.db_table not in sql
     assert "analytics_" in sql
+
+
+@pytest.mark.parametrize("group", ["model", "provider", "account", "surface"])
+def test_long_ranges_read_the_coarse_rollup_with_the_same_figures(operator_client, usage, group):
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(URL, {"range": "30d", "group": group})
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert DailyModelUsage._meta.db_table in sql
+    assert DailyUsage._meta.db_table not in sql
+    scope = response.context["scope"]
+    fine = DailyUsage.objects.filter(day__gte=scope.start, day__lt=scope.end)
+    totals = response.context["totals"]
+    expected = fine.aggregate(requests=Sum("requests"), revenue=Sum("revenue"), margin=Sum("margin"))
+    assert (
+        (totals.requests, totals.revenue, totals.margin)
+        == tuple(expected.values())
+        == (4, Decimal("1.750018"), Decimal("0.500008"))
+    )
+    column = {"model": "model_id", "provider": "provider_id", "account": "account_id", "surface": "surface"}[group]
+    by_group = {row[column]: row["r"] for row in fine.order_by().values(column).annotate(r=Sum("revenue"))}
+    assert {row.extra["id"]: row.revenue for row in response.context["breakdown"]} == by_group
+
+
+def test_a_key_or_app_filter_or_breakdown_reads_the_daily_rollup_per_key(operator_client, usage):
+    for filters in ({"range": "30d", "group": "key"}, {"range": "30d", "app": "Cline"}):
+        with CaptureQueriesContext(connection) as queries:
+            operator_client.get(URL, filters)
+        assert DailyUsage._meta.db_table in " ".join(q["sql"] for q in queries.captured_queries)
 
 
 def test_filters_narrow_the_figures(operator_client, usage):

@@ -18,6 +18,7 @@ from analytics.models import (
     LATENCY_BOUNDS_MS,
     DailyLatency,
     DailyLedger,
+    DailyModelUsage,
     DailyUsage,
     HourlyLatency,
     HourlyUsage,
@@ -96,7 +97,7 @@ def _hourly():
 
 
 def _everything():
-    tables = (HourlyUsage, DailyUsage, HourlyLatency, DailyLatency, DailyLedger)
+    tables = (HourlyUsage, DailyUsage, DailyModelUsage, HourlyLatency, DailyLatency, DailyLedger)
     return {
         t.__name__: Counter(tuple(v for k, v in row.items() if k != "id") for row in t.objects.values()) for t in tables
     }
@@ -113,6 +114,24 @@ def test_the_rollup_equals_a_direct_aggregate_of_the_generations(fixture_set):
     hourly = HourlyUsage.objects.aggregate(requests=Sum("requests"), revenue=Sum("revenue"), margin=Sum("margin"))
     assert daily == hourly
     assert hourly["requests"] == 8
+
+
+def test_the_coarse_daily_rollup_equals_the_daily_rollup_summed_without_key_and_app(fixture_set):
+    rollups_refresh(now=NOW)
+
+    sums = {name: Sum(name) for name in (*SUMS, "costed", "latency_ms_sum", "latency_count")}
+    dimensions = ("day", "account_id", "model_id", "provider_id", "surface")
+    fine = {
+        tuple(row.pop(name) for name in dimensions): row
+        for row in DailyUsage.objects.order_by().values(*dimensions).annotate(**sums)
+    }
+    coarse = {
+        tuple(row.pop(name) for name in dimensions): row for row in DailyModelUsage.objects.values(*dimensions, *sums)
+    }
+    assert coarse == fine
+    # The two Cline rows of the first account on different keys are one coarse row, the key and app dropped.
+    assert DailyModelUsage.objects.count() < DailyUsage.objects.count()
+    assert DailyModelUsage.objects.aggregate(r=Sum("requests"))["r"] == 8
 
 
 def test_the_latency_histogram_counts_each_finished_generation_in_its_bucket(fixture_set):
