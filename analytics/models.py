@@ -45,14 +45,8 @@ class RollupPeriod(models.Model):
 
 
 class UsageSums(models.Model):
-    """The dimensions and sums shared by every usage rollup."""
+    """The sums every usage rollup keeps."""
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
-    model = models.ForeignKey("completions.Model", on_delete=models.PROTECT, related_name="+", db_index=False)
-    provider = models.ForeignKey(
-        "completions.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
-    )
-    surface = models.CharField(max_length=32)
     requests = models.PositiveIntegerField(default=0, help_text="Finished generations: completed, cancelled, failed.")
     errors = models.PositiveIntegerField(default=0, help_text="Failed generations.")
     cancelled = models.PositiveIntegerField(default=0)
@@ -68,18 +62,32 @@ class UsageSums(models.Model):
     class Meta:
         abstract = True
 
-    def __str__(self) -> str:
-        return f"{self.requests} requests of model #{self.model_id} on account #{self.account_id}"
+
+class ModelFigures(UsageSums):
+    """The usage sums per model, provider and surface."""
+
+    model = models.ForeignKey("completions.Model", on_delete=models.PROTECT, related_name="+", db_index=False)
+    provider = models.ForeignKey(
+        "completions.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    surface = models.CharField(max_length=32)
+
+    class Meta:
+        abstract = True
 
 
-class UsageFigures(UsageSums):
-    """The usage sums per key and app too: the hourly and the daily rollups."""
+class UsageFigures(ModelFigures):
+    """The usage sums per account, key and app too: the hourly and the daily rollups."""
 
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
     api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="+", db_index=False)
     app = models.CharField(max_length=200, blank=True)
 
     class Meta:
         abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of model #{self.model_id} on account #{self.account_id}"
 
 
 class HourlyUsage(UsageFigures):
@@ -116,20 +124,35 @@ class DailyUsage(UsageFigures):
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account")]
 
 
-class DailyModelUsage(UsageSums):
-    """The daily sums without key and app (their combinations multiply the rows): long ranges read these."""
+# Keys × apps × accounts multiply the daily rows; most of the page needs none of them. Long ranges read
+# these two coarse rollups, rebuilt with each day's rows (`analytics/rollups.py`).
+class DailyModelUsage(ModelFigures):
+    """The daily sums per model, provider and surface only: the page's totals, series and model breakdowns."""
 
     day = models.DateTimeField()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "account", "model", "provider", "surface"],
-                name="daily_model_usage_unique",
-                nulls_distinct=False,
+                fields=["day", "model", "provider", "surface"], name="daily_model_usage_unique", nulls_distinct=False
             )
         ]
-        indexes = [models.Index(fields=["account", "day"], name="daily_model_usage_account")]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of model #{self.model_id} on {self.day:%Y-%m-%d}"
+
+
+class DailyAccountUsage(UsageSums):
+    """The daily sums per account only: the page's top accounts."""
+
+    day = models.DateTimeField()
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "account"], name="daily_account_usage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of account #{self.account_id} on {self.day:%Y-%m-%d}"
 
 
 class LatencyFigures(models.Model):

@@ -27,6 +27,7 @@ from completions.models import Generation
 
 from .models import (
     LATENCY_BOUNDS_MS,
+    DailyAccountUsage,
     DailyLatency,
     DailyLedger,
     DailyModelUsage,
@@ -53,8 +54,8 @@ _MONEY = DecimalField(max_digits=24, decimal_places=10)
 _FINISHED = ~Q(status=Generation.Status.PENDING)
 _COSTED = _FINISHED & Q(upstream_cost__isnull=False)
 USAGE_DIMENSIONS = ("account_id", "api_key_id", "model_id", "provider_id", "surface", "app")
-# The coarse daily rollup's dimensions: the page's long ranges without a key or app filter read it.
-MODEL_DIMENSIONS = ("account_id", "model_id", "provider_id", "surface")
+# The coarse daily rollups' dimensions: the page's long ranges read them when nothing finer is asked.
+COARSE = ((DailyModelUsage, ("model_id", "provider_id", "surface")), (DailyAccountUsage, ("account_id",)))
 USAGE_SUMS = (
     "requests",
     "errors",
@@ -160,11 +161,10 @@ def _usage_day_compute(day: datetime) -> None:
     DailyUsage.objects.bulk_create(
         DailyUsage(day=day, **group) for group in hours.values(*USAGE_DIMENSIONS).annotate(**sums)
     )
-    DailyModelUsage.objects.filter(day=day).delete()
     days = DailyUsage.objects.filter(day=day).order_by()
-    DailyModelUsage.objects.bulk_create(
-        DailyModelUsage(day=day, **group) for group in days.values(*MODEL_DIMENSIONS).annotate(**sums)
-    )
+    for table, dimensions in COARSE:
+        table.objects.filter(day=day).delete()
+        table.objects.bulk_create(table(day=day, **group) for group in days.values(*dimensions).annotate(**sums))
     latency = HourlyLatency.objects.filter(hour__gte=day, hour__lt=day + DAY).order_by()
     DailyLatency.objects.filter(day=day).delete()
     DailyLatency.objects.bulk_create(

@@ -14,6 +14,7 @@ from billing.money import ZERO
 
 from .models import (
     LATENCY_BOUNDS_MS,
+    DailyAccountUsage,
     DailyLatency,
     DailyLedger,
     DailyModelUsage,
@@ -97,16 +98,18 @@ class Figures:
 
 
 def usage_rows(scope: Scope, group: str | None = None) -> QuerySet:
-    """The rollup rows in scope: hourly rows for hour buckets, else daily rows, without key and app when
-    neither narrows the scope nor is the breakdown (`group`)."""
+    """The rollup rows in scope: hourly rows for hour buckets, else the coarsest daily rows that hold
+    the scope's filters and the breakdown (`group`)."""
     scope = scope.snapped
     time = "hour" if scope.hourly else "day"
+    by_model = scope.model_id is not None or scope.provider_id is not None or bool(scope.surface)
     if scope.hourly:
         table = HourlyUsage
-    elif scope.api_key_id is None and scope.app is None and group not in ("key", "app"):
-        table = DailyModelUsage
+    elif scope.narrowed_by_customer or group in ("account", "key", "app"):
+        customer_only = scope.api_key_id is None and scope.app is None and not by_model
+        table = DailyAccountUsage if customer_only and group in (None, "account") else DailyUsage
     else:
-        table = DailyUsage
+        table = DailyModelUsage
     rows = table.objects.filter(**{f"{time}__gte": scope.start, f"{time}__lt": scope.end})
     return rows.filter(_dimensions(scope)).order_by()
 
