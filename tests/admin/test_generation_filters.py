@@ -76,7 +76,7 @@ def test_a_surface_other_than_chat_is_listed_through_its_partial_index(operator_
     assert _listed(operator_client, {"surface": "messages"}) == {messages}
     assert _listed(operator_client, {"surface": "embeddings"}) == {embeddings}
     with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(
             "EXPLAIN SELECT id FROM completions_generation WHERE surface = 'messages' ORDER BY started_at DESC LIMIT 50"
         )
