@@ -44,17 +44,9 @@ class RollupPeriod(models.Model):
         return f"{self.series} {self.start:%Y-%m-%d %H:%M}"
 
 
-class UsageFigures(models.Model):
-    """The dimensions and sums shared by the hourly and the daily usage rollups."""
+class UsageSums(models.Model):
+    """The sums every usage rollup keeps."""
 
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
-    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="+", db_index=False)
-    model = models.ForeignKey("completions.Model", on_delete=models.PROTECT, related_name="+", db_index=False)
-    provider = models.ForeignKey(
-        "completions.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
-    )
-    surface = models.CharField(max_length=32)
-    app = models.CharField(max_length=200, blank=True)
     requests = models.PositiveIntegerField(default=0, help_text="Finished generations: completed, cancelled, failed.")
     errors = models.PositiveIntegerField(default=0, help_text="Failed generations.")
     cancelled = models.PositiveIntegerField(default=0)
@@ -66,6 +58,30 @@ class UsageFigures(models.Model):
     margin = _money(help_text="Revenue − upstream cost, over the generations whose upstream cost is known.")
     latency_ms_sum = models.BigIntegerField(default=0)
     latency_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ModelFigures(UsageSums):
+    """The usage sums per model, provider and surface."""
+
+    model = models.ForeignKey("completions.Model", on_delete=models.PROTECT, related_name="+", db_index=False)
+    provider = models.ForeignKey(
+        "completions.Provider", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    surface = models.CharField(max_length=32)
+
+    class Meta:
+        abstract = True
+
+
+class UsageFigures(ModelFigures):
+    """The usage sums per account, key and app too: the hourly and the daily rollups."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="+", db_index=False)
+    app = models.CharField(max_length=200, blank=True)
 
     class Meta:
         abstract = True
@@ -106,6 +122,37 @@ class DailyUsage(UsageFigures):
             )
         ]
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account")]
+
+
+# Keys × apps × accounts multiply the daily rows; most of the page needs none of them. Long ranges read
+# these two coarse rollups, rebuilt with each day's rows (`analytics/rollups.py`).
+class DailyModelUsage(ModelFigures):
+    """The daily sums per model, provider and surface only: the page's totals, series and model breakdowns."""
+
+    day = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "model", "provider", "surface"], name="daily_model_usage_unique", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of model #{self.model_id} on {self.day:%Y-%m-%d}"
+
+
+class DailyAccountUsage(UsageSums):
+    """The daily sums per account only: the page's top accounts."""
+
+    day = models.DateTimeField()
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "account"], name="daily_account_usage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of account #{self.account_id} on {self.day:%Y-%m-%d}"
 
 
 class LatencyFigures(models.Model):

@@ -27,8 +27,10 @@ from completions.models import Generation
 
 from .models import (
     LATENCY_BOUNDS_MS,
+    DailyAccountUsage,
     DailyLatency,
     DailyLedger,
+    DailyModelUsage,
     DailyUsage,
     HourlyLatency,
     HourlyUsage,
@@ -52,6 +54,8 @@ _MONEY = DecimalField(max_digits=24, decimal_places=10)
 _FINISHED = ~Q(status=Generation.Status.PENDING)
 _COSTED = _FINISHED & Q(upstream_cost__isnull=False)
 USAGE_DIMENSIONS = ("account_id", "api_key_id", "model_id", "provider_id", "surface", "app")
+# The coarse daily rollups' dimensions: the page's long ranges read them when nothing finer is asked.
+COARSE = ((DailyModelUsage, ("model_id", "provider_id", "surface")), (DailyAccountUsage, ("account_id",)))
 USAGE_SUMS = (
     "requests",
     "errors",
@@ -157,6 +161,10 @@ def _usage_day_compute(day: datetime) -> None:
     DailyUsage.objects.bulk_create(
         DailyUsage(day=day, **group) for group in hours.values(*USAGE_DIMENSIONS).annotate(**sums)
     )
+    days = DailyUsage.objects.filter(day=day).order_by()
+    for table, dimensions in COARSE:
+        table.objects.filter(day=day).delete()
+        table.objects.bulk_create(table(day=day, **group) for group in days.values(*dimensions).annotate(**sums))
     latency = HourlyLatency.objects.filter(hour__gte=day, hour__lt=day + DAY).order_by()
     DailyLatency.objects.filter(day=day).delete()
     DailyLatency.objects.bulk_create(

@@ -12,7 +12,16 @@ from django.db.models.functions import Trunc
 from billing.models import LedgerEntry
 from billing.money import ZERO
 
-from .models import LATENCY_BOUNDS_MS, DailyLatency, DailyLedger, DailyUsage, HourlyLatency, HourlyUsage
+from .models import (
+    LATENCY_BOUNDS_MS,
+    DailyAccountUsage,
+    DailyLatency,
+    DailyLedger,
+    DailyModelUsage,
+    DailyUsage,
+    HourlyLatency,
+    HourlyUsage,
+)
 from .rollups import DAY, HOUR, UTC, day_floor, hour_floor
 
 BUCKETS = ("hour", "day", "week")
@@ -88,13 +97,20 @@ class Figures:
         return self.margin / costed_revenue if costed_revenue else None
 
 
-def usage_rows(scope: Scope) -> QuerySet:
-    """The rollup rows in scope: hourly rows for hour buckets, daily rows otherwise."""
+def usage_rows(scope: Scope, group: str | None = None) -> QuerySet:
+    """The rollup rows in scope: hourly rows for hour buckets, else the coarsest daily rows that hold
+    the scope's filters and the breakdown (`group`)."""
     scope = scope.snapped
     time = "hour" if scope.hourly else "day"
-    rows = (HourlyUsage if scope.hourly else DailyUsage).objects.filter(
-        **{f"{time}__gte": scope.start, f"{time}__lt": scope.end}
-    )
+    by_model = scope.model_id is not None or scope.provider_id is not None or bool(scope.surface)
+    if scope.hourly:
+        table = HourlyUsage
+    elif scope.narrowed_by_customer or group in ("account", "key", "app"):
+        customer_only = scope.api_key_id is None and scope.app is None and not by_model
+        table = DailyAccountUsage if customer_only and group in (None, "account") else DailyUsage
+    else:
+        table = DailyModelUsage
+    rows = table.objects.filter(**{f"{time}__gte": scope.start, f"{time}__lt": scope.end})
     return rows.filter(_dimensions(scope)).order_by()
 
 
@@ -120,7 +136,7 @@ def usage_breakdown(scope: Scope, group: str, *, limit: int = 15) -> list[Figure
     """The largest `limit` values of a dimension by revenue (then requests), with their figures."""
     columns = GROUPS[group]
     sums = {**_sums(), "latency_ms": Sum("latency_ms_sum"), "latency_n": Sum("latency_count")}
-    rows = usage_rows(scope).values(*columns).annotate(**sums).order_by("-revenue", "-requests")[:limit]
+    rows = usage_rows(scope, group).values(*columns).annotate(**sums).order_by("-revenue", "-requests")[:limit]
     result = []
     for row in rows:
         figures = _figures(row)

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import HourlyUsage
+from analytics.models import DailyAccountUsage, DailyModelUsage, DailyUsage, HourlyUsage
 from analytics.rollups import rollups_refresh
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust
@@ -83,6 +84,47 @@ def test_the_page_never_queries_generations_or_the_ledger(operator_client, usage
     assert Generation._meta.db_table not in sql
     assert LedgerEntry._meta.db_table not in sql
     assert "analytics_" in sql
+
+
+@pytest.mark.parametrize("group", ["model", "provider", "account", "surface"])
+def test_long_ranges_read_the_coarse_rollups_with_the_same_figures(operator_client, usage, group):
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(URL, {"range": "30d", "group": group})
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert DailyModelUsage._meta.db_table in sql and DailyAccountUsage._meta.db_table in sql
+    assert DailyUsage._meta.db_table not in sql
+    scope = response.context["scope"]
+    fine = DailyUsage.objects.filter(day__gte=scope.start, day__lt=scope.end).order_by()
+    totals = response.context["totals"]
+    expected = fine.aggregate(requests=Sum("requests"), revenue=Sum("revenue"), margin=Sum("margin"))
+    assert (totals.requests, totals.revenue, totals.margin) == tuple(expected.values())
+    assert tuple(expected.values()) == (4, Decimal("1.750018"), Decimal("0.500008"))
+    column = {"model": "model_id", "provider": "provider_id", "account": "account_id", "surface": "surface"}[group]
+    by_group = {row[column]: row["r"] for row in fine.values(column).annotate(r=Sum("revenue"))}
+    assert {row.extra["id"]: row.revenue for row in response.context["breakdown"]} == by_group
+    top = {row.extra["id"]: row.revenue for row in response.context["top_accounts"]}
+    assert top == {row["account_id"]: row["r"] for row in fine.values("account_id").annotate(r=Sum("revenue"))}
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"group": "key"}, {"app": "Cline"}, {"key": "first"}, {"model": "first", "group": "account"}],
+    ids=["key breakdown", "app filter", "key filter", "model filter with accounts"],
+)
+def test_what_the_coarse_rollups_lack_is_read_from_the_daily_rollup(operator_client, usage, filters):
+    cat = usage
+    filters = {**filters, "range": "30d"}
+    if filters.get("key") == "first":
+        filters["key"] = cat.keys[1].pk
+    if filters.get("model") == "first":
+        filters["model"] = cat.models[0].pk
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(URL, filters)
+
+    assert DailyUsage._meta.db_table in " ".join(q["sql"] for q in queries.captured_queries)
+    if "key" in filters:
+        assert (response.context["totals"].requests, response.context["totals"].errors) == (2, 1)
 
 
 def test_filters_narrow_the_figures(operator_client, usage):

@@ -16,8 +16,10 @@ from django_celery_beat.models import PeriodicTask
 
 from analytics.models import (
     LATENCY_BOUNDS_MS,
+    DailyAccountUsage,
     DailyLatency,
     DailyLedger,
+    DailyModelUsage,
     DailyUsage,
     HourlyLatency,
     HourlyUsage,
@@ -96,7 +98,7 @@ def _hourly():
 
 
 def _everything():
-    tables = (HourlyUsage, DailyUsage, HourlyLatency, DailyLatency, DailyLedger)
+    tables = (HourlyUsage, DailyUsage, DailyModelUsage, DailyAccountUsage, HourlyLatency, DailyLatency, DailyLedger)
     return {
         t.__name__: Counter(tuple(v for k, v in row.items() if k != "id") for row in t.objects.values()) for t in tables
     }
@@ -113,6 +115,25 @@ def test_the_rollup_equals_a_direct_aggregate_of_the_generations(fixture_set):
     hourly = HourlyUsage.objects.aggregate(requests=Sum("requests"), revenue=Sum("revenue"), margin=Sum("margin"))
     assert daily == hourly
     assert hourly["requests"] == 8
+
+
+@pytest.mark.parametrize(
+    ("coarse", "dimensions"),
+    [(DailyModelUsage, ("day", "model_id", "provider_id", "surface")), (DailyAccountUsage, ("day", "account_id"))],
+    ids=["per model", "per account"],
+)
+def test_a_coarse_daily_rollup_equals_the_daily_rollup_summed(fixture_set, coarse, dimensions):
+    rollups_refresh(now=NOW)
+
+    sums = {name: Sum(name) for name in (*SUMS, "costed", "latency_ms_sum", "latency_count")}
+    fine = {
+        tuple(row.pop(name) for name in dimensions): row
+        for row in DailyUsage.objects.order_by().values(*dimensions).annotate(**sums)
+    }
+    rows = {tuple(row.pop(name) for name in dimensions): row for row in coarse.objects.values(*dimensions, *sums)}
+    assert rows == fine
+    assert coarse.objects.count() < DailyUsage.objects.count()
+    assert coarse.objects.aggregate(r=Sum("requests"))["r"] == 8
 
 
 def test_the_latency_histogram_counts_each_finished_generation_in_its_bucket(fixture_set):

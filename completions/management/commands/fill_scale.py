@@ -61,14 +61,15 @@ _STEPS = (
         """
         INSERT INTO completions_generation
             (id, account_id, api_key_id, model_id, price_id, provider_id, upstream_model, upstream_id, surface,
-             stream, status, finish_reason, error, prompt_tokens, completion_tokens, cached_tokens, usage_source,
+             stream, status, finish_reason, error, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens,
+             usage_source,
              cost, upstream_cost, upstream_cost_source, margin, hold_amount, "user", origin, app, request_id,
              latency_ms, ttft_ms, started_at, finished_at)
         SELECT 'gen-' || %(run)s || '-' || i, a.id, k.id, m.model_id, m.price_id, m.provider_id, m.upstream_model,
                'chatcmpl-' || %(run)s || '-' || i, 'chat', i %% 3 = 0,
                CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'completed' END,
                CASE WHEN i %% 50 = 0 THEN '' ELSE 'stop' END, '',
-               10 + i %% 900, 5 + i %% 400, 0, 'upstream',
+               10 + i %% 900, 5 + i %% 400, 0, 0, 'upstream',
                cost, cost * 0.8, 'computed', cost * 0.2, cost * 2, 'user-' || (i %% 1000), '', 'scale',
                'req_' || %(run)s || '-' || i,
                50 + i %% 2000, 20 + i %% 300, ts, ts + interval '1 second'
