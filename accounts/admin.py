@@ -309,8 +309,9 @@ class ApiKeyAdmin(IdSearchMixin, admin.ModelAdmin[ApiKey]):
 
     def issued_view(self, request: HttpRequest, token: str) -> HttpResponse:
         """The keys one add form issued: their secrets on the first visit only, afterwards their prefixes."""
+        permission_required(request, "accounts.add_apikey")
         record = cache.get(_issued_key(token))
-        if not self.has_add_permission(request) or record is None or record["user"] != request.user.pk:
+        if record is None or record["user"] != request.user.pk:
             self.message_user(request, "There is no list of newly issued keys to show.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:accounts_apikey_changelist"))
         secrets_key = _secrets_key(token)

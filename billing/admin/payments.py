@@ -228,8 +228,9 @@ class RedemptionCodeAdmin(admin.ModelAdmin[RedemptionCode]):
         return TemplateResponse(request, "admin/billing/redemptioncode/batch_form.html", context)
 
     def _batch(self, request: HttpRequest, token: str) -> list[int] | None:
+        permission_required(request, "billing.add_redemptioncode")
         record = cache.get(_batch_key(token))
-        if not self.has_add_permission(request) or record is None or record["user"] != request.user.pk:
+        if record is None or record["user"] != request.user.pk:
             return None
         return record["ids"]
 

@@ -295,6 +295,8 @@ def test_no_add_change_or_delete_page_lets_a_view_only_user_write(client, viewer
         row = model._default_manager.order_by("pk").first()
         if model is not BotSettings:  # a singleton: its list opens its change page
             assert client.post(admin_url(model, "add"), {"name": "walk"}).status_code == 403, model
+        if row is None:  # no row to change (e.g. rollups no test fills): its add page was tried above
+            continue
         assert client.post(admin_url(model, "change", row.pk), {"name": "walk"}).status_code == 403, model
         assert client.post(admin_url(model, "delete", row.pk), {"post": "yes"}).status_code == 403, model
     assert _snapshot() == before

@@ -126,10 +126,14 @@ def test_its_buttons_lead_to_top_up_adjust_issue_key_and_suspend(operator_client
     assert reverse("admin:accounts_account_adjust", args=[acme.pk]) in actions
     assert f"{reverse('admin:accounts_apikey_add')}?account={acme.pk}" in actions
     assert 'value="suspend_selected"' in actions
-    # The suspend button posts the list's own action for this one account.
+    # The suspend button posts the list's own action for this one account: it asks for a reason first.
+    post = {"action": "suspend_selected", "index": "0", "select_across": "0", "_selected_action": str(acme.pk)}
+    page = operator_client.post(reverse("admin:accounts_account_changelist"), post)
+    assert page.status_code == 200 and 'name="reason"' in page.content.decode()
+    acme.refresh_from_db()
+    assert acme.status == Account.Status.ACTIVE
     response = operator_client.post(
-        reverse("admin:accounts_account_changelist"),
-        {"action": "suspend_selected", "index": "0", "select_across": "0", "_selected_action": str(acme.pk)},
+        reverse("admin:accounts_account_changelist"), {**post, "post": "yes", "reason": "chargeback"}
     )
     assert response.status_code == 302
     acme.refresh_from_db()
