@@ -142,7 +142,9 @@ def openapi_operation(
     `error_schema` says."""
     content: dict[str, Any] = {"application/json": {"schema": answer_schema}}
     if streams:
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+        # One server-sent event: its data alone (chat completions), or with its name (Messages, Responses).
+        event = {"type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+        content["text/event-stream"] = {"schema": {"anyOf": [{"type": "string"}, event]}}
     error = {"content": {"application/json": {"schema": error_schema or ERROR_SCHEMA}}}
     return {
         "post": {

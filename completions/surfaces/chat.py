@@ -477,7 +477,7 @@ REQUEST_SCHEMA: dict[str, Any] = {
             "minItems": 1,
             "items": {
                 "type": "object",
-                "required": ["role"],
+                "required": ["role", "content"],  # content may be null only beside tool_calls
                 "properties": {
                     "role": {"type": "string", "enum": sorted(ROLES)},
                     "content": _CONTENT,
