@@ -21,6 +21,16 @@ PROMPT = emulated_prompt_tokens([{"role": "user", "content": HELLO}])  # 8
 ANSWER5 = "This is the ML Router"  # the emulator's first five words
 
 
+@pytest.fixture(autouse=True)
+def _written_before_teardown(router: str, shop: Shop):
+    """A plain answer is charged and stored after it is sent: let the router finish before the tables go.
+
+    A read on the router waits for its pending commits for the account (relay.settlements_wait_for).
+    """
+    yield
+    requests.get(f"{router}/credits", headers={"Authorization": f"Bearer {shop.key}"}, timeout=20)
+
+
 def client(router: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=router, api_key=key, max_retries=0, timeout=20)
 

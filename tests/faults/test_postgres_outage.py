@@ -39,7 +39,14 @@ def test_a_postgresql_outage_is_answered_503_at_once_and_every_delivered_answer_
         restarting = time.monotonic()
         private_postgres.start()
         restarted = time.monotonic()
-        time.sleep(8)
+        # Serving resumes once the pool has a connection again; its reconnection backs off while the
+        # database is down, so the first answer may take a few seconds more on a busy machine.
+        recovered_by = restarted + 40
+        while time.monotonic() < recovered_by and not any(
+            s.status == 200 for s in load.between(restarted, restarted + 60)
+        ):
+            time.sleep(0.5)
+        time.sleep(3)
     # The spool is written once the database answers (the replay loop backs off up to 5 s).
     deadline = time.monotonic() + 60
     while (state := readyz(router))[1]["spooled_settlements"] or state[0] != 200:
