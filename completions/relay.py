@@ -107,19 +107,24 @@ def _relay_native(started: Started, call: UpstreamCall, body: dict, headers: dic
     """A plain answer in the surface's own API: settled from what it reports, handed on with our cost."""
     native = call.passthrough
     assert native is not None
-    read = native.read(body)
-    closing = generation_close(
-        started=started,
-        outcome=Outcome(
-            Generation.Status.COMPLETED,
-            route=call.route,
-            usage=read.usage,
-            completion_chars=read.completion_chars,
-            finish_reason=read.finish_reason,
-            upstream_id=read.upstream_id,
-        ),
-    )
-    response = SettledWhenSent(closing, native.answer(body, started, closing.finished), content_type="application/json")
+    try:
+        read = native.read(body)
+        closing = generation_close(
+            started=started,
+            outcome=Outcome(
+                Generation.Status.COMPLETED,
+                route=call.route,
+                usage=read.usage,
+                completion_chars=read.completion_chars,
+                finish_reason=read.finish_reason,
+                upstream_id=read.upstream_id,
+            ),
+        )
+        content = native.answer(body, started, closing.finished)
+    except RecursionError:
+        # Read, but nested too deep to be written back, as on a translated route: 502, nothing charged.
+        raise _not_settled(started, call, timed_out=False)
+    response = SettledWhenSent(closing, content, content_type="application/json")
     response_headers(response, started, headers)
     return response
 
