@@ -97,8 +97,9 @@ def test_a_tool_round_trip_is_tool_use_then_an_answer_from_the_tool_result(route
     )
     assert answer.stop_reason == "end_turn"
     assert "sunny" in answer.content[0].text
-    for generation_id in (first.id, answer.id):
-        generation = generation_settled(generation_id)
+    # Both settled before either is checked: the account holds nothing only once the second has settled too.
+    generations = [generation_settled(generation_id) for generation_id in (first.id, answer.id)]
+    for generation in generations:
         assert generation.cost > 0
         assert_settled_once(generation, generation.cost)
 
