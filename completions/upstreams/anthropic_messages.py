@@ -26,6 +26,7 @@ from core import exactjson
 from ..surfaces.messages import usage_out
 from .base import Passthrough, PlainRead, Upstream
 from .openai_chat import completion_chars
+from .sse import data_frames, frame_data, frames
 
 if TYPE_CHECKING:
     import urllib3
@@ -264,38 +265,6 @@ def chat_answer_of(message: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _frames(response: urllib3.BaseHTTPResponse) -> Iterator[tuple[bytes, dict]]:
-    """A stream's events, each (its whole frame, its parsed data); frames without JSON data are skipped."""
-    for frame in frames(response):
-        data = _data(frame)
-        if data is not None:
-            yield frame, data
-
-
-def frames(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive."""
-    if response.chunked and response.supports_chunked_reads():
-        chunks = response.read_chunked(decode_content=True)
-    else:
-        chunks = iter(lambda: response.read1(65536), b"")
-    buffer = b""
-    for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            frame, buffer = buffer.split(b"\n\n", 1)
-            if frame.strip():
-                yield frame
-
-
-def _data(frame: bytes) -> dict | None:
-    payload = b"\n".join(line[5:].lstrip(b" ") for line in frame.split(b"\n") if line.startswith(b"data:"))
-    try:
-        data = json.loads(payload) if payload else None
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """An Anthropic event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path."""
     head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "model": ""}
@@ -306,7 +275,7 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
 
-    for _, data in _frames(response):
+    for data in data_frames(response):
         kind = data.get("type")
         if kind == "message_start":
             message = data.get("message") or {}
@@ -428,7 +397,7 @@ class NativeEvents:
             self.usage = chat_usage(self.raw_usage)
 
     def feed(self, frame: bytes) -> tuple[bytes, int]:
-        data = _data(frame)
+        data = frame_data(frame)
         kind = data.get("type") if data is not None else None
         if kind == "content_block_delta":
             return frame + b"\n\n", _generated(data.get("delta"))

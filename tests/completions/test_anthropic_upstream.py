@@ -664,9 +664,8 @@ def test_a_fallback_crosses_kinds_each_route_called_in_its_own_api(provider: Fak
     assert_settled_once(shop, response["X-Generation-Id"], cost(5, 2))
 
 
-@pytest.mark.parametrize("api", [Route.Api.OPENAI_RESPONSES, Route.Api.OPENAI_EMBEDDINGS])
-def test_routes_whose_api_cannot_serve_the_surface_are_skipped(provider: FakeProvider, api: str):
-    shop = make_shop(provider, api)
+def test_routes_whose_api_cannot_serve_the_surface_are_skipped(provider: FakeProvider):
+    shop = make_shop(provider, Route.Api.OPENAI_EMBEDDINGS)
 
     response = chat(shop, {"model": shop.model.public_id, "messages": [{"role": "user", "content": "hi"}]})
 

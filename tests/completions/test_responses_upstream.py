@@ -1,7 +1,8 @@
 """Routes that speak OpenAI's Responses API (`Route.api = openai-responses`), in-process against a scripted
 provider: the Responses surface passed through to them untouched (reasoning items, `include`, built-in tools),
 the answer and the stream handed on with our id and exact cost, every ending of a stream settled once, stored
-responses continued natively, and the surfaces this kind does not serve skipped.
+responses continued natively, and the surface this kind does not serve (embeddings) skipped. Chat completions and
+Messages translated onto such routes are tests/completions/test_responses_translated.py.
 """
 
 from __future__ import annotations
@@ -340,17 +341,17 @@ def test_a_native_stream_that_fails_ends_with_response_failed_and_is_settled_onc
 # --- Surfaces this kind does not serve --------------------------------------------------------------------
 
 
-def test_the_messages_surface_skips_a_responses_route(provider: FakeProvider):
+def test_the_embeddings_surface_skips_a_responses_route(provider: FakeProvider):
     shop = make_shop(provider, Route.Api.OPENAI_RESPONSES)
 
     answer = Client().post(
-        "/v1/messages",
-        json.dumps({"model": shop.model.public_id, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}),
+        "/v1/embeddings",
+        json.dumps({"model": shop.model.public_id, "input": "hi"}),
         content_type="application/json",
-        HTTP_X_API_KEY=shop.key,
+        HTTP_AUTHORIZATION=f"Bearer {shop.key}",
     )
 
     assert answer.status_code == 404
-    assert answer.json()["error"]["type"] == "not_found_error"
+    assert answer.json()["error"]["code"] == "no_route"
     assert provider.received == []
     assert_nothing_moved(shop)
