@@ -1,7 +1,8 @@
 """Responses routes (`api: openai-responses`) against a live router and the emulator's native /v1/responses: the
 official OpenAI Python SDK passed through natively (plain, stream, a function tool round trip continued by
 `previous_response_id`), the provider getting the client's own body (reasoning items, `include`, built-in
-tools), `usage.cost` equal to the one charge in the ledger, and every ending of a native stream settled once."""
+tools), `usage.cost` equal to the one charge in the ledger, every ending of a native stream settled once, and
+openai-python's chat completions translated onto the same route."""
 
 from __future__ import annotations
 
@@ -130,6 +131,73 @@ def test_a_function_tool_round_trip_continues_by_previous_response_id(router: st
     for generation in [generation_settled(first.id), generation_settled(answer.id)]:
         assert generation.cost > 0
         assert_settled_once(generation, generation.cost)
+
+
+def test_openai_python_chat_completions_are_translated_onto_the_responses_route(router: str, native: Shop):
+    """Chat completions on a model whose only route speaks the Responses API: plain, streamed, and a tool round
+    trip, each answered as a chat completion and charged once."""
+    api = client(router, native.key)
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+    ]
+    asked = [{"role": "user", "content": HELLO}]
+    prompt = emulated_prompt_tokens(asked)
+
+    plain = api.chat.completions.create(
+        model=native.model.public_id, messages=asked, extra_body={"emulator": {"completion_tokens": 5}}
+    )
+    chunks = list(
+        api.chat.completions.create(
+            model=native.model.public_id,
+            messages=asked,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body={"emulator": {"completion_tokens": 5}},
+        )
+    )
+    weather = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = api.chat.completions.create(model=native.model.public_id, messages=weather, tools=tools)
+    (call,) = first.choices[0].message.tool_calls
+    answered = api.chat.completions.create(
+        model=native.model.public_id,
+        tools=tools,
+        messages=[
+            *weather,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+    )
+
+    assert (plain.object, plain.model, plain.choices[0].message.content) == (
+        "chat.completion",
+        native.model.public_id,
+        ANSWER5,
+    )
+    assert (plain.choices[0].finish_reason, plain.usage.prompt_tokens, plain.usage.completion_tokens) == (
+        "stop",
+        prompt,
+        5,
+    )
+    assert Decimal(str(plain.usage.model_extra["cost"])) == cost_of(prompt, 5)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER5
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert Decimal(str(chunks[-1].usage.model_extra["cost"])) == cost_of(prompt, 5)
+    assert (first.choices[0].finish_reason, call.function.name) == ("tool_calls", "weather")
+    assert json.loads(call.function.arguments) == {"city": "Moscow"}
+    assert answered.choices[0].message.content.startswith("The tool returned: sunny")
+    for answer_id, streamed in [(plain.id, False), (chunks[0].id, True), (first.id, False), (answered.id, False)]:
+        generation = generation_settled(answer_id)
+        assert (generation.surface, generation.stream, generation.status) == ("chat", streamed, "completed")
+        assert generation.upstream_id.startswith("resp_")  # the route was called in the Responses API
+        assert generation.cost > 0
+        assert_settled_once(generation, generation.cost)
+    assert_settled_once(generation_settled(plain.id), cost_of(prompt, 5))
 
 
 @pytest.mark.parametrize("fail", ["error_mid_stream", "drop_mid_stream"])
