@@ -128,6 +128,8 @@ def test_every_translated_chat_field_reaches_the_responses_route_as_a_responses_
         "user": "customer-7",
         "metadata": {"ticket": "42"},
         "prompt_cache_key": "thread-1",
+        "service_tier": "flex",
+        "safety_identifier": "hash-7",
         "some_provider_extension": {"kept": True},
     }
 
@@ -181,6 +183,8 @@ def test_every_translated_chat_field_reaches_the_responses_route_as_a_responses_
         "user": "customer-7",
         "metadata": {"ticket": "42"},
         "prompt_cache_key": "thread-1",
+        "service_tier": "flex",
+        "safety_identifier": "hash-7",
         "some_provider_extension": {"kept": True},
         "store": False,
     }
@@ -229,6 +233,14 @@ def test_fields_responses_cannot_say_are_dropped_and_max_tokens_is_the_output_li
         frequency_penalty=0.5,
         logprobs=True,
         top_logprobs=2,
+        n=1,
+        audio={"voice": "alloy", "format": "wav"},
+        modalities=["text"],
+        prediction={"type": "content", "content": "x"},
+        web_search_options={},
+        functions=[{"name": "old_style", "parameters": {"type": "object"}}],
+        function_call="auto",
+        stream_options=None,
         store=True,
     )
 
@@ -239,6 +251,15 @@ def test_fields_responses_cannot_say_are_dropped_and_max_tokens_is_the_output_li
         "max_output_tokens": 20,
         "store": True,  # the client's own choice to keep it at the provider
     }
+
+
+@pytest.mark.parametrize("asked", [{"reasoning_effort": "low"}, {"reasoning": {"effort": "low"}}])
+def test_a_reasoning_effort_becomes_reasoning_effort(shop: Shop, provider: FakeProvider, asked: dict):
+    provider.answer(response([TEXT]))
+
+    assert ask(shop, **asked).status_code == 200
+
+    assert provider.received[0].body["reasoning"] == {"effort": "low"}
 
 
 def test_a_streamed_chat_request_is_a_streamed_responses_request(shop: Shop, provider: FakeProvider):
@@ -292,6 +313,20 @@ def test_a_refusal_comes_back_as_the_messages_refusal(shop: Shop, provider: Fake
     message = ask(shop).json()["choices"][0]["message"]
 
     assert (message["content"], message["refusal"]) == (None, "I can't help with that.")
+
+
+def test_reasoning_text_comes_back_as_reasoning_when_there_is_no_summary(shop: Shop, provider: FakeProvider):
+    thought = {
+        "id": "rs_up",
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": "Hm."}],
+    }
+    provider.answer(response([thought, TEXT]))
+
+    message = ask(shop).json()["choices"][0]["message"]
+
+    assert (message["reasoning"], message["content"]) == ("Hm.", "Calling.")
 
 
 @pytest.mark.parametrize(
@@ -402,6 +437,24 @@ def test_a_responses_stream_comes_back_as_chat_chunks_with_the_exact_cost_last(s
     assert_settled_once(shop, answer["X-Generation-Id"], CHARGED)
     generation = Generation.objects.get(pk=answer["X-Generation-Id"])
     assert (generation.status, generation.upstream_id) == ("completed", "resp_upstream_1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reasoning_text_and_refusal_deltas_become_chat_deltas(shop: Shop, provider: FakeProvider):
+    where = {"item_id": "x", "output_index": 0, "content_index": 0}
+    upstream = [
+        ("response.reasoning_text.delta", {**where, "delta": "Hm."}),
+        ("response.refusal.delta", {**where, "delta": "I can't."}),
+        ("response.completed", {"response": response([TEXT])}),
+    ]
+    script_stream(provider, frames(*BEGIN, *upstream))
+
+    deltas = [c["choices"][0]["delta"] for c in chunks_of(ask(shop, stream=True)) if c["choices"]]
+
+    assert [d for d in deltas if d.get("reasoning") or d.get("refusal")] == [
+        {"reasoning": "Hm."},
+        {"refusal": "I can't."},
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
