@@ -110,11 +110,12 @@ def demo_catalog(upstream_url: str) -> dict:
                 },
             },
             {
-                # Served at /v1/responses only, natively: its route speaks `openai-responses`.
+                # Its route speaks `openai-responses`: /v1/responses natively, the other surfaces translated.
                 "id": "demo/responses-small",
                 "name": "Demo Responses (small) — upstream emulator, OpenAI Responses API",
                 "description": "The built-in emulator's Responses API: /v1/responses (and Codex CLI) reach it "
-                "untouched, reasoning items and built-in tools included.",
+                "untouched, reasoning items and built-in tools included; chat completions and /v1/messages "
+                "reach it translated.",
                 "context_length": 128000,
                 "max_output_tokens": 16384,
                 "tokenizer": "Other",

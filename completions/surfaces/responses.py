@@ -1,7 +1,7 @@
 """OpenAI's Responses surface (POST /v1/responses): native on `openai-responses` routes, translated onto
-`openai-chat` ones.
+the others by way of the chat form (`openai-chat` routes take it as it is, `anthropic-messages` ones translate it).
 
-A native route gets the client's body itself (completions/upstreams/openai_responses.py relays its answer).
+A native route gets the client's body itself (completions/upstreams/openai_responses/ relays its answer).
 For a chat route the Responses body becomes a chat completion body (then goes the chat surface's way: the
 route's declared parameters, its model name); the chat answer comes back as a Responses `response` object,
 and a chat stream as Responses' typed events, each with its `sequence_number`. The translation table is the
