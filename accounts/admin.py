@@ -193,6 +193,7 @@ class ApiKeyAdmin(IdSearchMixin, admin.ModelAdmin[ApiKey]):
         "created_at",
     )
     list_filter = (RevokedFilter, "spend_period")
+    list_per_page = 50
     search_fields = ("prefix", "name", "account__name")
     search_id_fields = ("account_id",)
     list_select_related = ("account",)

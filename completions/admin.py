@@ -225,25 +225,6 @@ RARE_WINDOW = timedelta(days=7)
 RARE_WINDOW_TEXT = "last 7 days"
 
 
-class StatusFilter(admin.SimpleListFilter):
-    """Pending is read from the open holds (a small, indexed set): a pending generation holds its reserve."""
-
-    title = "status"
-    parameter_name = "status__exact"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [
-            (value, f"{label} (hold open)" if value == Generation.Status.PENDING else label)
-            for value, label in Generation.Status.choices
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
-        if self.value() == Generation.Status.PENDING:
-            open_holds = Hold.objects.filter(status=Hold.Status.OPEN).values("reference")
-            return queryset.filter(pk__in=open_holds, status=Generation.Status.PENDING)
-        return queryset.filter(status=self.value()) if self.value() else queryset
-
-
 class RecentRareFilter(admin.SimpleListFilter):
     """A choice field's filter whose rare values (`rare`) look at the last RARE_WINDOW only."""
 
@@ -263,6 +244,31 @@ class RecentRareFilter(admin.SimpleListFilter):
         if value in self.rare:
             queryset = queryset.filter(started_at__gte=timezone.now() - RARE_WINDOW)
         return queryset.filter(**{self.field: value})
+
+
+class StatusFilter(RecentRareFilter):
+    """Pending is read from the open holds (a small, indexed set): a pending generation holds its reserve.
+
+    Failed and cancelled are rare outcomes: they look at the last RARE_WINDOW.
+    """
+
+    title = "status"
+    parameter_name = "status__exact"
+    field = "status"
+    values = Generation.Status.choices
+    rare = (Generation.Status.FAILED, Generation.Status.CANCELLED)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            (value, f"{label} (hold open)" if value == Generation.Status.PENDING else label)
+            for value, label in super().lookups(request, model_admin)
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Generation]) -> QuerySet[Generation]:
+        if self.value() == Generation.Status.PENDING:
+            open_holds = Hold.objects.filter(status=Hold.Status.OPEN).values("reference")
+            return queryset.filter(pk__in=open_holds, status=Generation.Status.PENDING)
+        return super().queryset(request, queryset)
 
 
 class UsageSourceFilter(RecentRareFilter):

@@ -228,6 +228,12 @@ class Generation(models.Model):
             models.Index(
                 fields=["surface", "-started_at"], condition=~models.Q(surface="chat"), name="generation_surface_rare"
             ),
+            # The list's model and stream filters: a model the catalog lists may have no recent request (or
+            # none at all), and either stream value may be rare, so walking `started_at` for 50 rows can read
+            # the whole table. Both are set at insert and never changed: one index write each per request,
+            # and the settlement's update stays HOT.
+            models.Index(fields=["model", "-started_at"], name="generation_model_started"),
+            models.Index(fields=["stream", "-started_at"], name="generation_stream_started"),
         ]
 
     def __str__(self) -> str:

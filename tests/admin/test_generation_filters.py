@@ -90,8 +90,10 @@ def test_a_surface_other_than_chat_is_listed_through_its_partial_index(operator_
         ({"usage_source__exact": "estimated"}, {"usage_source": Generation.UsageSource.ESTIMATED}),
         ({"upstream_cost_source__exact": "reported"}, {"upstream_cost_source": Generation.UpstreamCostSource.REPORTED}),
         ({"provider": "none"}, {"provider": None}),
+        ({"status__exact": "failed"}, {"status": Generation.Status.FAILED}),
+        ({"status__exact": "cancelled"}, {"status": Generation.Status.CANCELLED}),
     ],
-    ids=["usage estimated", "cost reported", "no provider"],
+    ids=["usage estimated", "cost reported", "no provider", "failed", "cancelled"],
 )
 def test_a_rare_value_set_at_settlement_lists_the_last_seven_days(operator_client, make, params, fields):
     recent = make(**fields, age=timedelta(days=6))
@@ -110,3 +112,44 @@ def test_common_values_and_a_provider_are_not_windowed(operator_client, make):
     assert _listed(operator_client, {"usage_source__exact": "upstream"}) == {old}
     assert _listed(operator_client, {"upstream_cost_source__exact": "computed"}) == {old, estimated}
     assert _listed(operator_client, {"provider": str(make.provider.pk)}) == {old, estimated}
+    assert _listed(operator_client, {"status__exact": "completed"}) == {old, estimated}
+
+
+def _recent_rows_like(pk: str, n: int, **fields) -> None:
+    """`n` newer generations copied from `pk`, with `fields` changed: the rows a filter has to skip."""
+    template = Generation.objects.get(pk=pk)
+    values = {f.attname: getattr(template, f.attname) for f in Generation._meta.concrete_fields}
+    Generation.objects.bulk_create(
+        Generation(**{**values, **fields, "id": f"{pk}-newer-{i}", "started_at": timezone.now() - timedelta(seconds=i)})
+        for i in range(n)
+    )
+
+
+def _plan(client, params: dict) -> tuple[set[str], str]:
+    """The rows the list shows and the plan of its query (without its joins), ordered as the list orders it."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE completions_generation")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    cl = client.get(admin_url(Generation, "changelist"), params).context["cl"]
+    return {row.pk for row in cl.result_list}, cl.queryset.select_related(None)[:51].explain()
+
+
+def test_a_model_without_recent_generations_is_listed_through_its_index(operator_client, make):
+    old = make(age=timedelta(days=90))
+    other = PriceFactory()
+    _recent_rows_like(old, 300, model_id=other.model_id, price_id=other.pk)
+
+    listed, plan = _plan(operator_client, {"model__id__exact": Generation.objects.get(pk=old).model_id})
+    assert listed == {old}
+    # Not a walk back through `started_at` past every newer row of the other model.
+    assert "generation_model_started" in plan
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "not streamed"])
+def test_a_stream_value_without_recent_generations_is_listed_through_its_index(operator_client, make, stream):
+    old = make(stream=stream, age=timedelta(days=90))
+    _recent_rows_like(old, 300, stream=not stream)
+
+    listed, plan = _plan(operator_client, {"stream__exact": "1" if stream else "0"})
+    assert listed == {old}
+    assert "generation_stream_started" in plan

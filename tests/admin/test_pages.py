@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.contrib import admin
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.models import LedgerEntry
@@ -95,6 +96,28 @@ def test_the_ledger_paginator_stops_counting_at_its_cap_and_says_about_how_many(
     assert filtered.count_text.startswith("about ")
     exact = BoundedCountPaginator(LedgerEntry.objects.filter(amount__gt=100), 2)
     assert (exact.count, exact.count_capped, exact.count_text) == (0, False, "0")
+
+
+@pytest.mark.django_db
+def test_a_list_estimated_past_the_cap_is_not_counted_and_a_short_one_is(monkeypatch):
+    account = AccountFactory()
+    for n in range(5):
+        ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"estimate:{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE billing_ledgerentry")
+    monkeypatch.setattr(BoundedCountPaginator, "cap", 3)
+
+    # Counting even `cap` rows of a common value reads a long way into a big table: the estimate is enough.
+    with CaptureQueriesContext(connection) as queries:
+        common = BoundedCountPaginator(LedgerEntry.objects.filter(kind="topup"), 2)
+        assert common.count >= 3
+    assert common.count_text.startswith("about ")
+    assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+
+    with CaptureQueriesContext(connection) as queries:
+        short = BoundedCountPaginator(LedgerEntry.objects.filter(kind="topup", amount__gt=100), 2)
+        assert (short.count, short.count_text) == (0, "0")
+    assert [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
 
 
 @pytest.mark.django_db
