@@ -88,6 +88,8 @@ def test_history_is_spread_over_exactly_the_accounts_asked_for_and_leaves_others
     for account in filled:
         assert LedgerEntry.objects.filter(account=account, kind="charge").count() == 10
         assert account.balance == LedgerEntry.objects.filter(account=account).aggregate(t=Sum("amount"))["t"]
+    # The history ends when the fill starts, after what was there: the newest entry is also the last written.
+    assert LedgerEntry.objects.latest("created_at").pk == LedgerEntry.objects.latest("pk").pk
 
 
 def test_the_big_tables_get_back_every_index_and_constraint():

@@ -63,11 +63,16 @@ _MAPS = (
     WHERE account_id IN (SELECT id FROM scale_accounts) ORDER BY account_id, id
     """,
 )
-# Generation i (1…generations) belongs to account i mod accounts. Those without a charge (generations beyond
-# the ledger's charges, spread evenly: where ⌊i·uncharged/generations⌋ steps) failed and cost nothing, so
-# that every generation has exactly the charges its cost calls for. Ids are zero-padded so that they arrive
-# in primary-key order.
-_CHARGED = "(%(uncharged)s::bigint * i / %(generations)s) = (%(uncharged)s::bigint * (i - 1) / %(generations)s)"
+# Generation i (1…generations) belongs to account i mod accounts and started (generations − i) × 30 s ago.
+# Those without a charge (generations beyond the ledger's charges, spread evenly: where ⌊j·uncharged/generations⌋
+# steps, j counting back from the newest, so that the newest is charged) failed and cost nothing: every
+# generation has exactly the charges its cost calls for. The newest charge is written at the fill's start,
+# after every entry already there, as reconciliation's checkpoint expects of entries' times and ids. Ids are
+# zero-padded so that they arrive in primary-key order.
+_CHARGED = (
+    "(%(uncharged)s::bigint * (%(generations)s - i + 1) / %(generations)s)"
+    " = (%(uncharged)s::bigint * (%(generations)s - i) / %(generations)s)"
+)
 _GENERATIONS = f"""
     INSERT INTO completions_generation
         (id, account_id, api_key_id, model_id, price_id, provider_id, upstream_model, upstream_id, surface,
@@ -174,9 +179,12 @@ class Command(BaseCommand):
             jobs = [(table, [sql for t, sql in set_aside if t == table]) for table in _BIG_TABLES]
             _parallel(*(lambda t=t, s=s: self._step(f"{t} indexes", lambda c: _run(c, s, params)) for t, s in jobs))
         self._step("balances", lambda cursor: _run(cursor, [_BALANCES], params))
+        # Vacuumed and analysed, as old history is: otherwise autovacuum reads it all again under the next load.
+        vacuumed = time.monotonic()
         with connection.cursor() as cursor:
             for table in ("accounts_account", "accounts_apikey", *_BIG_TABLES):
-                cursor.execute(f"ANALYZE {table}")
+                cursor.execute(f"VACUUM (ANALYZE) {table}")
+        self.stdout.write(f"vacuum and analyze: {time.monotonic() - vacuumed:.1f}s")
         self.stdout.write(f"run {params['run']}: done in {time.monotonic() - started:.1f}s")
 
     def _step(self, name: str, work: Callable) -> None:
