@@ -15,6 +15,8 @@ Environment:
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
   BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
+  BENCH_ONLY=P7|P8       run only P7 (data at scale) or P8 (two workers); see bench/scale.py
+  BENCH_SCALE=1          add P7 to a full run (10M rows: ~10 minutes); BENCH_P8=0 leaves P8 out
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import metrics_cost  # noqa: E402
 import procs  # noqa: E402
 import profile_summary  # noqa: E402
 import report  # noqa: E402
+import scale  # noqa: E402
 
 PY = sys.executable
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -53,6 +56,7 @@ WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
 RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
 WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
 ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
+ONLY_SCALE = os.environ.get("BENCH_ONLY", "").upper() in ("P7", "P8")
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 # P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
@@ -244,6 +248,9 @@ class Bench:
             "litellm": "bench/emulator",
         }
         self.server_pid: dict[str, int] = {}
+        self.emulator_pid = 0
+        self.workers: dict[str, list[int]] = {}
+        self.entries: dict[str, procs.Started] = {}
         self.keys: dict[str, Path] = {}
         self.litellm_key = ""
         self.litellm_note = ""
@@ -257,6 +264,7 @@ class Bench:
         )  # fmt: skip
         self.urls["direct"] = f"http://127.0.0.1:{port}/v1"
         procs.wait_http(f"{self.urls['direct']}/models", entry)
+        self.emulator_pid = entry.process.pid
 
     def migrate_and_seed(self) -> None:
         env = django_env()
@@ -276,8 +284,11 @@ class Bench:
             path.write_text("\n".join(seeded[group]) + "\n")
             self.keys[group] = path
 
-    def start_router(self, name: str = "router", app: list[str] | None = None) -> None:
-        """gunicorn + gevent, one worker, exactly as production serves it (`app`: another WSGI entry point)."""
+    def start_router(self, name: str = "router", app: list[str] | None = None, workers: int = 1) -> None:
+        """gunicorn + gevent, exactly as production serves it (`app`: another WSGI entry point).
+
+        One worker is pinned to the server's core; more are given every core (P8).
+        """
         port = procs.free_port()
         # application_name tells this router's PostgreSQL connections apart from any other's.
         env = django_env(
@@ -286,17 +297,21 @@ class Bench:
             DB_POOL_MIN_SIZE="4",
             GUNICORN_WORKER_CONNECTIONS="4000",
         )
+        cores = self.server_core if workers == 1 or not self.server_core else ["taskset", "-c", "0,1"]
         argv = [
-            *self.server_core, PY, "-m", "gunicorn", "-c", "platform/gunicorn.conf.py",
-            "--bind", f"127.0.0.1:{port}", "--workers", "1", *(app or ["mlrouter.wsgi"]),
+            *cores, PY, "-m", "gunicorn", "-c", "platform/gunicorn.conf.py",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *(app or ["mlrouter.wsgi"]),
         ]  # fmt: skip
         entry = self.processes.start(name, argv, env=env, cwd=ROOT)
         self.urls[name] = f"http://127.0.0.1:{port}/v1"
         procs.wait_http(f"{self.urls[name]}/models", entry)
-        workers = procs.children(entry.process.pid)
-        if len(workers) != 1:
-            raise RuntimeError(f"expected one gunicorn worker, found {workers}")
-        self.server_pid[name] = workers[0]
+        deadline = time.monotonic() + 30
+        while len(found := procs.children(entry.process.pid)) < workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if len(found) != workers:
+            raise RuntimeError(f"expected {workers} gunicorn worker(s), found {found}")
+        self.server_pid[name], self.workers[name], self.entries[name] = found[0], found, entry
+        self.models.setdefault(name, self.models["router"])
 
     def start_litellm(self, cli: Path) -> None:
         port = procs.free_port()
@@ -337,7 +352,7 @@ class Bench:
         timing: tuple[float, float] = (WARMUP, DURATION),
     ) -> dict:
         """One load on a target (`router-native`: the router, asked for the pass-through model)."""
-        server = "router" if target.startswith("router") else target
+        server = target if target in self.urls else "router" if target.startswith("router") else target
         model = model or self.models[target]
         ask = SURFACES[surface]
         body_file = self.workdir / f"body-{surface}-{target}-{int(stream)}-{abs(hash(json.dumps(emulator)))}.json"
@@ -357,7 +372,7 @@ class Bench:
             bound = warmup + duration + 120
         if stream:
             argv.append("--stream")
-        if server == "router":
+        if server.startswith("router"):
             argv += ["--keys-file", str(self.keys[keys])]
         elif server == "litellm":
             argv += ["--header", f"Authorization: Bearer {self.litellm_key}"]
@@ -420,10 +435,14 @@ def accounting_check() -> dict:
         return {"error": str(exc).splitlines()[0]}
 
 
-def _accounting(psycopg) -> dict:
+def bench_dsn() -> str:
+    """The benchmark database's DSN without its query (application_name and the like)."""
     _, name = admin_dsn()
-    parts = urlsplit(DATABASE_URL)
-    with psycopg.connect(urlunsplit(parts._replace(path=f"/{name}")), autocommit=True) as conn:
+    return urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
+
+
+def _accounting(psycopg) -> dict:
+    with psycopg.connect(bench_dsn(), autocommit=True) as conn:
         statuses = dict(conn.execute("SELECT status, count(*) FROM completions_generation GROUP BY status").fetchall())
         open_holds = conn.execute("SELECT count(*) FROM billing_hold WHERE status = 'open'").fetchone()[0]
         charges = conn.execute("SELECT count(*) FROM billing_ledgerentry WHERE kind = 'charge'").fetchone()[0]
@@ -594,6 +613,8 @@ def print_report(out: dict) -> None:
             )
     elif recon:
         print(f"\nreconciliation: {recon}")
+    if scale_text := scale.text(out):
+        print(scale_text)
     for target, summary in (out.get("profiles") or {}).items():
         if summary:
             print(f"\nprofile of the {report.LABELS[target]} worker during P2 ({summary['file']}):")
@@ -638,7 +659,7 @@ def run() -> int:
         try:
             kind = "quick" if QUICK else "full"
             log(f"{kind} run; pinning: {out['pinning']}; load average {out['load_average_before']}")
-            cli, out["litellm"] = ensure_litellm()
+            cli, out["litellm"] = (None, "not needed (BENCH_ONLY)") if ONLY_SCALE else ensure_litellm()
             log(f"LiteLLM: {out['litellm']}")
             prepare_stores()
             bench.start_emulator()
@@ -651,21 +672,23 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = [] if ONLY_SURFACES else run_scenarios(bench)
-            if WANT_SURFACES or ONLY_SURFACES:
+            out["scenarios"] = [] if ONLY_SURFACES or ONLY_SCALE else run_scenarios(bench)
+            if (WANT_SURFACES or ONLY_SURFACES) and not ONLY_SCALE:
                 out["surfaces"] = run_surfaces(bench)
             else:
-                out["surfaces"] = "skipped (BENCH_SURFACES=0)"
-            if WANT_PROFILE and not ONLY_SURFACES:
+                out["surfaces"] = "skipped (BENCH_SURFACES=0)" if not ONLY_SCALE else None
+            if WANT_PROFILE and not ONLY_SURFACES and not ONLY_SCALE:
                 out["profiles"] = {}
                 log("profiling the router worker during an extra P2 pass (py-spy)")
                 out["profiles"]["router"] = bench.profile("router")
+            out.update(scale.steps(bench))
             out["accounting"] = accounting_check()
         finally:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
-    if ONLY_SURFACES:
-        out["metrics_cost"], out["reconciliation"] = None, "skipped (BENCH_ONLY=P6)"
+    if ONLY_SURFACES or scale.skips_rest():
+        reason = "BENCH_ONLY=P6" if ONLY_SURFACES else "BENCH_ONLY" if ONLY_SCALE else "P7 measured it at scale"
+        out["metrics_cost"], out["reconciliation"] = None, f"skipped ({reason})"
     else:
         log("timing the metrics instrumentation per request")
         out["metrics_cost"] = metrics_cost.measure_all()
