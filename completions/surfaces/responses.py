@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from core import exactjson
 
 from ..errors import ApiError, invalid
-from . import chat
+from . import chat, events
 from .base import StreamEnd, Surface, openapi_operation
 
 if TYPE_CHECKING:
@@ -572,6 +572,14 @@ def settled(started: Started, finished: Finished) -> None:
         response_store(started, answer)
 
 
+# The deltas every stream repeats, rendered once per output item (events.py): the item's id and index
+# fixed, the fragment's JSON string and the sequence number put in.
+_TEXT_DELTA = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%s,"output_index":%d,"content_index":0,"delta":'  # noqa: E501
+_ARGUMENTS_DELTA = b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta","item_id":%s,"output_index":%d,"delta":'  # noqa: E501
+_TEXT_DELTA_END = b',"logprobs":[],"sequence_number":%d}\n\n'
+_DELTA_END = b',"sequence_number":%d}\n\n'
+
+
 class EventWriter:
     """Chat chunks into Responses' typed events; keeps the open output item and the sequence number."""
 
@@ -581,26 +589,45 @@ class EventWriter:
         self.began = False
         self.output: list[dict[str, Any]] = []  # every output item so far, the open one last
         self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
-        self.text = ""
-        self.arguments = ""
+        self.pieces: list[str] = []  # the open item's text or arguments so far
+        self.delta = b""  # the open item's delta event, up to its fragment
 
     def event(self, kind: str, data: dict[str, Any]) -> bytes:
+        """An event numbered in sequence; its payload holds no money (the final event is written with exact())."""
         payload = {"type": kind, **data, "sequence_number": self.sequence}
         self.sequence += 1
-        return b"event: " + kind.encode() + b"\ndata: " + exactjson.dumps(payload).encode() + b"\n\n"
+        return events.named(kind, events.json_bytes(payload))
+
+    def exact(self, kind: str, data: dict[str, Any]) -> bytes:
+        """An event numbered in sequence whose payload carries money: its Decimals as exact numbers."""
+        payload = {"type": kind, **data, "sequence_number": self.sequence}
+        self.sequence += 1
+        return events.exact(kind, payload)
 
     def _begin(self) -> bytes:
         if self.began:
             return b""
         self.began = True
-        response = response_object(self.started, status="in_progress", output=[], usage=None)
-        return self.event("response.created", {"response": response}) + self.event(
-            "response.in_progress", {"response": response}
+        response = events.json_bytes(response_object(self.started, status="in_progress", output=[], usage=None))
+        self.sequence = 2
+        return (
+            b'event: response.created\ndata: {"type":"response.created","response":'
+            + response
+            + b',"sequence_number":0}\n\nevent: response.in_progress\ndata: {"type":"response.in_progress","response":'
+            + response
+            + b',"sequence_number":1}\n\n'
         )
 
-    def _added(self, item: dict[str, Any]) -> bytes:
+    def _added(self, item: dict[str, Any], delta: bytes) -> bytes:
         self.output.append(item)
+        self.pieces = []
+        self.delta = delta % (events.json_string(item["id"]), len(self.output) - 1)
         return self.event("response.output_item.added", {"output_index": len(self.output) - 1, "item": item})
+
+    def _fragment(self, fragment: str, end: bytes) -> bytes:
+        self.pieces.append(fragment)
+        self.sequence += 1
+        return self.delta + events.json_string(fragment) + end % (self.sequence - 1)
 
     def _close(self, status: str = "completed") -> bytes:
         """The open item's done events, its final form kept in `output`."""
@@ -609,33 +636,32 @@ class EventWriter:
         index = len(self.output) - 1
         item = self.output[index]
         where = {"item_id": item["id"], "output_index": index}
+        whole = "".join(self.pieces)
         if self.open == "text":
-            done = message_item(item["id"], self.text, status)
+            done = message_item(item["id"], whole, status)
             part = done["content"][0]
-            out = self.event(
-                "response.output_text.done", {**where, "content_index": 0, "text": self.text, "logprobs": []}
-            )
+            out = self.event("response.output_text.done", {**where, "content_index": 0, "text": whole, "logprobs": []})
             out += self.event("response.content_part.done", {**where, "content_index": 0, "part": part})
         else:
-            done = {**item, "arguments": self.arguments, "status": status}
+            done = {**item, "arguments": whole, "status": status}
             out = self.event(
-                "response.function_call_arguments.done", {**where, "name": done["name"], "arguments": self.arguments}
+                "response.function_call_arguments.done", {**where, "name": done["name"], "arguments": whole}
             )
         self.output[index] = done
         self.open = None
         return out + self.event("response.output_item.done", {"output_index": index, "item": done})
 
     def apply(self, data: bytes, chunk: dict) -> bytes:
-        out = self._begin()
+        out = self._begin() if not self.began else b""
         choices = chunk.get("choices") or ()
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
         text = delta.get("content")
-        gid = self.started.generation_id
         if isinstance(text, str) and text:
             if self.open != "text":
                 out += self._close()
-                self.open, self.text = "text", ""
+                self.open = "text"
+                gid = self.started.generation_id
                 item = {
                     "id": f"msg_{gid}",
                     "type": "message",
@@ -645,27 +671,24 @@ class EventWriter:
                 }
                 if any(o["id"] == item["id"] for o in self.output):
                     item["id"] = f"msg_{gid}_{len(self.output)}"
-                out += self._added(item)
+                out += self._added(item, _TEXT_DELTA)
                 part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
                 where = {"item_id": item["id"], "output_index": len(self.output) - 1, "content_index": 0}
                 out += self.event("response.content_part.added", {**where, "part": part})
-            self.text += text
-            where = {"item_id": self.output[-1]["id"], "output_index": len(self.output) - 1, "content_index": 0}
-            out += self.event("response.output_text.delta", {**where, "delta": text, "logprobs": []})
+            out += self._fragment(text, _TEXT_DELTA_END)
         for call in delta.get("tool_calls") or ():
             if not isinstance(call, dict):
                 continue
             at = call.get("index", 0)
             if f"tool:{at}" != self.open:
                 out += self._close()
-                self.open, self.arguments = f"tool:{at}", ""
+                self.open = f"tool:{at}"
                 header = {**call, "function": {**(call.get("function") or {}), "arguments": ""}}
-                out += self._added(call_item(self.started.request, f"fc_{gid}_{at}", header, "in_progress"))
+                item = call_item(self.started.request, f"fc_{self.started.generation_id}_{at}", header, "in_progress")
+                out += self._added(item, _ARGUMENTS_DELTA)
             arguments = (call.get("function") or {}).get("arguments")
             if isinstance(arguments, str) and arguments:
-                self.arguments += arguments
-                where = {"item_id": self.output[-1]["id"], "output_index": len(self.output) - 1}
-                out += self.event("response.function_call_arguments.delta", {**where, "delta": arguments})
+                out += self._fragment(arguments, _DELTA_END)
         return out
 
 
@@ -696,7 +719,7 @@ def stream_final(started: Started, end: StreamEnd) -> bytes:
     if end.finished is not None and started.request.store:
         store_quietly(started, response)
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")
-    return out + writer.event(kind, {"response": response})
+    return out + writer.exact(kind, {"response": response})
 
 
 def store_quietly(started: Started, response: dict[str, Any]) -> None:
