@@ -572,10 +572,39 @@ def settled(started: Started, finished: Finished) -> None:
         response_store(started, answer)
 
 
-# The deltas every stream repeats, rendered once per output item (events.py): the item's id and index
-# fixed, the fragment's JSON string and the sequence number put in.
-_TEXT_DELTA = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%s,"output_index":%d,"content_index":0,"delta":'  # noqa: E501
-_ARGUMENTS_DELTA = b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta","item_id":%s,"output_index":%d,"delta":'  # noqa: E501
+# The events every stream repeats, rendered once (events.py): its beginning, a message item's start and end
+# around its text, and each fragment's delta (its item's id and index fixed per item; the fragment's JSON
+# string and the sequence number put in).
+_BEGUN = (
+    b'event: response.created\ndata: {"type":"response.created","response":%s,"sequence_number":0}\n\n'
+    b'event: response.in_progress\ndata: {"type":"response.in_progress","response":%s,"sequence_number":1}\n\n'
+)
+_MESSAGE_ADDED = (
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":%(index)d,'
+    b'"item":{"id":%(id)s,"type":"message","status":"in_progress","role":"assistant","content":[]},'
+    b'"sequence_number":%(seq)d}\n\n'
+    b'event: response.content_part.added\ndata: {"type":"response.content_part.added","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"part":{"type":"output_text","text":"","annotations":[],'
+    b'"logprobs":[]},"sequence_number":%(seq1)d}\n\n'
+)
+_MESSAGE_DONE = (
+    b'event: response.output_text.done\ndata: {"type":"response.output_text.done","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"text":%(text)s,"logprobs":[],"sequence_number":%(seq)d}\n\n'
+    b'event: response.content_part.done\ndata: {"type":"response.content_part.done","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"part":{"type":"output_text","text":%(text)s,"annotations":[],'
+    b'"logprobs":[]},"sequence_number":%(seq1)d}\n\n'
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done","output_index":%(index)d,'
+    b'"item":{"id":%(id)s,"type":"message","status":%(status)s,"role":"assistant","content":[{"type":"output_text",'
+    b'"text":%(text)s,"annotations":[],"logprobs":[]}]},"sequence_number":%(seq2)d}\n\n'
+)
+_TEXT_DELTA = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%s,'
+    b'"output_index":%d,"content_index":0,"delta":'
+)
+_ARGUMENTS_DELTA = (
+    b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta",'
+    b'"item_id":%s,"output_index":%d,"delta":'
+)
 _TEXT_DELTA_END = b',"logprobs":[],"sequence_number":%d}\n\n'
 _DELTA_END = b',"sequence_number":%d}\n\n'
 
@@ -610,19 +639,23 @@ class EventWriter:
         self.began = True
         response = events.json_bytes(response_object(self.started, status="in_progress", output=[], usage=None))
         self.sequence = 2
-        return (
-            b'event: response.created\ndata: {"type":"response.created","response":'
-            + response
-            + b',"sequence_number":0}\n\nevent: response.in_progress\ndata: {"type":"response.in_progress","response":'
-            + response
-            + b',"sequence_number":1}\n\n'
-        )
+        return _BEGUN % (response, response)
 
     def _added(self, item: dict[str, Any], delta: bytes) -> bytes:
+        """A new output item: kept in `output`, its delta event prepared; a message's added events."""
         self.output.append(item)
         self.pieces = []
-        self.delta = delta % (events.json_string(item["id"]), len(self.output) - 1)
-        return self.event("response.output_item.added", {"output_index": len(self.output) - 1, "item": item})
+        index, item_id = len(self.output) - 1, events.json_string(item["id"])
+        self.delta = delta % (item_id, index)
+        if item["type"] == "message":
+            self.sequence += 2
+            return _MESSAGE_ADDED % {
+                b"index": index,
+                b"id": item_id,
+                b"seq": self.sequence - 2,
+                b"seq1": self.sequence - 1,
+            }
+        return self.event("response.output_item.added", {"output_index": index, "item": item})
 
     def _fragment(self, fragment: str, end: bytes) -> bytes:
         self.pieces.append(fragment)
@@ -635,20 +668,23 @@ class EventWriter:
             return b""
         index = len(self.output) - 1
         item = self.output[index]
-        where = {"item_id": item["id"], "output_index": index}
         whole = "".join(self.pieces)
-        if self.open == "text":
-            done = message_item(item["id"], whole, status)
-            part = done["content"][0]
-            out = self.event("response.output_text.done", {**where, "content_index": 0, "text": whole, "logprobs": []})
-            out += self.event("response.content_part.done", {**where, "content_index": 0, "part": part})
-        else:
-            done = {**item, "arguments": whole, "status": status}
-            out = self.event(
-                "response.function_call_arguments.done", {**where, "name": done["name"], "arguments": whole}
-            )
-        self.output[index] = done
         self.open = None
+        if item["type"] == "message":
+            self.output[index] = message_item(item["id"], whole, status)
+            self.sequence += 3
+            return _MESSAGE_DONE % {
+                b"id": events.json_string(item["id"]),
+                b"index": index,
+                b"text": events.json_string(whole),
+                b"status": events.json_string(status),
+                b"seq": self.sequence - 3,
+                b"seq1": self.sequence - 2,
+                b"seq2": self.sequence - 1,
+            }
+        done = self.output[index] = {**item, "arguments": whole, "status": status}
+        where = {"item_id": item["id"], "output_index": index}
+        out = self.event("response.function_call_arguments.done", {**where, "name": done["name"], "arguments": whole})
         return out + self.event("response.output_item.done", {"output_index": index, "item": done})
 
     def apply(self, data: bytes, chunk: dict) -> bytes:
@@ -672,9 +708,6 @@ class EventWriter:
                 if any(o["id"] == item["id"] for o in self.output):
                     item["id"] = f"msg_{gid}_{len(self.output)}"
                 out += self._added(item, _TEXT_DELTA)
-                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                where = {"item_id": item["id"], "output_index": len(self.output) - 1, "content_index": 0}
-                out += self.event("response.content_part.added", {**where, "part": part})
             out += self._fragment(text, _TEXT_DELTA_END)
         for call in delta.get("tool_calls") or ():
             if not isinstance(call, dict):
