@@ -337,12 +337,25 @@ def _stop(choice: dict, request: MessagesRequest) -> tuple[str | None, str | Non
     return (STOP_REASONS.get(str(reason), "end_turn") if reason else None), None
 
 
+def signature_of(part: dict[str, Any]) -> str | None:
+    """The signature of a message's (or delta's) reasoning, from OpenRouter's `reasoning_details`."""
+    details = part.get("reasoning_details")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and isinstance(detail.get("signature"), str) and detail["signature"]:
+            return detail["signature"]
+    return None
+
+
 def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> bytes:
-    """The upstream's chat completion as an Anthropic message, with our id and the exact cost."""
+    """The upstream's chat completion as an Anthropic message, with our id and the exact cost; its
+    reasoning as a `thinking` block first."""
     choices = body.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict[str, Any]] = []
+    thinking = chat.reasoning_of(message)
+    if thinking:
+        content.append({"type": "thinking", "thinking": thinking, "signature": signature_of(message) or ""})
     if isinstance(message.get("content"), str) and message["content"]:
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or ():
@@ -377,6 +390,9 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 _TEXT_START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":{"type":"text","text":""}}\n\n'  # noqa: E501
 _TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":%s}}\n\n'  # noqa: E501
 _JSON_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":%s}}\n\n'  # noqa: E501
+_THINKING_START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'  # noqa: E501
+_THINKING_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":%s}}\n\n'  # noqa: E501
+_SIGNATURE_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"signature_delta","signature":%s}}\n\n'  # noqa: E501
 _BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
@@ -388,7 +404,8 @@ class EventWriter:
         self.started = started
         self.began = False
         self.index = -1  # the open block's index
-        self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
+        self.open: str | None = None  # "thinking", "text" or a tool call's upstream index ("tool:N")
+        self.signature: str | None = None  # the open thinking block's, sent just before its stop
 
     def _begin(self) -> bytes:
         if self.began:
@@ -414,8 +431,11 @@ class EventWriter:
     def _close(self) -> bytes:
         if self.open is None:
             return b""
-        self.open = None
-        return _BLOCK_STOP % self.index
+        out = b""
+        if self.open == "thinking" and self.signature:
+            out = _SIGNATURE_DELTA % (self.index, events.json_string(self.signature))
+        self.open = self.signature = None
+        return out + _BLOCK_STOP % self.index
 
     def _start(self, kind: str, block: dict) -> bytes:
         out = self._close()
@@ -423,6 +443,8 @@ class EventWriter:
         self.open = kind
         if kind == "text":
             return out + _TEXT_START % self.index
+        if kind == "thinking":
+            return out + _THINKING_START % self.index
         start = {"type": "content_block_start", "index": self.index, "content_block": block}
         return out + events.named("content_block_start", events.json_bytes(start))
 
@@ -431,6 +453,13 @@ class EventWriter:
         choices = chunk.get("choices") or ()
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        thinking = chat.reasoning_of(delta)
+        if thinking:
+            if self.open != "thinking":
+                out += self._start("thinking", {})
+            out += _THINKING_DELTA % (self.index, events.json_string(thinking))
+        if self.open == "thinking" and "reasoning_details" in delta:
+            self.signature = signature_of(delta) or self.signature
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self.open != "text":

@@ -521,6 +521,12 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
+def reasoning_item(item_id: str, summary: str | None) -> dict[str, Any]:
+    """Reasoning as a `reasoning` item: the chat answer's reasoning text is its summary (None: still empty)."""
+    parts = [] if summary is None else [{"type": "summary_text", "text": summary}]
+    return {"id": item_id, "type": "reasoning", "summary": parts}
+
+
 def call_item(request: ResponsesRequest, item_id: str, call: dict[str, Any], status: str) -> dict[str, Any]:
     """A chat tool call as a `function_call` item (a namespaced function under its own name and namespace)."""
     function = call.get("function") if isinstance(call.get("function"), dict) else {}
@@ -547,6 +553,9 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
     status = _status(reason)
     item_status = "incomplete" if status == "incomplete" else "completed"
     output: list[dict[str, Any]] = []
+    thinking = chat.reasoning_of(message)
+    if thinking:
+        output.append(reasoning_item(f"rs_{started.generation_id}", thinking))
     if isinstance(message.get("content"), str) and message["content"]:
         output.append(message_item(f"msg_{started.generation_id}", message["content"], item_status))
     for i, call in enumerate(message.get("tool_calls") or ()):
@@ -605,6 +614,10 @@ _ARGUMENTS_DELTA = (
     b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta",'
     b'"item_id":%s,"output_index":%d,"delta":'
 )
+_SUMMARY_DELTA = (
+    b'event: response.reasoning_summary_text.delta\ndata: {"type":"response.reasoning_summary_text.delta",'
+    b'"item_id":%s,"output_index":%d,"summary_index":0,"delta":'
+)
 _TEXT_DELTA_END = b',"logprobs":[],"sequence_number":%d}\n\n'
 _DELTA_END = b',"sequence_number":%d}\n\n'
 
@@ -617,7 +630,7 @@ class EventWriter:
         self.sequence = 0
         self.began = False
         self.output: list[dict[str, Any]] = []  # every output item so far, the open one last
-        self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
+        self.open: str | None = None  # "reasoning", "text" or a tool call's upstream index ("tool:N")
         self.pieces: list[str] = []  # the open item's text or arguments so far
         self.delta = b""  # the open item's delta event, up to its fragment
 
@@ -640,6 +653,11 @@ class EventWriter:
         response = events.json_bytes(response_object(self.started, status="in_progress", output=[], usage=None))
         self.sequence = 2
         return _BEGUN % (response, response)
+
+    def _item_id(self, prefix: str) -> str:
+        """A new item's id: `<prefix>_<generation id>`, numbered by its place when an item already has it."""
+        item_id = f"{prefix}_{self.started.generation_id}"
+        return f"{item_id}_{len(self.output)}" if any(o["id"] == item_id for o in self.output) else item_id
 
     def _added(self, item: dict[str, Any], delta: bytes) -> bytes:
         """A new output item: kept in `output`, its delta event prepared; a message's added events."""
@@ -682,8 +700,14 @@ class EventWriter:
                 b"seq1": self.sequence - 2,
                 b"seq2": self.sequence - 1,
             }
-        done = self.output[index] = {**item, "arguments": whole, "status": status}
         where = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "reasoning":
+            done = self.output[index] = reasoning_item(item["id"], whole)
+            summary = {**where, "summary_index": 0}
+            out = self.event("response.reasoning_summary_text.done", {**summary, "text": whole})
+            out += self.event("response.reasoning_summary_part.done", {**summary, "part": done["summary"][0]})
+            return out + self.event("response.output_item.done", {"output_index": index, "item": done})
+        done = self.output[index] = {**item, "arguments": whole, "status": status}
         out = self.event("response.function_call_arguments.done", {**where, "name": done["name"], "arguments": whole})
         return out + self.event("response.output_item.done", {"output_index": index, "item": done})
 
@@ -692,21 +716,30 @@ class EventWriter:
         choices = chunk.get("choices") or ()
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        thinking = chat.reasoning_of(delta)
+        if thinking:
+            if self.open != "reasoning":
+                out += self._close()
+                self.open = "reasoning"
+                item = reasoning_item(self._item_id("rs"), None)
+                out += self._added(item, _SUMMARY_DELTA)
+                part = {"item_id": item["id"], "output_index": len(self.output) - 1, "summary_index": 0}
+                out += self.event(
+                    "response.reasoning_summary_part.added", {**part, "part": {"type": "summary_text", "text": ""}}
+                )
+            out += self._fragment(thinking, _DELTA_END)
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self.open != "text":
                 out += self._close()
                 self.open = "text"
-                gid = self.started.generation_id
                 item = {
-                    "id": f"msg_{gid}",
+                    "id": self._item_id("msg"),
                     "type": "message",
                     "status": "in_progress",
                     "role": "assistant",
                     "content": [],
                 }
-                if any(o["id"] == item["id"] for o in self.output):
-                    item["id"] = f"msg_{gid}_{len(self.output)}"
                 out += self._added(item, _TEXT_DELTA)
             out += self._fragment(text, _TEXT_DELTA_END)
         for call in delta.get("tool_calls") or ():

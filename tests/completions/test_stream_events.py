@@ -111,3 +111,123 @@ def test_responses_deltas_are_the_compact_dump_of_their_events_numbered_in_seque
     assert final["response"]["usage"]["cost"] == Decimal("0.0000126")
     assert events[0]["response"] == events[1]["response"]
     assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
+
+
+# --- Reasoning: a chat answer's `reasoning_content` (or `reasoning`) as thinking blocks and reasoning items ---
+
+THOUGHTS = ["First I", " read", ' the "question"']
+SIGNED = {"reasoning_details": [{"type": "reasoning.text", "text": "", "signature": "sig-1"}]}
+
+
+def _thinking_deltas(field: str, signed: bool) -> list[dict[str, Any]]:
+    deltas: list[dict[str, Any]] = [{field: piece} for piece in THOUGHTS]
+    if signed:
+        deltas.append(SIGNED)
+    return [*deltas, {"content": "Hi"}, {"content": " there"}]
+
+
+def _plain(surface: Any, started: SimpleNamespace, message: dict[str, Any]) -> dict[str, Any]:
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}]}
+    finished = Finished(cost=Decimal("0.0000126"), usage=Usage(3, 4), usage_source="upstream", breakdown=None)
+    return json.loads(surface.plain_answer(body, started, finished), parse_float=Decimal)
+
+
+def _messages_started() -> SimpleNamespace:
+    return _started(messages.SURFACE, {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "x"}]})
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_messages_streams_reasoning_as_a_thinking_block_before_the_text(field: str, signed: bool):
+    events = _events(_stream(messages.SURFACE, _messages_started(), _thinking_deltas(field, signed)))
+
+    blocks = [(kind, e) for kind, e in events if kind.startswith("content_block")]
+    assert blocks[0][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert [e["delta"] for _, e in blocks[1:4]] == [{"type": "thinking_delta", "thinking": t} for t in THOUGHTS]
+    rest = [e for _, e in blocks[4:]]
+    if signed:
+        assert rest[0] == {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "sig-1"},
+        }
+        rest = rest[1:]
+    assert rest[0] == {"type": "content_block_stop", "index": 0}
+    assert rest[1]["content_block"] == {"type": "text", "text": ""}
+    assert [e["delta"]["text"] for e in rest[2:4]] == ["Hi", " there"]
+    assert rest[4] == {"type": "content_block_stop", "index": 1}
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_messages_answers_reasoning_as_a_thinking_block_first(field: str):
+    answer = _plain(messages.SURFACE, _messages_started(), {"content": "Hi", field: "First I read"})
+
+    assert answer["content"] == [
+        {"type": "thinking", "thinking": "First I read", "signature": ""},
+        {"type": "text", "text": "Hi"},
+    ]
+
+
+def test_messages_answers_the_reasoning_signature_on_its_thinking_block():
+    message = {"content": "Hi", "reasoning": "First I read", **SIGNED}
+
+    answer = _plain(messages.SURFACE, _messages_started(), message)
+
+    assert answer["content"][0] == {"type": "thinking", "thinking": "First I read", "signature": "sig-1"}
+
+
+def test_messages_without_reasoning_have_no_thinking_block():
+    answer = _plain(messages.SURFACE, _messages_started(), {"content": "Hi", "reasoning_content": None})
+
+    assert answer["content"] == [{"type": "text", "text": "Hi"}]
+
+
+def _responses_started() -> SimpleNamespace:
+    return _started(responses.SURFACE, {"model": "m", "input": "x", "store": False})
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_responses_streams_reasoning_as_a_reasoning_item_with_its_summary(field: str):
+    events = [e for _, e in _events(_stream(responses.SURFACE, _responses_started(), _thinking_deltas(field, False)))]
+
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    kinds = [e["type"] for e in events]
+    assert kinds[2:10] == [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * 3,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    where = {"item_id": "rs_gen-1", "output_index": 0, "summary_index": 0}
+    assert events[2]["item"] == {"id": "rs_gen-1", "type": "reasoning", "summary": []}
+    assert events[3] == {
+        "type": "response.reasoning_summary_part.added",
+        **where,
+        "part": {"type": "summary_text", "text": ""},
+        "sequence_number": 3,
+    }
+    assert [e["delta"] for e in events[4:7]] == THOUGHTS
+    assert all({k: e[k] for k in where} == where for e in events[4:9])
+    whole = "".join(THOUGHTS)
+    assert events[7]["text"] == whole
+    assert events[8]["part"] == {"type": "summary_text", "text": whole}
+    item = {"id": "rs_gen-1", "type": "reasoning", "summary": [{"type": "summary_text", "text": whole}]}
+    assert events[9]["item"] == item
+    assert events[10]["item"]["id"] == "msg_gen-1" and events[10]["output_index"] == 1
+    final = events[-1]["response"]
+    assert [o["type"] for o in final["output"]] == ["reasoning", "message"]
+    assert final["output"][0] == item
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_responses_answers_reasoning_as_a_reasoning_item_first(field: str):
+    answer = _plain(responses.SURFACE, _responses_started(), {"content": "Hi", field: "First I read"})
+
+    assert answer["output"][0] == {
+        "id": "rs_gen-1",
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "First I read"}],
+    }
+    assert [o["type"] for o in answer["output"]] == ["reasoning", "message"]
