@@ -307,6 +307,13 @@ def reasoning_out(choices: Any, key: str, exclude: bool) -> None:
 REASONING_FIELDS = ("reasoning", "reasoning_content", "reasoning_details")
 
 
+def reasoning_of(part: dict[str, Any]) -> str:
+    """A chat message's (or delta's) reasoning text: OpenRouter's `reasoning`, else a provider's
+    `reasoning_content` (DeepSeek, vLLM); "" when it has none. Messages and Responses translate it."""
+    text = part.get("reasoning") or part.get("reasoning_content")
+    return text if isinstance(text, str) else ""
+
+
 def _has_reasoning(data: bytes, exclude: bool) -> bool:
     """Whether an upstream payload needs reasoning_out(): cheaper than parsing, and usually false."""
     return b'"reasoning_content"' in data or (exclude and b'"reasoning' in data)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from core import exactjson
 
 from ..errors import ApiError, invalid
-from . import chat
+from . import chat, events
 from .base import StreamEnd, Surface, openapi_operation
 
 if TYPE_CHECKING:
@@ -337,12 +337,25 @@ def _stop(choice: dict, request: MessagesRequest) -> tuple[str | None, str | Non
     return (STOP_REASONS.get(str(reason), "end_turn") if reason else None), None
 
 
+def signature_of(part: dict[str, Any]) -> str | None:
+    """The signature of a message's (or delta's) reasoning, from OpenRouter's `reasoning_details`."""
+    details = part.get("reasoning_details")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and isinstance(detail.get("signature"), str) and detail["signature"]:
+            return detail["signature"]
+    return None
+
+
 def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> bytes:
-    """The upstream's chat completion as an Anthropic message, with our id and the exact cost."""
+    """The upstream's chat completion as an Anthropic message, with our id and the exact cost; its
+    reasoning as a `thinking` block first."""
     choices = body.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     content: list[dict[str, Any]] = []
+    thinking = chat.reasoning_of(message)
+    if thinking:
+        content.append({"type": "thinking", "thinking": thinking, "signature": signature_of(message) or ""})
     if isinstance(message.get("content"), str) and message["content"]:
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or ():
@@ -370,7 +383,18 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + exactjson.dumps(data).encode() + b"\n\n"
+    return events.exact(name, data)
+
+
+# The events every stream repeats, rendered once (events.py): a block's start, its deltas, its stop.
+_TEXT_START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":{"type":"text","text":""}}\n\n'  # noqa: E501
+_TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":%s}}\n\n'  # noqa: E501
+_JSON_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":%s}}\n\n'  # noqa: E501
+_THINKING_START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n'  # noqa: E501
+_THINKING_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":%s}}\n\n'  # noqa: E501
+_SIGNATURE_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"signature_delta","signature":%s}}\n\n'  # noqa: E501
+_BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
 class EventWriter:
@@ -380,8 +404,8 @@ class EventWriter:
         self.started = started
         self.began = False
         self.index = -1  # the open block's index
-        self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
-        self.tool_blocks: dict[int, int] = {}
+        self.open: str | None = None  # "thinking", "text" or a tool call's upstream index ("tool:N")
+        self.signature: str | None = None  # the open thinking block's, sent just before its stop
 
     def _begin(self) -> bytes:
         if self.began:
@@ -402,35 +426,45 @@ class EventWriter:
                 "output_tokens": 0,
             },
         }
-        return event("message_start", {"type": "message_start", "message": message})
+        return events.named("message_start", events.json_bytes({"type": "message_start", "message": message}))
 
     def _close(self) -> bytes:
         if self.open is None:
             return b""
-        self.open = None
-        return event("content_block_stop", {"type": "content_block_stop", "index": self.index})
+        out = b""
+        if self.open == "thinking" and self.signature:
+            out = _SIGNATURE_DELTA % (self.index, events.json_string(self.signature))
+        self.open = self.signature = None
+        return out + _BLOCK_STOP % self.index
 
     def _start(self, kind: str, block: dict) -> bytes:
         out = self._close()
         self.index += 1
         self.open = kind
-        return out + event(
-            "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
-        )
+        if kind == "text":
+            return out + _TEXT_START % self.index
+        if kind == "thinking":
+            return out + _THINKING_START % self.index
+        start = {"type": "content_block_start", "index": self.index, "content_block": block}
+        return out + events.named("content_block_start", events.json_bytes(start))
 
     def apply(self, data: bytes, chunk: dict) -> bytes:
-        out = self._begin()
+        out = self._begin() if not self.began else b""
         choices = chunk.get("choices") or ()
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        thinking = chat.reasoning_of(delta)
+        if thinking:
+            if self.open != "thinking":
+                out += self._start("thinking", {})
+            out += _THINKING_DELTA % (self.index, events.json_string(thinking))
+        if self.open == "thinking" and "reasoning_details" in delta:
+            self.signature = signature_of(delta) or self.signature
         text = delta.get("content")
         if isinstance(text, str) and text:
             if self.open != "text":
-                out += self._start("text", {"type": "text", "text": ""})
-            out += event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": self.index, "delta": {"type": "text_delta", "text": text}},
-            )
+                out += self._start("text", {})
+            out += _TEXT_DELTA % (self.index, events.json_string(text))
         for call in delta.get("tool_calls") or ():
             if not isinstance(call, dict):
                 continue
@@ -446,14 +480,7 @@ class EventWriter:
                 out += self._start(f"tool:{at}", block)
             arguments = function.get("arguments")
             if isinstance(arguments, str) and arguments:
-                out += event(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": self.index,
-                        "delta": {"type": "input_json_delta", "partial_json": arguments},
-                    },
-                )
+                out += _JSON_DELTA % (self.index, events.json_string(arguments))
         return out
 
 
@@ -480,7 +507,7 @@ def stream_final(started: Started, end: StreamEnd) -> bytes:
         "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
         "usage": usage_out(end.finished),
     }
-    return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
+    return out + event("message_delta", delta) + _MESSAGE_STOP
 
 
 def stream_error(message: str) -> bytes:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from core import exactjson
 
 from ..errors import ApiError, invalid
-from . import chat
+from . import chat, events
 from .base import StreamEnd, Surface, openapi_operation
 
 if TYPE_CHECKING:
@@ -521,6 +521,12 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
+def reasoning_item(item_id: str, summary: str | None) -> dict[str, Any]:
+    """Reasoning as a `reasoning` item: the chat answer's reasoning text is its summary (None: still empty)."""
+    parts = [] if summary is None else [{"type": "summary_text", "text": summary}]
+    return {"id": item_id, "type": "reasoning", "summary": parts}
+
+
 def call_item(request: ResponsesRequest, item_id: str, call: dict[str, Any], status: str) -> dict[str, Any]:
     """A chat tool call as a `function_call` item (a namespaced function under its own name and namespace)."""
     function = call.get("function") if isinstance(call.get("function"), dict) else {}
@@ -547,6 +553,9 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
     status = _status(reason)
     item_status = "incomplete" if status == "incomplete" else "completed"
     output: list[dict[str, Any]] = []
+    thinking = chat.reasoning_of(message)
+    if thinking:
+        output.append(reasoning_item(f"rs_{started.generation_id}", thinking))
     if isinstance(message.get("content"), str) and message["content"]:
         output.append(message_item(f"msg_{started.generation_id}", message["content"], item_status))
     for i, call in enumerate(message.get("tool_calls") or ()):
@@ -572,6 +581,47 @@ def settled(started: Started, finished: Finished) -> None:
         response_store(started, answer)
 
 
+# The events every stream repeats, rendered once (events.py): its beginning, a message item's start and end
+# around its text, and each fragment's delta (its item's id and index fixed per item; the fragment's JSON
+# string and the sequence number put in).
+_BEGUN = (
+    b'event: response.created\ndata: {"type":"response.created","response":%s,"sequence_number":0}\n\n'
+    b'event: response.in_progress\ndata: {"type":"response.in_progress","response":%s,"sequence_number":1}\n\n'
+)
+_MESSAGE_ADDED = (
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":%(index)d,'
+    b'"item":{"id":%(id)s,"type":"message","status":"in_progress","role":"assistant","content":[]},'
+    b'"sequence_number":%(seq)d}\n\n'
+    b'event: response.content_part.added\ndata: {"type":"response.content_part.added","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"part":{"type":"output_text","text":"","annotations":[],'
+    b'"logprobs":[]},"sequence_number":%(seq1)d}\n\n'
+)
+_MESSAGE_DONE = (
+    b'event: response.output_text.done\ndata: {"type":"response.output_text.done","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"text":%(text)s,"logprobs":[],"sequence_number":%(seq)d}\n\n'
+    b'event: response.content_part.done\ndata: {"type":"response.content_part.done","item_id":%(id)s,'
+    b'"output_index":%(index)d,"content_index":0,"part":{"type":"output_text","text":%(text)s,"annotations":[],'
+    b'"logprobs":[]},"sequence_number":%(seq1)d}\n\n'
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done","output_index":%(index)d,'
+    b'"item":{"id":%(id)s,"type":"message","status":%(status)s,"role":"assistant","content":[{"type":"output_text",'
+    b'"text":%(text)s,"annotations":[],"logprobs":[]}]},"sequence_number":%(seq2)d}\n\n'
+)
+_TEXT_DELTA = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":%s,'
+    b'"output_index":%d,"content_index":0,"delta":'
+)
+_ARGUMENTS_DELTA = (
+    b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta",'
+    b'"item_id":%s,"output_index":%d,"delta":'
+)
+_SUMMARY_DELTA = (
+    b'event: response.reasoning_summary_text.delta\ndata: {"type":"response.reasoning_summary_text.delta",'
+    b'"item_id":%s,"output_index":%d,"summary_index":0,"delta":'
+)
+_TEXT_DELTA_END = b',"logprobs":[],"sequence_number":%d}\n\n'
+_DELTA_END = b',"sequence_number":%d}\n\n'
+
+
 class EventWriter:
     """Chat chunks into Responses' typed events; keeps the open output item and the sequence number."""
 
@@ -580,27 +630,55 @@ class EventWriter:
         self.sequence = 0
         self.began = False
         self.output: list[dict[str, Any]] = []  # every output item so far, the open one last
-        self.open: str | None = None  # "text" or a tool call's upstream index ("tool:N")
-        self.text = ""
-        self.arguments = ""
+        self.open: str | None = None  # "reasoning", "text" or a tool call's upstream index ("tool:N")
+        self.pieces: list[str] = []  # the open item's text or arguments so far
+        self.delta = b""  # the open item's delta event, up to its fragment
 
     def event(self, kind: str, data: dict[str, Any]) -> bytes:
+        """An event numbered in sequence; its payload holds no money (the final event is written with exact())."""
         payload = {"type": kind, **data, "sequence_number": self.sequence}
         self.sequence += 1
-        return b"event: " + kind.encode() + b"\ndata: " + exactjson.dumps(payload).encode() + b"\n\n"
+        return events.named(kind, events.json_bytes(payload))
+
+    def exact(self, kind: str, data: dict[str, Any]) -> bytes:
+        """An event numbered in sequence whose payload carries money: its Decimals as exact numbers."""
+        payload = {"type": kind, **data, "sequence_number": self.sequence}
+        self.sequence += 1
+        return events.exact(kind, payload)
 
     def _begin(self) -> bytes:
         if self.began:
             return b""
         self.began = True
-        response = response_object(self.started, status="in_progress", output=[], usage=None)
-        return self.event("response.created", {"response": response}) + self.event(
-            "response.in_progress", {"response": response}
-        )
+        response = events.json_bytes(response_object(self.started, status="in_progress", output=[], usage=None))
+        self.sequence = 2
+        return _BEGUN % (response, response)
 
-    def _added(self, item: dict[str, Any]) -> bytes:
+    def _item_id(self, prefix: str) -> str:
+        """A new item's id: `<prefix>_<generation id>`, numbered by its place when an item already has it."""
+        item_id = f"{prefix}_{self.started.generation_id}"
+        return f"{item_id}_{len(self.output)}" if any(o["id"] == item_id for o in self.output) else item_id
+
+    def _added(self, item: dict[str, Any], delta: bytes) -> bytes:
+        """A new output item: kept in `output`, its delta event prepared; a message's added events."""
         self.output.append(item)
-        return self.event("response.output_item.added", {"output_index": len(self.output) - 1, "item": item})
+        self.pieces = []
+        index, item_id = len(self.output) - 1, events.json_string(item["id"])
+        self.delta = delta % (item_id, index)
+        if item["type"] == "message":
+            self.sequence += 2
+            return _MESSAGE_ADDED % {
+                b"index": index,
+                b"id": item_id,
+                b"seq": self.sequence - 2,
+                b"seq1": self.sequence - 1,
+            }
+        return self.event("response.output_item.added", {"output_index": index, "item": item})
+
+    def _fragment(self, fragment: str, end: bytes) -> bytes:
+        self.pieces.append(fragment)
+        self.sequence += 1
+        return self.delta + events.json_string(fragment) + end % (self.sequence - 1)
 
     def _close(self, status: str = "completed") -> bytes:
         """The open item's done events, its final form kept in `output`."""
@@ -608,64 +686,75 @@ class EventWriter:
             return b""
         index = len(self.output) - 1
         item = self.output[index]
-        where = {"item_id": item["id"], "output_index": index}
-        if self.open == "text":
-            done = message_item(item["id"], self.text, status)
-            part = done["content"][0]
-            out = self.event(
-                "response.output_text.done", {**where, "content_index": 0, "text": self.text, "logprobs": []}
-            )
-            out += self.event("response.content_part.done", {**where, "content_index": 0, "part": part})
-        else:
-            done = {**item, "arguments": self.arguments, "status": status}
-            out = self.event(
-                "response.function_call_arguments.done", {**where, "name": done["name"], "arguments": self.arguments}
-            )
-        self.output[index] = done
+        whole = "".join(self.pieces)
         self.open = None
+        if item["type"] == "message":
+            self.output[index] = message_item(item["id"], whole, status)
+            self.sequence += 3
+            return _MESSAGE_DONE % {
+                b"id": events.json_string(item["id"]),
+                b"index": index,
+                b"text": events.json_string(whole),
+                b"status": events.json_string(status),
+                b"seq": self.sequence - 3,
+                b"seq1": self.sequence - 2,
+                b"seq2": self.sequence - 1,
+            }
+        where = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "reasoning":
+            done = self.output[index] = reasoning_item(item["id"], whole)
+            summary = {**where, "summary_index": 0}
+            out = self.event("response.reasoning_summary_text.done", {**summary, "text": whole})
+            out += self.event("response.reasoning_summary_part.done", {**summary, "part": done["summary"][0]})
+            return out + self.event("response.output_item.done", {"output_index": index, "item": done})
+        done = self.output[index] = {**item, "arguments": whole, "status": status}
+        out = self.event("response.function_call_arguments.done", {**where, "name": done["name"], "arguments": whole})
         return out + self.event("response.output_item.done", {"output_index": index, "item": done})
 
     def apply(self, data: bytes, chunk: dict) -> bytes:
-        out = self._begin()
+        out = self._begin() if not self.began else b""
         choices = chunk.get("choices") or ()
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        thinking = chat.reasoning_of(delta)
+        if thinking:
+            if self.open != "reasoning":
+                out += self._close()
+                self.open = "reasoning"
+                item = reasoning_item(self._item_id("rs"), None)
+                out += self._added(item, _SUMMARY_DELTA)
+                part = {"item_id": item["id"], "output_index": len(self.output) - 1, "summary_index": 0}
+                out += self.event(
+                    "response.reasoning_summary_part.added", {**part, "part": {"type": "summary_text", "text": ""}}
+                )
+            out += self._fragment(thinking, _DELTA_END)
         text = delta.get("content")
-        gid = self.started.generation_id
         if isinstance(text, str) and text:
             if self.open != "text":
                 out += self._close()
-                self.open, self.text = "text", ""
+                self.open = "text"
                 item = {
-                    "id": f"msg_{gid}",
+                    "id": self._item_id("msg"),
                     "type": "message",
                     "status": "in_progress",
                     "role": "assistant",
                     "content": [],
                 }
-                if any(o["id"] == item["id"] for o in self.output):
-                    item["id"] = f"msg_{gid}_{len(self.output)}"
-                out += self._added(item)
-                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                where = {"item_id": item["id"], "output_index": len(self.output) - 1, "content_index": 0}
-                out += self.event("response.content_part.added", {**where, "part": part})
-            self.text += text
-            where = {"item_id": self.output[-1]["id"], "output_index": len(self.output) - 1, "content_index": 0}
-            out += self.event("response.output_text.delta", {**where, "delta": text, "logprobs": []})
+                out += self._added(item, _TEXT_DELTA)
+            out += self._fragment(text, _TEXT_DELTA_END)
         for call in delta.get("tool_calls") or ():
             if not isinstance(call, dict):
                 continue
             at = call.get("index", 0)
             if f"tool:{at}" != self.open:
                 out += self._close()
-                self.open, self.arguments = f"tool:{at}", ""
+                self.open = f"tool:{at}"
                 header = {**call, "function": {**(call.get("function") or {}), "arguments": ""}}
-                out += self._added(call_item(self.started.request, f"fc_{gid}_{at}", header, "in_progress"))
+                item = call_item(self.started.request, f"fc_{self.started.generation_id}_{at}", header, "in_progress")
+                out += self._added(item, _ARGUMENTS_DELTA)
             arguments = (call.get("function") or {}).get("arguments")
             if isinstance(arguments, str) and arguments:
-                self.arguments += arguments
-                where = {"item_id": self.output[-1]["id"], "output_index": len(self.output) - 1}
-                out += self.event("response.function_call_arguments.delta", {**where, "delta": arguments})
+                out += self._fragment(arguments, _DELTA_END)
         return out
 
 
@@ -696,7 +785,7 @@ def stream_final(started: Started, end: StreamEnd) -> bytes:
     if end.finished is not None and started.request.store:
         store_quietly(started, response)
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")
-    return out + writer.event(kind, {"response": response})
+    return out + writer.exact(kind, {"response": response})
 
 
 def store_quietly(started: Started, response: dict[str, Any]) -> None:
