@@ -285,6 +285,7 @@ def test_a_response_comes_back_as_a_chat_completion_with_its_exact_cost(shop: Sh
     body = decimal_json(answer.content)
     generation_id = answer["X-Generation-Id"]
     assert (body["id"], body["object"], body["model"]) == (generation_id, "chat.completion", shop.model.public_id)
+    assert body["created"] == 1700000000  # the response's created_at
     (choice,) = body["choices"]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] == "Calling."
@@ -420,6 +421,7 @@ def test_a_responses_stream_comes_back_as_chat_chunks_with_the_exact_cost_last(s
     chunks = chunks_of(answer)
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": ""}
+    assert {(c["object"], c["created"]) for c in chunks} == {("chat.completion.chunk", 1700000000)}
     assert "".join(d.get("reasoning", "") for d in deltas) == "Think.\n\nThen act."
     assert "".join(d.get("content") or "" for d in deltas) == "Calling."
     calls = [call for d in deltas for call in d.get("tool_calls", ())]

@@ -191,6 +191,7 @@ def test_openai_python_chat_completions_are_translated_onto_the_responses_route(
     assert (first.choices[0].finish_reason, call.function.name) == ("tool_calls", "weather")
     assert json.loads(call.function.arguments) == {"city": "Moscow"}
     assert answered.choices[0].message.content.startswith("The tool returned: sunny")
+    native.balance()  # a plain answer is charged right after it is sent: wait until all four are
     for answer_id, streamed in [(plain.id, False), (chunks[0].id, True), (first.id, False), (answered.id, False)]:
         generation = generation_settled(answer_id)
         assert (generation.surface, generation.stream, generation.status) == ("chat", streamed, "completed")

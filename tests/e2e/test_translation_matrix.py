@@ -172,6 +172,7 @@ def test_every_surface_answers_in_its_own_shape_on_every_route_kind_charged_once
 
     assert (said.text, said.tool) == (ANSWER, None)
     assert (called.text, called.tool) == ("", ("weather", ARGUMENTS))
+    shop.balance()  # a plain answer is charged right after it is sent: wait until both are
     for answer in (said, called):
         assert answer.cost > 0
         generation = generation_settled(answer.generation_id)

@@ -242,7 +242,7 @@ DELTAS = {
 
 def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """A Responses event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path."""
-    head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "model": ""}
+    head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": ""}
     tools: dict[int, int] = {}  # output index -> tool call index
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -268,6 +268,7 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         elif kind == "response.created":
             snapshot = data.get("response") if isinstance(data.get("response"), dict) else {}
             head["id"], head["model"] = snapshot.get("id", ""), snapshot.get("model", "")
+            head["created"] = snapshot.get("created_at") or 0
             yield chunk({"role": "assistant", "content": ""})
         elif kind in ("response.completed", "response.incomplete"):
             final = data.get("response") if isinstance(data.get("response"), dict) else {}
