@@ -15,6 +15,7 @@ Environment:
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
   BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
+  BENCH_ONLY=P5          run only P5, realistic streams (bench/streams.py); BENCH_P5_STREAMS=200,500
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import metrics_cost  # noqa: E402
 import procs  # noqa: E402
 import profile_summary  # noqa: E402
 import report  # noqa: E402
+import streams  # noqa: E402
 
 PY = sys.executable
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -53,6 +55,7 @@ WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
 RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
 WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
 ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
+ONLY_STREAMS = os.environ.get("BENCH_ONLY", "").upper() == "P5"
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 # P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
@@ -573,6 +576,9 @@ def print_report(out: dict) -> None:
         print(report.targets_text(out["surface_targets"]))
     elif out.get("surfaces"):
         print(f"\nP6 surfaces: {out['surfaces']}")
+    if out.get("streams"):
+        print()
+        print(streams.text(out["streams"]))
     acc = out["accounting"]
     if "error" in acc:
         print(f"\naccounting check failed: {acc['error']}")
@@ -651,12 +657,16 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = [] if ONLY_SURFACES else run_scenarios(bench)
-            if WANT_SURFACES or ONLY_SURFACES:
+            out["scenarios"] = [] if ONLY_SURFACES or ONLY_STREAMS else run_scenarios(bench)
+            if not ONLY_SURFACES:
+                out["streams"] = streams.run(bench, log, quick=QUICK, profile=WANT_PROFILE)
+            if ONLY_STREAMS:
+                out["surfaces"] = "skipped (BENCH_ONLY=P5)"
+            elif WANT_SURFACES or ONLY_SURFACES:
                 out["surfaces"] = run_surfaces(bench)
             else:
                 out["surfaces"] = "skipped (BENCH_SURFACES=0)"
-            if WANT_PROFILE and not ONLY_SURFACES:
+            if WANT_PROFILE and not (ONLY_SURFACES or ONLY_STREAMS):
                 out["profiles"] = {}
                 log("profiling the router worker during an extra P2 pass (py-spy)")
                 out["profiles"]["router"] = bench.profile("router")
@@ -664,8 +674,8 @@ def run() -> int:
         finally:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
-    if ONLY_SURFACES:
-        out["metrics_cost"], out["reconciliation"] = None, "skipped (BENCH_ONLY=P6)"
+    if ONLY_SURFACES or ONLY_STREAMS:
+        out["metrics_cost"], out["reconciliation"] = None, f"skipped (BENCH_ONLY={'P6' if ONLY_SURFACES else 'P5'})"
     else:
         log("timing the metrics instrumentation per request")
         out["metrics_cost"] = metrics_cost.measure_all()
