@@ -26,6 +26,7 @@ from core import exactjson
 from ..surfaces.messages import usage_out
 from .base import Passthrough, PlainRead, Upstream
 from .openai_chat import completion_chars
+from .sse import body_pieces
 
 if TYPE_CHECKING:
     import urllib3
@@ -274,12 +275,8 @@ def _frames(response: urllib3.BaseHTTPResponse) -> Iterator[tuple[bytes, dict]]:
 
 def frames(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive."""
-    if response.chunked and response.supports_chunked_reads():
-        chunks = response.read_chunked(decode_content=True)
-    else:
-        chunks = iter(lambda: response.read1(65536), b"")
     buffer = b""
-    for chunk in chunks:
+    for chunk in body_pieces(response):
         buffer += chunk.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             frame, buffer = buffer.split(b"\n\n", 1)
