@@ -76,7 +76,7 @@ def stream(pool: urllib3.PoolManager, server: RawServer, read_timeout: float = 5
 
 
 def test_chunk_framing_cut_at_every_place_reads_back_the_same_body(pool):
-    body = chunked(b"data: {}\n\n", b"data: {\"a\":1}\n\n", b"data: [DONE]\n\n")
+    body = chunked(b"data: {}\n\n", b'data: {"a":1}\n\n', b"data: [DONE]\n\n")
     scripts = [[HEAD + body[:cut], body[cut:]] for cut in range(1, len(body))]
     server = RawServer(scripts)
     for cut in range(1, len(body)):
@@ -95,7 +95,7 @@ def test_events_that_arrive_together_come_as_one_batch_and_one_cut_in_two_comes_
 
 
 def test_a_stream_cut_off_mid_chunk_raises_urllib3s_protocol_error(pool):
-    server = RawServer([[HEAD + b"20\r\ndata: {\"cut\":", None]])
+    server = RawServer([[HEAD + b'20\r\ndata: {"cut":', None]])
     response = stream(pool, server)
     with pytest.raises(ProtocolError):
         list(body_pieces(response))
