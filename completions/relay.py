@@ -220,9 +220,9 @@ class StreamRelay:
         rewrite_bytes: Callable[[bytes], bytes | None] | None = None
         held: tuple[bytes, dict] | None = None
         done = stop = False
-        batches = upstream.event_batches or _one_by_one(upstream.events)
+        batches = (upstream.event_batches or _one_by_one(upstream.events))(self.call.response)
         try:
-            for batch in batches(self.call.response):
+            for batch in batches:
                 out: list[bytes] = []  # what this read relays: one write for the events that arrived together
                 for data in batch:
                     if rewrite_bytes is not None and not outcome.finish_reason:
@@ -301,6 +301,7 @@ class StreamRelay:
             self.held, self.rewrite = held, rewrite
             if done:
                 # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
+                _read_to_end(batches)
                 self.call.response.drain_conn()
                 self.call.response.release_conn()
             else:
@@ -312,8 +313,9 @@ class StreamRelay:
         outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
         passthrough = self.call.passthrough
         assert passthrough is not None
+        events = passthrough.events(self.call.response)
         try:
-            for event in passthrough.events(self.call.response):
+            for event in events:
                 relayed, chars = native.feed(event)
                 if chars and outcome.ttft_ms is None:
                     outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
@@ -339,6 +341,7 @@ class StreamRelay:
             self.usage = native.usage
             outcome.upstream_id, outcome.finish_reason = native.upstream_id, native.finish_reason
             if native.done:
+                _read_to_end(events)
                 self.call.response.drain_conn()
                 self.call.response.release_conn()
             else:
@@ -422,6 +425,16 @@ class StreamRelay:
         """Unblock a reader still waiting on the upstream when the drain time is up."""
         if self.reading:
             self.call.response.shutdown()
+
+
+def _read_to_end(events: Iterator[Any]) -> None:
+    """Read what is left of a finished stream (the chunked terminator) with the reader that read the rest: it
+    may hold part of it (completions/upstreams/sse.py), so urllib3's own drain would wait for bytes already read."""
+    try:
+        for _ in events:
+            pass
+    except HTTPError:
+        pass
 
 
 def _one_by_one(events: Callable[[Any], Iterator[bytes]]) -> Callable[[Any], Iterator[list[bytes]]]:

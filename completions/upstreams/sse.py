@@ -87,9 +87,11 @@ def _dechunked(original, reader) -> Iterator[bytes]:
                 raise ProtocolError("Invalid chunk length in the stream") from None
             at = line_end + 2
             if size == 0:
+                # Finished before the last yield: a reader that stops at the answer's last event (`[DONE]`)
+                # leaves nothing of the response unread.
+                _finish(original, reader, data[at:])
                 if out:
                     yield b"".join(out)
-                _finish(original, reader, data[at:])
                 return
             left = size
         if out:

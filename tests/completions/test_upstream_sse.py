@@ -118,3 +118,17 @@ def test_a_compressed_stream_is_read_through_urllib3(pool):
     server = RawServer([[head + chunked(compressed)]])
     response = stream(pool, server)
     assert b"".join(body_pieces(response)) == b"data: {}\n\n"
+
+
+def test_a_stream_whose_last_event_and_end_arrive_together_is_finished_when_that_event_is_read(pool):
+    # The relay stops reading at `[DONE]`: nothing of the response may be left for urllib3's drain to wait for.
+    server = RawServer([[HEAD + chunked(b"data: {}\n\n", b"data: [DONE]\n\n")]] * 2)
+    response = stream(pool, server)
+    for batch in sse_batches(response):
+        if b"[DONE]" in batch:
+            break
+    assert response._original_response.isclosed()
+    response.release_conn()
+    again = stream(pool, server)
+    assert list(sse_batches(again)) == [[b"{}", b"[DONE]"]]
+    assert server.connections == 1
