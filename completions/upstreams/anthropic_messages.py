@@ -277,7 +277,9 @@ def frames(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
     """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive."""
     buffer = b""
     for chunk in body_pieces(response):
-        buffer += chunk.replace(b"\r\n", b"\n")
+        buffer += chunk
+        if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
+            buffer = buffer.replace(b"\r\n", b"\n")
         while b"\n\n" in buffer:
             frame, buffer = buffer.split(b"\n\n", 1)
             if frame.strip():

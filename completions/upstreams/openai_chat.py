@@ -195,8 +195,9 @@ def sse_batches(response: urllib3.BaseHTTPResponse) -> Iterator[list[bytes]]:
     """The `data` payloads of an SSE byte stream: a list per network read, of the events it completed."""
     buffer = b""
     for piece in body_pieces(response):
-        piece = piece.replace(b"\r\n", b"\n")
         buffer = buffer + piece if buffer else piece
+        if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
+            buffer = buffer.replace(b"\r\n", b"\n")
         end = buffer.rfind(b"\n\n")
         if end < 0:
             continue

@@ -132,3 +132,12 @@ def test_a_stream_whose_last_event_and_end_arrive_together_is_finished_when_that
     again = stream(pool, server)
     assert list(sse_batches(again)) == [[b"{}", b"[DONE]"]]
     assert server.connections == 1
+
+
+def test_events_with_crlf_line_ends_cut_between_a_cr_and_its_lf_stay_apart(pool):
+    body = chunked(b'data: {"n":1}\r\n\r\ndata: {"n":2}\r\n\r\n', b"data: [DONE]\r\n\r\n")
+    cut = body.index(b"\r\n\r\ndata") + 3  # after `\r\n\r`: the last LF comes with the next read
+    server = RawServer([[HEAD + body[:cut], body[cut:]]])
+    response = stream(pool, server)
+    events = [event for batch in sse_batches(response) for event in batch]
+    assert events == [b'{"n":1}', b'{"n":2}', b"[DONE]"]
