@@ -14,9 +14,10 @@ Environment:
   BENCH_DB_POOL_MAX      the router's DB_POOL_MAX_SIZE, default 16
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
-  BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
-  BENCH_ONLY=P7|P8       run only P7 (data at scale) or P8 (two workers); see bench/scale.py
-  BENCH_SCALE=1          add P7 to a full run (10M rows: ~10 minutes); BENCH_P8=0 leaves P8 out
+  BENCH_ONLY=P5,P6       only the named steps (P1P2 = P1, P2 and P4; P3 = P3 and the held streams; P5; P6; P7; P8),
+                         no metrics or reconciliation step
+  BENCH_P5_STREAMS       P5's concurrent streams, default 200,500 (bench/streams.py)
+  BENCH_SCALE=1          add P7 to a full run (10M rows: ~10 minutes); BENCH_P8=0 leaves P8 out (bench/scale.py)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import procs  # noqa: E402
 import profile_summary  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
+import streams  # noqa: E402
 
 PY = sys.executable
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -55,8 +57,15 @@ WANT_PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
 RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
 WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
-ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
-ONLY_SCALE = os.environ.get("BENCH_ONLY", "").upper() in ("P7", "P8")
+# BENCH_ONLY: the steps named, nothing else; unset: every step (P7 only with BENCH_SCALE=1).
+ONLY = frozenset(step.strip() for step in os.environ.get("BENCH_ONLY", "").upper().split(",") if step.strip())
+
+
+def wanted(step: str) -> bool:
+    """Whether a step of the benchmark runs: any in a full run, only the named ones under BENCH_ONLY."""
+    return step in ONLY if ONLY else True
+
+
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 # P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
@@ -486,6 +495,8 @@ def run_scenarios(bench: Bench) -> list[dict]:
     """P1, P2, P4, P3 and the held streams against every target that is running."""
     results = []
     for key, title, concurrency, stream, emulator, targets, keys in SCENARIOS:
+        if not wanted("P3" if stream else "P1P2"):
+            continue
         runs = {}
         for target in targets:
             if target not in bench.urls:
@@ -592,6 +603,9 @@ def print_report(out: dict) -> None:
         print(report.targets_text(out["surface_targets"]))
     elif out.get("surfaces"):
         print(f"\nP6 surfaces: {out['surfaces']}")
+    if out.get("streams"):
+        print()
+        print(streams.text(out["streams"]))
     acc = out["accounting"]
     if "error" in acc:
         print(f"\naccounting check failed: {acc['error']}")
@@ -659,7 +673,8 @@ def run() -> int:
         try:
             kind = "quick" if QUICK else "full"
             log(f"{kind} run; pinning: {out['pinning']}; load average {out['load_average_before']}")
-            cli, out["litellm"] = (None, "not needed (BENCH_ONLY)") if ONLY_SCALE else ensure_litellm()
+            scale_only = bool(ONLY) and ONLY <= {"P7", "P8"}  # no LiteLLM in P7 or P8
+            cli, out["litellm"] = (None, "not needed (BENCH_ONLY)") if scale_only else ensure_litellm()
             log(f"LiteLLM: {out['litellm']}")
             prepare_stores()
             bench.start_emulator()
@@ -672,12 +687,14 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = [] if ONLY_SURFACES or ONLY_SCALE else run_scenarios(bench)
-            if (WANT_SURFACES or ONLY_SURFACES) and not ONLY_SCALE:
+            out["scenarios"] = run_scenarios(bench) if wanted("P1P2") or wanted("P3") else []
+            if wanted("P5"):
+                out["streams"] = streams.run(bench, log, quick=QUICK, profile=WANT_PROFILE)
+            if wanted("P6") and (WANT_SURFACES or "P6" in ONLY):
                 out["surfaces"] = run_surfaces(bench)
             else:
-                out["surfaces"] = "skipped (BENCH_SURFACES=0)" if not ONLY_SCALE else None
-            if WANT_PROFILE and not ONLY_SURFACES and not ONLY_SCALE:
+                out["surfaces"] = "skipped (BENCH_SURFACES=0)" if wanted("P6") else "skipped (BENCH_ONLY)"
+            if WANT_PROFILE and wanted("P1P2"):
                 out["profiles"] = {}
                 log("profiling the router worker during an extra P2 pass (py-spy)")
                 out["profiles"]["router"] = bench.profile("router")
@@ -686,8 +703,8 @@ def run() -> int:
         finally:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
-    if ONLY_SURFACES or scale.skips_rest():
-        reason = "BENCH_ONLY=P6" if ONLY_SURFACES else "BENCH_ONLY" if ONLY_SCALE else "P7 measured it at scale"
+    if ONLY or scale.skips_rest():
+        reason = "BENCH_ONLY" if ONLY else "P7 measured it at scale"
         out["metrics_cost"], out["reconciliation"] = None, f"skipped ({reason})"
     else:
         log("timing the metrics instrumentation per request")

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +29,7 @@ from core.after_response import run_after_response, wait_for
 from core.db import release_db
 from core.green import COOPERATIVE, start_beside
 
+from .chat_chunks import middle_chunk_chars
 from .errors import ApiError
 from .models import Generation
 from .settlement import Closing, Finished, Outcome, Started, generation_close
@@ -215,47 +216,68 @@ class StreamRelay:
         surface = self.started.surface
         upstream = self.call.upstream
         rewrite: ChunkRewriter | None = None
+        # The fast path: a middle chunk is read and rewritten as bytes (completions/chat_chunks.py).
+        rewrite_bytes: Callable[[bytes], bytes | None] | None = None
         held: tuple[bytes, dict] | None = None
-        done = False
+        done = stop = False
+        batches = (upstream.event_batches or _one_by_one(upstream.events))(self.call.response)
         try:
-            for data in upstream.events(self.call.response):
-                if data == b"[DONE]":
-                    done = True
+            for batch in batches:
+                out: list[bytes] = []  # what this read relays: one write for the events that arrived together
+                for data in batch:
+                    if rewrite_bytes is not None and not outcome.finish_reason:
+                        chars = middle_chunk_chars(data)
+                        relayed = None if chars is None else rewrite_bytes(data)
+                        if relayed is not None:
+                            if chars:
+                                if outcome.ttft_ms is None:
+                                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                                outcome.completion_chars += chars
+                            out.append(surface.stream_event(relayed))
+                            continue
+                    if data == b"[DONE]":
+                        done = stop = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        continue
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk and not chunk.get("choices"):
+                        self.error = "the upstream reported an error mid-stream"
+                        stop = True
+                        break
+                    if chunk.get("usage"):
+                        self.usage = chunk["usage"]
+                    choices = chunk.get("choices")
+                    if not choices:
+                        if self.usage is not None:
+                            self.usage_chunk = chunk
+                        continue
+                    if not outcome.upstream_id:
+                        outcome.upstream_id = str(chunk.get("id") or "")
+                        rewrite = surface.stream_rewriter(chunk, self.started)
+                        rewrite_bytes = getattr(rewrite, "apply_bytes", None)
+                    chars = upstream.completion_chars(choices, "delta")
+                    if chars and outcome.ttft_ms is None:
+                        outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                    outcome.completion_chars += chars
+                    reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+                    if reason:
+                        outcome.finish_reason = str(reason)
+                    if held is not None:
+                        out.append(surface.stream_event(rewrite.apply(*held)))
+                        held = None
+                    if outcome.finish_reason:
+                        # The answer's end waits for its usage and cost: the surface writes it (stream_final).
+                        held = (data, chunk)
+                    else:
+                        out.append(surface.stream_event(rewrite.apply(data, chunk)))
+                if out:
+                    self._put(out[0] if len(out) == 1 else b"".join(out))
+                if stop:
                     break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    continue
-                if not isinstance(chunk, dict):
-                    continue
-                if "error" in chunk and not chunk.get("choices"):
-                    self.error = "the upstream reported an error mid-stream"
-                    break
-                if chunk.get("usage"):
-                    self.usage = chunk["usage"]
-                choices = chunk.get("choices")
-                if not choices:
-                    if self.usage is not None:
-                        self.usage_chunk = chunk
-                    continue
-                if not outcome.upstream_id:
-                    outcome.upstream_id = str(chunk.get("id") or "")
-                    rewrite = surface.stream_rewriter(chunk, self.started)
-                chars = upstream.completion_chars(choices, "delta")
-                if chars and outcome.ttft_ms is None:
-                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
-                outcome.completion_chars += chars
-                reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-                if reason:
-                    outcome.finish_reason = str(reason)
-                if held is not None:
-                    self._put(surface.stream_event(rewrite.apply(*held)))
-                    held = None
-                if outcome.finish_reason:
-                    # The answer's end waits for its usage and cost: the surface writes it (stream_final).
-                    held = (data, chunk)
-                else:
-                    self._put(surface.stream_event(rewrite.apply(data, chunk)))
                 if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
                     break
             else:
@@ -279,6 +301,7 @@ class StreamRelay:
             self.held, self.rewrite = held, rewrite
             if done:
                 # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
+                _read_to_end(batches)
                 self.call.response.drain_conn()
                 self.call.response.release_conn()
             else:
@@ -290,8 +313,9 @@ class StreamRelay:
         outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
         passthrough = self.call.passthrough
         assert passthrough is not None
+        events = passthrough.events(self.call.response)
         try:
-            for event in passthrough.events(self.call.response):
+            for event in events:
                 relayed, chars = native.feed(event)
                 if chars and outcome.ttft_ms is None:
                     outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
@@ -317,6 +341,7 @@ class StreamRelay:
             self.usage = native.usage
             outcome.upstream_id, outcome.finish_reason = native.upstream_id, native.finish_reason
             if native.done:
+                _read_to_end(events)
                 self.call.response.drain_conn()
                 self.call.response.release_conn()
             else:
@@ -400,6 +425,21 @@ class StreamRelay:
         """Unblock a reader still waiting on the upstream when the drain time is up."""
         if self.reading:
             self.call.response.shutdown()
+
+
+def _read_to_end(events: Iterator[Any]) -> None:
+    """Read what is left of a finished stream (the chunked terminator) with the reader that read the rest: it
+    may hold part of it (completions/upstreams/sse.py), so urllib3's own drain would wait for bytes already read."""
+    try:
+        for _ in events:
+            pass
+    except HTTPError:
+        pass
+
+
+def _one_by_one(events: Callable[[Any], Iterator[bytes]]) -> Callable[[Any], Iterator[list[bytes]]]:
+    """An upstream kind's events as batches of one, for a kind that reads no more than an event at a time."""
+    return lambda response: ([event] for event in events(response))
 
 
 def _drain_s() -> float:

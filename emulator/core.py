@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import random
 import re
 import secrets
 import time
@@ -280,8 +281,8 @@ def _waiting_ms(call: Call) -> int:
     """All the emulated waiting of a request: before the reply, then (streamed) between its chunks."""
     waited = call.opts["delay_ms"] + (call.opts["timeout_ms"] if call.fail == "timeout" else 0)
     if _streams(call):  # at most: every step of every choice, the usage chunk and [DONE], one gap apart
-        gaps = (len(_deltas(call.answer)) + 2) * call.n + 1
-        waited += call.opts["pause_ms"] + call.opts["chunk_delay_ms"] * gaps
+        gaps = (len(_deltas(call.answer, call.opts["chunk_words"])) + 2) * call.n + 1
+        waited += call.opts["pause_ms"] + (call.opts["chunk_delay_ms"] + call.opts["chunk_jitter_ms"]) * gaps
     return waited
 
 
@@ -302,6 +303,8 @@ def _options(raw: Any) -> dict[str, Any]:
         "chunk_delay_ms": (0, 0, MAX_DELAY_MS),
         "pause_ms": (0, 0, MAX_DELAY_MS),
         "pause_after": (1, 0, 10**6),
+        "chunk_jitter_ms": (0, 0, MAX_DELAY_MS),
+        "chunk_words": (1, 1, 64),
         "timeout_ms": (DEFAULT_TIMEOUT_MS, 0, MAX_DELAY_MS),
     }
     opts = dict(raw)
@@ -514,10 +517,19 @@ def completion_body(call: Call) -> dict[str, Any]:
     return out
 
 
-def _deltas(answer: Answer) -> list[dict[str, Any]]:
-    """Deltas between the role chunk and the finish chunk: words, or tool-call header + fragments."""
-    if not answer.tool_calls:  # one chunk per word, each carrying its leading whitespace
-        return [{"content": piece} for piece in _PIECES.findall(answer.content or "")]
+def _deltas(answer: Answer, words: int = 1) -> list[dict[str, Any]]:
+    """Deltas between the role chunk and the finish chunk: words, or tool-call header + fragments.
+
+    Text comes one word a chunk, each with its leading whitespace; with `chunk_words` > 1 the chunks
+    carry 1, 2, … up to that many words in turn, as a real model's tokens group unevenly.
+    """
+    if not answer.tool_calls:
+        pieces = _PIECES.findall(answer.content or "")
+        deltas, at, size = [], 0, 1
+        while at < len(pieces):
+            deltas.append({"content": "".join(pieces[at : at + size])})
+            at, size = at + size, size % words + 1
+        return deltas
     deltas: list[dict[str, Any]] = []
     for index, call in enumerate(answer.tool_calls):
         name, arguments = call["function"]["name"], call["function"]["arguments"]
@@ -532,11 +544,16 @@ def _deltas(answer: Answer) -> list[dict[str, Any]]:
 
 
 def stream_events(call: Call) -> Iterator[bytes | float]:
-    """SSE events for a streamed answer, with `chunk_delay_ms` gaps as floats between them."""
-    gap = call.opts["chunk_delay_ms"] / 1000
+    """SSE events for a streamed answer, with `chunk_delay_ms` gaps as floats between them.
+
+    `chunk_jitter_ms` lengthens each gap by a random share of that many milliseconds, so that concurrent
+    streams pace like real models (50–100 chunks/s: a delay of 10 and a jitter of 10) instead of in step.
+    """
+    gap, jitter = call.opts["chunk_delay_ms"] / 1000, call.opts["chunk_jitter_ms"] / 1000
+    uniform = random.Random(call.id).uniform
     for position, event in enumerate(_stream_chunks(call)):
-        if position and gap and isinstance(event, bytes):
-            yield gap
+        if position and (gap or jitter) and isinstance(event, bytes):
+            yield gap + uniform(0, jitter) if jitter else gap
         yield event
 
 
@@ -552,7 +569,7 @@ def _stream_chunks(call: Call) -> Iterator[bytes | float]:
         "model": call.model,
         "system_fingerprint": "fp_emulator",
     }
-    body = _deltas(call.answer)
+    body = _deltas(call.answer, call.opts["chunk_words"])
     cut = len(body) // 2 if call.fail in MID_STREAM_FAILS else None
     steps = [
         ({"role": "assistant", "content": None if call.answer.tool_calls else ""}, None),

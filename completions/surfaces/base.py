@@ -49,7 +49,11 @@ class SurfaceRequest(Protocol):
 
 
 class ChunkRewriter(Protocol):
-    """Turns one upstream stream chunk (its bytes and its parsed form) into the client's event payload."""
+    """Turns one upstream stream chunk (its bytes and its parsed form) into the client's event payload.
+
+    A rewriter may also have `apply_bytes(data) -> bytes | None`, for a middle chunk the relay did not
+    parse (`completions/chat_chunks.py`); None there sends the chunk through `apply` after all.
+    """
 
     def apply(self, data: bytes, chunk: dict) -> bytes: ...
 

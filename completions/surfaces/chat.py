@@ -373,6 +373,21 @@ class Rewrite:
                 )
         return cls(pairs, gen_id, model, wants_usage, exclude_reasoning)
 
+    def apply_bytes(self, data: bytes) -> bytes | None:
+        """`apply` for a chunk the relay did not parse (`chat_chunks.middle_chunk_chars`: no usage object
+        on it); None when it must be parsed after all."""
+        if len(self.old) != 2 or _has_reasoning(data, self.exclude_reasoning):
+            return None
+        if data.endswith(_USAGE_NULL_LAST):
+            if not self.wants_usage:  # as in `apply`: the top-level object's last member
+                data = data[: -len(_USAGE_NULL_LAST)] + b"}"
+        elif b'"usage"' in data:
+            return None
+        (old_id, new_id), (old_model, new_model) = self.old
+        if data.count(old_id) != 1 or data.count(old_model) != 1:
+            return None
+        return data.replace(old_id, new_id, 1).replace(old_model, new_model, 1)
+
     def apply(self, data: bytes, chunk: dict) -> bytes:
         usage = chunk.get("usage", _MISSING)
         # `usage: null` stays only when the client asked for usage (as OpenAI does); a provider's

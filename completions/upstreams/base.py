@@ -117,3 +117,6 @@ class Upstream:
     # Kinds its providers also speak at the same base URL (an OpenAI-compatible provider serves Embeddings
     # too): a surface this kind cannot serve is sent to the route in one of these.
     siblings: tuple[str, ...] = ()
+    # The same payloads as `events`, a list per network read (events that arrived together are relayed in one
+    # write); None: the relay reads `events` one at a time.
+    event_batches: Callable[[urllib3.BaseHTTPResponse], Iterator[list[bytes]]] | None = None

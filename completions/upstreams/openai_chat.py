@@ -26,6 +26,7 @@ from ..candidates import Candidate
 from ..errors import ApiError
 from ..routing import RouteInfo
 from .base import Outgoing, Upstream, UpstreamCall
+from .sse import body_pieces
 
 log = logging.getLogger(__name__)
 
@@ -190,20 +191,33 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
     )
 
 
-def sse_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The `data` payloads of an SSE byte stream, as they arrive."""
-    if response.chunked and response.supports_chunked_reads():
-        chunks = response.read_chunked(decode_content=True)
-    else:
-        chunks = iter(lambda: response.read1(65536), b"")
+def sse_batches(response: urllib3.BaseHTTPResponse) -> Iterator[list[bytes]]:
+    """The `data` payloads of an SSE byte stream: a list per network read, of the events it completed."""
     buffer = b""
-    for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
+    for piece in body_pieces(response):
+        buffer = buffer + piece if buffer else piece
+        if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
+            buffer = buffer.replace(b"\r\n", b"\n")
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            continue
+        complete, buffer = buffer[:end], buffer[end + 2 :]
+        batch = []
+        for event in complete.split(b"\n\n"):
+            if event.startswith(b"data:") and b"\n" not in event:  # one data line: the usual event
+                batch.append(event[5:].lstrip(b" "))
+                continue
             data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
             if data:
-                yield b"\n".join(data)
+                batch.append(b"\n".join(data))
+        if batch:
+            yield batch
+
+
+def sse_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The `data` payloads of an SSE byte stream, as they arrive."""
+    for batch in sse_batches(response):
+        yield from batch
 
 
 def completion_chars(choices: Any, key: str) -> int:
@@ -235,6 +249,7 @@ UPSTREAM = Upstream(
     accepts=frozenset({"openai-chat"}),
     siblings=("openai-embeddings",),
     events=sse_events,
+    event_batches=sse_batches,
     completion_chars=completion_chars,
     answer_ok=answer_ok,
 )

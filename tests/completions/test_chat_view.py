@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class FakeProvider:
         payload += b"data: [DONE]\n\n" if done else b""
         self.replies.append(lambda _: (200, "text/event-stream", payload))
 
+    def pieces(self, pieces: list[bytes]) -> None:
+        """Answer the next request with this event stream, one HTTP chunk per piece, sent apart."""
+        self.replies.append(lambda _: (200, "text/event-stream", pieces))
+
     def handle(self, received: Received) -> tuple[int, str, bytes]:
         with self.lock:
             self.received.append(received)
@@ -144,6 +149,15 @@ def provider_handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             status, content_type, payload = fake.handle(Received(self.path, headers, json.loads(raw)))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if isinstance(payload, list):  # HTTP chunks, sent apart, as a provider streams
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in payload:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                    time.sleep(0.02)
+                self.wfile.write(b"0\r\n\r\n")
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -370,6 +384,76 @@ def test_a_stream_without_usage_is_charged_the_documented_estimate(shop: Shop, p
     generation_id = response["X-Generation-Id"]
     assert_settled_once(shop, generation_id, cost)
     assert Generation.objects.get(pk=generation_id).usage_source == "estimated"
+
+
+def compact_event(each: dict[str, Any]) -> bytes:
+    """One event as OpenAI writes it: compact JSON, `usage: null` last on a chunk with choices."""
+    return b"data: " + json.dumps(each, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+
+def compact_stream(texts: list[str], usage: dict[str, int] | None) -> list[bytes]:
+    """The events of a compact stream: role, `texts`, finish, then the usage chunk if any, and [DONE]."""
+    chunks = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": t}) for t in texts)]
+    chunks.append(chunk({}, finish_reason="stop"))
+    events = [compact_event({**each, "usage": None}) for each in chunks]
+    if usage is not None:
+        total = {**usage, "total_tokens": sum(usage.values())}
+        events.append(compact_event({**chunk({}), "choices": [], "usage": total}))
+    return [*events, b"data: [DONE]\n\n"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_compact_stream_is_relayed_as_the_providers_bytes_with_our_id_and_model_whatever_its_reads(
+    shop: Shop, provider: FakeProvider, include_usage: bool
+):
+    texts = ["Hel", "lo", ", wor", "ld", " – ", "Привет"]
+    events = compact_stream(texts, usage={"prompt_tokens": 9, "completion_tokens": 8})
+    # Read as it comes: two events in one HTTP chunk, one event cut across two, the rest one a chunk.
+    third = events[3]
+    pieces = [events[0] + events[1], events[2] + third[:20], third[20:], *events[4:]]
+    provider.pieces(pieces)
+
+    body = {"model": shop.model.public_id, "messages": HI, "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    response = shop.post(body)
+    parts = list(response.streaming_content)
+    data = sse_data(b"".join(parts))
+
+    generation_id = response["X-Generation-Id"]
+    relayed = [decimal_json(d) for d in data[:-1]]
+    assert data[-1] == b"[DONE]"
+    assert parts[0].count(b"data: ") == 2  # the two events that arrived together leave in one write
+    assert {(c["id"], c["model"]) for c in relayed} == {(generation_id, shop.model.public_id)}
+    assert [c["choices"][0]["delta"].get("content") for c in relayed if c["choices"]] == ["", *texts, None]
+    # Every middle chunk is the provider's own bytes, its id and model replaced (and its `usage: null` cut
+    # when the client did not ask for usage).
+    for sent, got in zip(events[1 : 1 + len(texts)], data[1 : 1 + len(texts)], strict=True):
+        ours = sent.removeprefix(b"data: ").removesuffix(b"\n\n")
+        ours = ours.replace(b'"chatcmpl-upstream-1"', json.dumps(generation_id).encode())
+        ours = ours.replace(json.dumps(UPSTREAM_MODEL).encode(), json.dumps(shop.model.public_id).encode())
+        assert got == (ours if include_usage else ours.replace(b',"usage":null}', b"}"))
+    cost = Decimal("0.00000615")  # 9 × $0.15 / 1M + 8 × $0.60 / 1M
+    assert relayed[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 8, "total_tokens": 17, "cost": cost}
+    assert_settled_once(shop, generation_id, cost)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compact_stream_without_usage_is_estimated_from_the_same_characters_as_a_parsed_one(
+    shop: Shop, provider: FakeProvider
+):
+    texts = ["Привет", ", мир", "! ", "ok"]  # 15 characters, 24 bytes: four tokens, not six
+    provider.pieces(compact_stream(texts, usage=None))
+    raw = json.dumps({"model": shop.model.public_id, "messages": HI, "stream": True}).encode()
+
+    response = shop.post(raw)
+    events = sse_data(b"".join(response.streaming_content))
+
+    prompt, completion_tokens = -(-len(raw) // 4), 4
+    cost = (prompt * Decimal("0.15") + completion_tokens * Decimal("0.60")) / 1_000_000
+    assert decimal_json(events[-2])["usage"]["completion_tokens"] == completion_tokens
+    assert_settled_once(shop, response["X-Generation-Id"], cost)
 
 
 # --- Where the cost goes when a stream does not end as usual ----------------------------------------------

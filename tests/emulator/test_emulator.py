@@ -339,6 +339,22 @@ def test_it_streams_role_then_one_chunk_per_word_then_finish_then_done() -> None
     assert all("usage" not in c for c in chunks)
 
 
+def test_chunk_words_groups_one_two_three_words_a_chunk_in_turn_with_the_same_usage() -> None:
+    events = streamed(emulator={"completion_tokens": 8, "chunk_words": 3}, stream_options={"include_usage": True})
+    deltas = [c["choices"][0]["delta"].get("content") for c in events[1:-3]]
+    assert deltas == ["This", " is the", " ML Router upstream", " emulator", " speaking."]
+    assert events[-2]["usage"]["completion_tokens"] == 8
+
+
+def test_chunk_jitter_spreads_each_gap_between_the_delay_and_the_delay_plus_the_jitter() -> None:
+    steering = {"completion_tokens": 40, "chunk_delay_ms": 10, "chunk_jitter_ms": 10}
+    reply = core.chat_reply(json.dumps({"messages": USER, "stream": True, "emulator": steering}).encode(), {})
+    gaps = [event for event in reply.events if isinstance(event, float)]
+    assert len(gaps) == 42  # role, 40 words, finish, [DONE]: one gap between each two
+    assert all(0.010 <= gap <= 0.020 for gap in gaps)
+    assert len(set(gaps)) > 1
+
+
 def test_it_streams_usage_chunk_when_asked() -> None:
     events = streamed(stream_options={"include_usage": True})
     assert events[-1] == "[DONE]"

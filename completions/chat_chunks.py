@@ -1,0 +1,53 @@
+"""A chat completion chunk read from its bytes, without parsing it: the stream relay's fast path.
+
+Almost every chunk of a stream is a middle one: one choice, no `finish_reason` yet, no usage object,
+no error, text only. `middle_chunk_chars` recognises such a chunk as the upstream wrote it and returns
+the characters it generated, what `openai_chat.completion_chars` counts from the parsed chunk. Any
+other chunk, or one written in a way it does not recognise (a space after a colon, an escape in the
+text, a second `content` such as logprobs'), gets None, and the relay parses it as before. It does not
+guess: a pattern such as `"finish_reason":null` cannot occur inside a JSON string, whose own quotes are
+escaped, so each pattern found is the key it names.
+"""
+
+from __future__ import annotations
+
+_CHOICES = b'"choices":[{'
+_FINISH = b'"finish_reason"'
+_FINISH_NULL = b'"finish_reason":null'
+_CONTENT_KEY = b'"content"'
+_CONTENT_TEXT = b'"content":"'
+_CONTENT_NULL = b'"content":null'
+_USAGE = b'"usage"'
+_USAGE_NULL_LAST = b',"usage":null}'
+# Anything that generates characters other than `content`, or that settlement reads from the chunk.
+_PARSE = (b'"tool_calls"', b'"refusal":"', b'"reasoning', b'"error"')
+
+
+def middle_chunk_chars(data: bytes) -> int | None:
+    """The characters a middle chunk generated, or None when the chunk must be parsed."""
+    if not (data.startswith(b"{") and data.endswith(b"}")) or _CHOICES not in data:
+        return None
+    if data.count(_FINISH) != 1 or _FINISH_NULL not in data:
+        return None
+    if _USAGE in data and not data.endswith(_USAGE_NULL_LAST):
+        return None
+    for marker in _PARSE:
+        if marker in data:
+            return None
+    contents = data.count(_CONTENT_KEY)
+    if contents == 0:
+        return 0
+    if contents > 1:
+        return None
+    start = data.find(_CONTENT_TEXT)
+    if start < 0:
+        return 0 if _CONTENT_NULL in data else None
+    start += len(_CONTENT_TEXT)
+    end = data.find(b'"', start)
+    text = data[start:end]
+    if end < 0 or b"\\" in text:
+        return None
+    try:
+        return len(text.decode())
+    except UnicodeDecodeError:
+        return None

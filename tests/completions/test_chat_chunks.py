@@ -1,0 +1,68 @@
+"""Reading a middle chunk from its bytes: the characters it generated, exactly as parsing it counts them."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from completions.chat_chunks import middle_chunk_chars
+from completions.upstreams.openai_chat import completion_chars
+
+
+def compact(chunk: dict, *, ascii_only: bool = False) -> bytes:
+    return json.dumps(chunk, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+
+
+def middle(delta: dict, **extra) -> dict:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m", "choices": [choice], **extra}
+
+
+@given(text=st.text(), ascii_only=st.booleans(), usage_null=st.booleans())
+def test_a_middle_chunk_counts_what_parsing_counts_or_asks_to_be_parsed(text, ascii_only, usage_null):
+    chunk = middle({"content": text}, **({"usage": None} if usage_null else {}))
+    data = compact(chunk, ascii_only=ascii_only)
+    counted = middle_chunk_chars(data)
+    assert counted in (None, completion_chars(json.loads(data)["choices"], "delta"))
+    if '"' not in text and "\\" not in text and text.isprintable() and (text.isascii() or not ascii_only):
+        assert counted == len(text)
+
+
+def test_text_in_any_script_is_counted_in_characters_not_bytes():
+    assert middle_chunk_chars(compact(middle({"content": "Привет, 世界"}))) == 10
+
+
+def test_a_role_chunk_and_an_empty_delta_generate_nothing():
+    assert middle_chunk_chars(compact(middle({"role": "assistant", "content": ""}))) == 0
+    assert middle_chunk_chars(compact(middle({"role": "assistant", "content": None}))) == 0
+    assert middle_chunk_chars(compact(middle({}))) == 0
+
+
+def test_every_chunk_settlement_reads_is_left_to_parsing():
+    finish = middle({})
+    finish["choices"][0]["finish_reason"] = "stop"
+    usage = {**middle({}), "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+    with_usage = middle({"content": "x"}, usage={"prompt_tokens": 1})
+    error = {"error": {"message": "boom"}}
+    for chunk in (finish, usage, with_usage, error):
+        assert middle_chunk_chars(compact(chunk)) is None
+    assert middle_chunk_chars(b"[DONE]") is None
+
+
+def test_chunks_that_generate_more_than_content_are_left_to_parsing():
+    tool = middle({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+    refusal = middle({"refusal": "no"})
+    reasoning = middle({"reasoning_content": "hmm", "content": "x"})
+    logprobs = middle({"content": "x"})
+    logprobs["choices"][0]["logprobs"] = {"content": [{"token": "x", "logprob": -0.1}]}
+    two = {**middle({"content": "a"}), "choices": [middle({"content": "a"})["choices"][0]] * 2}
+    for chunk in (tool, refusal, reasoning, logprobs, two):
+        assert middle_chunk_chars(compact(chunk)) is None
+
+
+def test_a_spaced_or_escaped_or_cut_chunk_is_left_to_parsing():
+    assert middle_chunk_chars(json.dumps(middle({"content": "hi"})).encode()) is None
+    assert middle_chunk_chars(compact(middle({"content": 'say "hi"'}))) is None
+    assert middle_chunk_chars(compact(middle({"content": "hi"}))[:-3]) is None
