@@ -15,6 +15,9 @@ Environment:
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
   BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
+  BENCH_ONLY=P1P2        run only P1, P2 and P4 (no streams, P6, metrics or reconciliation step)
+  BENCH_RUNS=5           the selected scenarios five times against the same servers, the books after each
+                         (bench/repeat.py), and a markdown table of the runs
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ sys.path.insert(0, str(BENCH))
 import metrics_cost  # noqa: E402
 import procs  # noqa: E402
 import profile_summary  # noqa: E402
+import repeat  # noqa: E402
 import report  # noqa: E402
 
 PY = sys.executable
@@ -52,7 +56,9 @@ WANT_PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
 WANT_RECONCILE = os.environ.get("BENCH_RECONCILE", "1") not in ("0", "")
 RECONCILE_ROWS = os.environ.get("BENCH_RECONCILE_ROWS", "100000,500000" if QUICK else "1000000,5000000").split(",")
 WANT_SURFACES = os.environ.get("BENCH_SURFACES", "1") not in ("0", "")
-ONLY_SURFACES = os.environ.get("BENCH_ONLY", "").upper() == "P6"
+ONLY = os.environ.get("BENCH_ONLY", "").upper()
+ONLY_SURFACES = ONLY == "P6"
+ONLY_PLAIN = ONLY == "P1P2"  # P4 too: its target is a share of P2's throughput in the same run
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 # P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
@@ -467,6 +473,8 @@ def run_scenarios(bench: Bench) -> list[dict]:
     """P1, P2, P4, P3 and the held streams against every target that is running."""
     results = []
     for key, title, concurrency, stream, emulator, targets, keys in SCENARIOS:
+        if ONLY_PLAIN and stream:
+            continue
         runs = {}
         for target in targets:
             if target not in bench.urls:
@@ -651,8 +659,14 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = [] if ONLY_SURFACES else run_scenarios(bench)
-            if WANT_SURFACES or ONLY_SURFACES:
+            if repeat.RUNS > 1 and not ONLY_SURFACES:
+                out["runs"] = repeat.repeat(lambda: run_scenarios(bench), accounting_check, log)
+                out["scenarios"] = out["runs"][-1]["scenarios"]
+            else:
+                out["scenarios"] = [] if ONLY_SURFACES else run_scenarios(bench)
+            if ONLY_PLAIN:
+                out["surfaces"] = "skipped (BENCH_ONLY=P1P2)"
+            elif WANT_SURFACES or ONLY_SURFACES:
                 out["surfaces"] = run_surfaces(bench)
             else:
                 out["surfaces"] = "skipped (BENCH_SURFACES=0)"
@@ -664,8 +678,8 @@ def run() -> int:
         finally:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
-    if ONLY_SURFACES:
-        out["metrics_cost"], out["reconciliation"] = None, "skipped (BENCH_ONLY=P6)"
+    if ONLY:
+        out["metrics_cost"], out["reconciliation"] = None, f"skipped (BENCH_ONLY={ONLY})"
     else:
         log("timing the metrics instrumentation per request")
         out["metrics_cost"] = metrics_cost.measure_all()
@@ -678,6 +692,9 @@ def run() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
     print_report(out)
+    if out.get("runs"):
+        print()
+        print(repeat.text(out["runs"]))
     print(f"\nraw results: bench/results/latest.json ({out['elapsed_s']} s)")
     return 0
 
