@@ -32,7 +32,7 @@ IDLE = re.compile(r"_WorkerGreenlet\.run \(gevent/threadpool\.py")
 OURS = re.compile(r"\((completions|billing|accounts)/")
 # The request's steps, by the function that performs each (inclusive time; nested steps are indented).
 BUDGET: list[tuple[str, re.Pattern[str]]] = [
-    ("the request's view (chat_completions)", re.compile(r"^chat_completions ")),
+    ("the request's view (completions/pipeline.py surface_view)", re.compile(r"^surface_view\.<locals>\.view ")),
     ("  parse + validate the body", re.compile(r"^parse_chat_request ")),
     ("  key check (in-process cache)", re.compile(r"^principal_authenticate ")),
     ("  rate limit (one Redis Lua call)", re.compile(r"^rate_limit_hit ")),

@@ -14,8 +14,10 @@ Environment:
   BENCH_DB_POOL_MAX      the router's DB_POOL_MAX_SIZE, default 16
   BENCH_STREAMS          concurrent streams in the held-streams test, default 1000 (200 quick)
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
-  BENCH_ONLY=P5,P6       only the named steps (P1P2 = P1, P2 and P4; P3 = P3 and the held streams; P5; P6; P7; P8),
+  BENCH_ONLY=P1P2,P6     only the named steps (P1P2 = P1, P2 and P4; P3 = P3 and the held streams; P5; P6; P7; P8),
                          no metrics or reconciliation step
+  BENCH_RUNS=5           the selected scenarios five times against the same servers, the books after each
+                         (bench/repeat.py), and a markdown table of the runs
   BENCH_P5_STREAMS       P5's concurrent streams, default 200,500 (bench/streams.py)
   BENCH_SCALE=1          add P7 to a full run (10M rows: ~10 minutes); BENCH_P8=0 leaves P8 out (bench/scale.py)
 """
@@ -42,6 +44,7 @@ sys.path.insert(0, str(BENCH))
 import metrics_cost  # noqa: E402
 import procs  # noqa: E402
 import profile_summary  # noqa: E402
+import repeat  # noqa: E402
 import report  # noqa: E402
 import scale  # noqa: E402
 import streams  # noqa: E402
@@ -62,7 +65,10 @@ ONLY = frozenset(step.strip() for step in os.environ.get("BENCH_ONLY", "").upper
 
 
 def wanted(step: str) -> bool:
-    """Whether a step of the benchmark runs: any in a full run, only the named ones under BENCH_ONLY."""
+    """Whether a step of the benchmark runs: any in a full run, only the named ones under BENCH_ONLY.
+
+    P1P2 is P1, P2 and P4 (P4's target is a share of P2's throughput in the same run).
+    """
     return step in ONLY if ONLY else True
 
 
@@ -687,7 +693,13 @@ def run() -> int:
                 except RuntimeError as exc:
                     out["litellm"] = f"skipped: the proxy did not start ({str(exc).splitlines()[0]})"
                     log(out["litellm"])
-            out["scenarios"] = run_scenarios(bench) if wanted("P1P2") or wanted("P3") else []
+            if not (wanted("P1P2") or wanted("P3")):
+                out["scenarios"] = []
+            elif repeat.RUNS > 1:
+                out["runs"] = repeat.repeat(lambda: run_scenarios(bench), accounting_check, log)
+                out["scenarios"] = out["runs"][-1]["scenarios"]
+            else:
+                out["scenarios"] = run_scenarios(bench)
             if wanted("P5"):
                 out["streams"] = streams.run(bench, log, quick=QUICK, profile=WANT_PROFILE)
             if wanted("P6") and (WANT_SURFACES or "P6" in ONLY):
@@ -704,7 +716,7 @@ def run() -> int:
             bench.processes.stop_all()
     # After the servers stopped: both time work on this process's core, not the router's.
     if ONLY or scale.skips_rest():
-        reason = "BENCH_ONLY" if ONLY else "P7 measured it at scale"
+        reason = f"BENCH_ONLY={','.join(sorted(ONLY))}" if ONLY else "P7 measured it at scale"
         out["metrics_cost"], out["reconciliation"] = None, f"skipped ({reason})"
     else:
         log("timing the metrics instrumentation per request")
@@ -718,6 +730,9 @@ def run() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
     print_report(out)
+    if out.get("runs"):
+        print()
+        print(repeat.text(out["runs"]))
     print(f"\nraw results: bench/results/latest.json ({out['elapsed_s']} s)")
     return 0
 

@@ -66,8 +66,9 @@ def worker_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Start sampling the worker's state gauges, replay settlements a stopped worker spooled, and move
-    everything loaded so far (Django, the app) out of the garbage collector's way.
+    """Start sampling the worker's state gauges, replay settlements a stopped worker spooled, let psycopg
+    wait on its sockets through gevent's loop directly (core/db.py), and move everything loaded so far
+    (Django, the app) out of the garbage collector's way.
 
     The settlement spool (completions/spool.py) keeps charges PostgreSQL could not take; a new worker
     writes what its predecessor left. The collector would otherwise walk the long-lived objects (Django,
@@ -77,8 +78,10 @@ def post_worker_init(worker):
     import gc
 
     from completions.spool import replay_loop_start
+    from core.db import green_wait_install
     from core.metrics import sampler_start
 
+    green_wait_install()
     sampler_start()
     replay_loop_start()
     gc.freeze()

@@ -33,6 +33,7 @@ run = _module("run")
 seed = _module("seed")
 loadgen = _module("loadgen")
 report = _module("report")
+repeat = _module("repeat")
 
 REPLIES = {"chat": core.chat_reply, "messages": messages.messages_reply, "responses": responses.responses_reply}
 HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
@@ -133,3 +134,53 @@ def test_a_surface_is_compared_with_chat_round_by_round_when_both_ran_in_rounds(
     messages = dict(_run(1.2), cpu_ms_per_request_rounds=[2.1, 1.2, 1.6])
     assert report._paired(messages, chat) == (0.1, [0.1, 0.2, 0.1])
     assert report._paired(_run(1.2), _run(1.0)) == (0.2, [])  # no rounds: the two figures
+
+
+def _plain(p1: tuple[float, float], p2: tuple[float, float, float], p4: float) -> list[dict]:
+    """P1, P2 and P4 as run_scenarios returns them: P1 (direct, router) p50, P2 (router, LiteLLM) RPS and p99."""
+
+    def one(**figures) -> dict:
+        return {"requests": 10, "ok": 10, "errors": {}, "rps": None, "p50_ms": None, "p99_ms": None, **figures}
+
+    return [
+        {"key": "P1", "runs": {"direct": one(p50_ms=p1[0]), "router": one(p50_ms=p1[1]), "litellm": one(p50_ms=9.0)}},
+        {"key": "P2", "runs": {"router": one(rps=p2[0], p99_ms=p2[2]), "litellm": one(rps=p2[1], p99_ms=600.0)}},
+        {"key": "P4", "runs": {"router": one(rps=p4, p99_ms=90.0)}},
+    ]
+
+
+BALANCED = {"generations": {"completed": 30}, "charges": 30, "open_holds": 0, "accounts_off_ledger_or_holding": 0}
+
+
+def test_a_run_passes_only_when_p1_p2_and_the_books_all_meet_issue_16s_targets():
+    passing = repeat.figures(_plain((0.2, 1.6), (660.0, 100.0, 80.0), 600.0), BALANCED)
+    assert (passing["p1_ms"], passing["p2_ratio"], passing["p4_share"], passing["passed"]) == (1.4, 6.6, 0.909, True)
+    slow = repeat.figures(_plain((0.2, 1.8), (660.0, 100.0, 80.0), 600.0), BALANCED)
+    assert slow["checks"] == {"P1": False, "P2": True, "books": True, "failed": True}
+    behind = repeat.figures(_plain((0.2, 1.6), (590.0, 100.0, 80.0), 600.0), BALANCED)
+    assert behind["checks"]["P2"] is False
+    tail = repeat.figures(_plain((0.2, 1.6), (660.0, 100.0, 101.0), 600.0), BALANCED)
+    assert tail["checks"]["P2"] is False
+    open_hold = repeat.figures(_plain((0.2, 1.6), (660.0, 100.0, 80.0), 600.0), {**BALANCED, "open_holds": 1})
+    assert (open_hold["books"], open_hold["passed"]) == (False, False)
+
+
+def test_the_runs_are_repeated_with_the_books_checked_after_each_and_a_table_marks_each_miss(monkeypatch):
+    monkeypatch.setattr(repeat, "RUNS", 3)
+    passes = iter([(1.6, 660.0), (1.8, 660.0), (1.6, 590.0)])
+    checked = []
+
+    def once():
+        router_p50, rps = next(passes)
+        return _plain((0.2, router_p50), (rps, 100.0, 80.0), 600.0)
+
+    def books():
+        checked.append(len(checked) + 1)
+        return BALANCED
+
+    runs = repeat.repeat(once, books, lambda line: None)
+    assert checked == [1, 2, 3]
+    assert [run["passed"] for run in runs] == [True, False, False]
+    text = repeat.text(runs)
+    assert "| **1.60 ms** |" in text and "| **590 / 100 = 5.90×** |" in text
+    assert text.splitlines()[-1].startswith("- FAIL  every run:") and text.endswith("1 of 3 runs")

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent.monkey
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import parse_url
 
@@ -30,7 +33,47 @@ from .sse import body_pieces
 
 log = logging.getLogger(__name__)
 
+# The kernel's poll, even under gevent: with a zero timeout it never blocks.
+_kernel_poll = gevent.monkey.get_original("select", "poll")
+
+
+class _DropCheck:
+    """urllib3's check that a pooled connection is still open, asked of the kernel directly.
+
+    urllib3 checks each connection it takes from the pool with a zero-timeout poll. Under gevent that is
+    gevent's emulation (a poll object, watchers, a turn of the loop): ~13 µs of CPU per request, against
+    ~0.6 µs for the kernel's.
+    """
+
+    sock: Any
+
+    @property
+    def is_connected(self) -> bool:
+        if self.sock is None:
+            return False
+        poller = _kernel_poll()
+        poller.register(self.sock, select.POLLIN)
+        return not poller.poll(0)  # readable while idle: closed by the peer, or data nobody asked for
+
+
+class _Connection(_DropCheck, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_DropCheck, HTTPSConnection):
+    pass
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 _pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=False)
+_pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
 # Statuses after which the next route is tried (the provider, not the request, is at fault). A 401 means
 # our key for the provider is wrong: the client can do nothing about it, and must not read the provider's

@@ -166,3 +166,12 @@ def test_a_redis_that_accepts_but_never_answers_is_given_up_on_and_not_asked_aga
         frozen.close()
     assert ratelimit.redis_degraded()
     assert len(calls) == 1  # one timeout, then the circuit stays open
+
+
+def test_the_script_is_loaded_again_when_redis_forgot_it_and_the_window_keeps_counting():
+    key, _, _ = _ids()
+    assert ratelimit.rate_limit_hit(key_id=key, limit=2).allowed
+    redis.Redis.from_url(django_settings.REDIS_URL).script_flush()
+    decisions = [ratelimit.rate_limit_hit(key_id=key, limit=2) for _ in range(2)]
+    assert [d.allowed for d in decisions] == [True, False]
+    assert not ratelimit.redis_degraded()

@@ -1,0 +1,59 @@
+"""core/db.py's green wait: psycopg waiting on its socket through gevent's loop."""
+
+from __future__ import annotations
+
+import gevent
+import psycopg
+import psycopg.waiting
+import pytest
+from django.db import connection
+
+from core.db import green_wait
+
+
+@pytest.fixture
+def green_psycopg(monkeypatch):
+    """psycopg waiting with `green_wait`, as a gevent worker has it after `green_wait_install()`."""
+    monkeypatch.setattr(psycopg.waiting, "wait", green_wait)
+
+
+def _connect() -> psycopg.Connection:
+    s = connection.settings_dict
+    return psycopg.connect(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"], host=s["HOST"], port=s["PORT"], autocommit=True
+    )
+
+
+@pytest.mark.django_db
+def test_a_statement_waiting_for_postgresql_lets_other_green_threads_run(green_psycopg):
+    order = []
+    with _connect() as conn:
+
+        def slow():
+            conn.execute("SELECT pg_sleep(0.2)")
+            order.append("statement done")
+
+        waiting = gevent.spawn(slow)
+        other = gevent.spawn(order.append, "other green thread ran")
+        gevent.joinall([waiting, other], raise_error=True)
+    assert order == ["other green thread ran", "statement done"]
+
+
+@pytest.mark.django_db
+def test_statements_return_their_rows_and_errors_through_the_green_wait(green_psycopg):
+    with _connect() as conn:
+        rows = gevent.spawn(lambda: conn.execute("SELECT n, n * 2 FROM generate_series(1, 3) n").fetchall())
+        assert rows.get() == [(1, 2), (2, 4), (3, 6)]
+        failing = gevent.spawn(conn.execute, "SELECT 1 / 0")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.get()
+
+
+@pytest.mark.django_db
+def test_a_wait_with_a_timeout_ends_when_nothing_arrives_and_a_notification_is_received(green_psycopg):
+    with _connect() as listener, _connect() as sender:
+        listener.execute("LISTEN bench_green")
+        assert list(listener.notifies(timeout=0.05)) == []
+        sender.execute("NOTIFY bench_green, 'hello'")
+        received = list(listener.notifies(timeout=5, stop_after=1))
+    assert [n.payload for n in received] == ["hello"]
