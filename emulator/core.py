@@ -6,9 +6,13 @@ Token counting (a documented, deterministic contract):
 * ``prompt_tokens = 3 + sum(3 + words(message) for message in messages)`` where ``words(message)``
   counts the message's text content (a string, or the ``text`` of each text part of a list) plus
   every ``tool_calls[].function.arguments`` string.
-* ``completion_tokens = n * (words(content) + sum(words(arguments) for each tool call))``. Plain
-  text is ``emulator.completion_tokens`` words (default 12) of a fixed word list, one token per
+* ``completion_tokens = n * (words(content) + sum(words(arguments) for each tool call) + reasoning)``.
+  Plain text is ``emulator.completion_tokens`` words (default 12) of a fixed word list, one token per
   word; JSON content is serialized compactly, so ``{"answer":"..."}`` holding k words is k tokens.
+* ``reasoning`` is ``emulator.reasoning_tokens`` words of a fixed reasoning text (default 8 on the
+  reasoning model ``emulator-reasoner``, 0 on the others), sent before the answer as the message's
+  ``reasoning_content`` (or ``emulator.reasoning_field``: ``reasoning``, as OpenRouter names it) and
+  counted in ``usage.completion_tokens_details.reasoning_tokens``.
 
 ``prompt_tokens`` never exceeds the UTF-8 byte length of ``json.dumps(messages)`` in any spacing:
 every message must be an object with a ``role`` key, which alone takes >= 10 bytes for its 3
@@ -34,7 +38,11 @@ WORDS = (
     "This is the ML Router upstream emulator speaking. It returns deterministic text so that tests, "
     "demos and benchmarks can check every token, every chunk and every cent of the bill."
 ).split()
-MODELS = ("emulator-small", "emulator-large")
+REASONING_WORDS = "First I read the question, then I decide what a short answer needs.".split()
+REASONING_MODEL = "emulator-reasoner"  # thinks before it answers (`reasoning_content`)
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+DEFAULT_REASONING_TOKENS = 8
+MODELS = ("emulator-small", "emulator-large", REASONING_MODEL)
 EMBEDDING_MODEL = "emulator-embed"  # answers POST /v1/embeddings only (emulator/embeddings.py)
 DEFAULT_COMPLETION_TOKENS = 12
 DEFAULT_TIMEOUT_MS = 30_000
@@ -132,7 +140,9 @@ class Answer:
     content: str | None
     tool_calls: list[dict[str, Any]] | None
     finish_reason: str
-    tokens: int  # per choice
+    tokens: int  # per choice, the reasoning's included
+    reasoning: str = ""  # what the model thought before answering
+    reasoning_field: str = "reasoning_content"  # the message's (and the deltas') field that carries it
 
 
 @dataclass(slots=True)
@@ -312,6 +322,10 @@ def _options(raw: Any) -> dict[str, Any]:
         opts[key] = _int(default if raw.get(key) is None else raw[key], f"emulator.{key}", low, high)
     if raw.get("cached_tokens") is not None:
         opts["cached_tokens"] = _int(raw["cached_tokens"], "emulator.cached_tokens", 0, MAX_TOKENS)
+    if raw.get("reasoning_tokens") is not None:
+        opts["reasoning_tokens"] = _int(raw["reasoning_tokens"], "emulator.reasoning_tokens", 0, MAX_TOKENS)
+    if raw.get("reasoning_field") is not None and raw["reasoning_field"] not in REASONING_FIELDS:
+        raise BadRequest(f"'emulator.reasoning_field' must be one of {', '.join(REASONING_FIELDS)}.", "emulator")
     if raw.get("usage_cost") is not None:
         opts["usage_cost"] = _number(raw["usage_cost"], "emulator.usage_cost")
     return opts
@@ -355,6 +369,18 @@ def _fail_status(mode: str | None) -> int:
 
 
 def build_answer(body: dict[str, Any], opts: dict[str, Any]) -> Answer:
+    """Tool calls, JSON or plain text, per the request; the reasoning model's thoughts before them."""
+    answer = _answer(body, opts)
+    default = DEFAULT_REASONING_TOKENS if body.get("model") == REASONING_MODEL else 0
+    words = opts.get("reasoning_tokens", default)
+    if words:
+        answer.reasoning = " ".join(REASONING_WORDS[i % len(REASONING_WORDS)] for i in range(words))
+        answer.reasoning_field = opts.get("reasoning_field", REASONING_FIELDS[0])
+        answer.tokens += words
+    return answer
+
+
+def _answer(body: dict[str, Any], opts: dict[str, Any]) -> Answer:
     """Tool calls, JSON or plain text, per the request."""
     tools = [t["function"] for t in body.get("tools") or () if _is_function_tool(t)]
     last = body["messages"][-1]
@@ -475,6 +501,8 @@ def usage_body(call: Call) -> dict[str, Any] | None:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if call.answer.reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": count_words(call.answer.reasoning) * call.n}
     if "cached_tokens" in call.opts:
         usage["prompt_tokens_details"] = {"cached_tokens": min(call.opts["cached_tokens"], prompt)}
     if "usage_cost" in call.opts:
@@ -495,6 +523,8 @@ def received(call: Call) -> dict[str, Any]:
 def completion_body(call: Call) -> dict[str, Any]:
     """The plain (non-streamed) chat.completion object."""
     message: dict[str, Any] = {"role": "assistant", "content": call.answer.content, "refusal": None}
+    if call.answer.reasoning:
+        message[call.answer.reasoning_field] = call.answer.reasoning
     if call.answer.tool_calls:
         message["tool_calls"] = call.answer.tool_calls
     choices = [
@@ -518,19 +548,20 @@ def completion_body(call: Call) -> dict[str, Any]:
 
 
 def _deltas(answer: Answer, words: int = 1) -> list[dict[str, Any]]:
-    """Deltas between the role chunk and the finish chunk: words, or tool-call header + fragments.
+    """Deltas between the role chunk and the finish chunk: the reasoning's words, then the answer's words,
+    or tool-call header + fragments.
 
-    Text comes one word a chunk, each with its leading whitespace; with `chunk_words` > 1 the chunks
+    Text comes one word a chunk, each with its leading whitespace; with `chunk_words` > 1 the answer's chunks
     carry 1, 2, … up to that many words in turn, as a real model's tokens group unevenly.
     """
+    deltas: list[dict[str, Any]] = [{answer.reasoning_field: piece} for piece in _PIECES.findall(answer.reasoning)]
     if not answer.tool_calls:
         pieces = _PIECES.findall(answer.content or "")
-        deltas, at, size = [], 0, 1
+        at, size = 0, 1
         while at < len(pieces):
             deltas.append({"content": "".join(pieces[at : at + size])})
             at, size = at + size, size % words + 1
         return deltas
-    deltas: list[dict[str, Any]] = []
     for index, call in enumerate(answer.tool_calls):
         name, arguments = call["function"]["name"], call["function"]["arguments"]
         header = {"index": index, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}

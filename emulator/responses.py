@@ -105,7 +105,9 @@ def usage(call: Call) -> dict[str, Any] | None:
         "input_tokens": chat["prompt_tokens"],
         "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": chat["completion_tokens"],
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {
+            "reasoning_tokens": (chat.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+        },
         "total_tokens": chat["total_tokens"],
     }
 

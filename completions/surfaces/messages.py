@@ -5,7 +5,8 @@ A route that speaks Anthropic's API gets the client's body as it is, but for the
 request becomes a chat completion body (then goes the chat surface's way: the route's declared
 parameters, its model name); the chat answer comes back as an Anthropic message, and a chat stream as
 Anthropic's event sequence. The translation table is the docs page "Messages (Anthropic)"
-(docs/content/en/messages.md); each row is tested in tests/completions/test_messages.py.
+(docs/content/en/messages.md); each row is tested in tests/completions/test_messages.py (the reasoning rows
+in tests/completions/test_stream_events.py).
 
 Money leaves as the chat surface's does (core.exactjson): `usage.cost` is exactly what the ledger charged.
 """

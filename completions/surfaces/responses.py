@@ -5,8 +5,9 @@ A native route gets the client's body itself (completions/upstreams/openai_respo
 For a chat route the Responses body becomes a chat completion body (then goes the chat surface's way: the
 route's declared parameters, its model name); the chat answer comes back as a Responses `response` object,
 and a chat stream as Responses' typed events, each with its `sequence_number`. The translation table is the
-docs page "Responses (OpenAI)" (docs/content/en/responses.md). A body only the Responses API can say (a
-built-in tool, an item chat has no counterpart for) is kept for native routes; translated routes refuse it.
+docs page "Responses (OpenAI)" (docs/content/en/responses.md); its reasoning rows are tested in
+tests/completions/test_stream_events.py. A body only the Responses API can say (a built-in tool, an item chat
+has no counterpart for) is kept for native routes; translated routes refuse it.
 
 A stored response (`store`, true unless the client says) is kept by completions/stored_responses.py once its
 charge is written; `previous_response_id` puts the stored conversation before the request's own input

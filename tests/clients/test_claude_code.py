@@ -51,16 +51,19 @@ def claude(node_modules: Path, router: str, shop: Shop, home: Path) -> subproces
     )
 
 
-@pytest.mark.parametrize("api", ["anthropic-messages", "openai-chat"])
+@pytest.mark.parametrize(
+    ("api", "upstream"),
+    [
+        ("anthropic-messages", "emulator-claude"),
+        ("openai-chat", "emulator-small"),
+        ("openai-chat", "emulator-reasoner"),  # its reasoning comes as thinking blocks before the text
+    ],
+    ids=["anthropic-messages", "openai-chat", "openai-chat-reasoning"],
+)
 def test_claude_code_prints_the_emulators_answer_and_each_model_call_is_charged_once(
-    node_modules, router, emulator_url, transactional_db, tmp_path, api
+    node_modules, router, emulator_url, transactional_db, tmp_path, api, upstream
 ):
-    shop = make_shop(
-        emulator_url,
-        upstream_model="emulator-claude" if api == "anthropic-messages" else "emulator-small",
-        api=api,
-        max_output_tokens=8192,
-    )
+    shop = make_shop(emulator_url, upstream_model=upstream, api=api, max_output_tokens=8192)
     if api == "openai-chat":
         # Claude Code sends its tools with every turn; the chat emulator would call one. This route takes none.
         from completions.models import Route

@@ -23,7 +23,7 @@ from completions.models import Generation, StoredResponse
 from docs.context import docs_context
 from docs.pages import page_get
 from docs.rendering import code_blocks, page_markdown
-from tests.e2e.conftest import Shop, assert_settled_once, generation_settled
+from tests.e2e.conftest import Shop, assert_settled_once, generation_settled, make_shop
 from tests.e2e.test_responses_native import make_native
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -56,6 +56,15 @@ def test_codex_exec_through_a_native_responses_route(
 
     for generation in Generation.objects.filter(account_id=shop.account_id):
         assert generation.upstream_id.startswith("resp_")  # the emulator's Responses answer, not a chat one
+
+
+def test_codex_exec_with_a_reasoning_model_on_a_chat_route(
+    node_modules, router: str, transactional_db, emulator_url: str, tmp_path: Path
+):
+    """Its reasoning comes as reasoning items with a summary; Codex sends them back, and they are dropped."""
+    shop = make_shop(emulator_url, upstream_model="emulator-reasoner")
+
+    codex_exec_charged_once(node_modules, router, shop, tmp_path)
 
 
 def codex_exec_charged_once(node_modules, router: str, shop: Shop, tmp_path: Path) -> None:

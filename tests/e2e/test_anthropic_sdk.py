@@ -145,3 +145,37 @@ def test_every_error_raises_the_sdks_matching_exception(
 def test_count_tokens_answers_our_estimate(router: str, shop: Shop):
     counted = client(router, shop.key).messages.count_tokens(model=shop.model.public_id, messages=HELLO)
     assert counted.input_tokens > 0
+
+
+THOUGHT = "First I read the question, then I decide"  # the emulator's reasoning model, 8 words
+
+
+@pytest.fixture
+def reasoner(transactional_db, emulator_url) -> Shop:
+    return make_shop(emulator_url, upstream_model="emulator-reasoner")
+
+
+def test_a_reasoning_models_thoughts_are_a_thinking_block_before_the_text(router: str, reasoner: Shop):
+    message = client(router, reasoner.key).messages.create(
+        model=reasoner.model.public_id, max_tokens=100, messages=HELLO
+    )
+
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert (message.content[0].thinking, message.content[0].signature) == (THOUGHT, "")
+    assert message.usage.output_tokens == 8 + len(message.content[1].text.split())
+
+
+def test_a_streamed_reasoning_models_thoughts_are_thinking_deltas(router: str, reasoner: Shop):
+    with client(router, reasoner.key).messages.stream(
+        model=reasoner.model.public_id, max_tokens=100, messages=HELLO
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+
+    thinking = [
+        e.delta.thinking for e in events if e.type == "content_block_delta" and e.delta.type == "thinking_delta"
+    ]
+    assert "".join(thinking) == THOUGHT and len(thinking) == 8
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == THOUGHT
+    assert_settled_once(generation_settled(final.id), cost_of(emulated_prompt_tokens(HELLO), final.usage.output_tokens))

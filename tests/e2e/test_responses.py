@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 
 from completions.models import Generation, StoredResponse
 
-from .conftest import Shop, assert_settled_once, cost_of, emulated_prompt_tokens, generation_settled
+from .conftest import Shop, assert_settled_once, cost_of, emulated_prompt_tokens, generation_settled, make_shop
 
 HELLO = "Hello there"
 PROMPT = emulated_prompt_tokens([{"role": "user", "content": HELLO}])  # 8
@@ -288,3 +288,43 @@ def test_a_built_in_tool_is_a_400_naming_it(router: str, shop: Shop):
     assert exc.value.body["code"] == "invalid_request"
     assert exc.value.body["param"] == "tools[0]"
     assert "'web_search'" in exc.value.body["message"]
+
+
+THOUGHT = "First I read the question, then I decide"  # the emulator's reasoning model, 8 words
+
+
+@pytest.fixture
+def reasoner(transactional_db, emulator_url) -> Shop:
+    return make_shop(emulator_url, upstream_model="emulator-reasoner")
+
+
+def test_a_reasoning_models_thoughts_are_a_reasoning_item_with_its_summary_and_are_stored(router: str, reasoner: Shop):
+    response = client(router, reasoner.key).responses.create(
+        model=reasoner.model.public_id, input=HELLO, extra_body={"emulator": {"completion_tokens": 5}}
+    )
+
+    reasoning, message = response.output
+    assert (reasoning.type, [(s.type, s.text) for s in reasoning.summary]) == ("reasoning", [("summary_text", THOUGHT)])
+    assert (message.type, response.output_text) == ("message", ANSWER5)
+    assert (response.usage.output_tokens, response.usage.output_tokens_details.reasoning_tokens) == (13, 8)
+    stored = client(router, reasoner.key).responses.retrieve(response.id)
+    assert stored.output[0].summary[0].text == THOUGHT
+
+
+def test_a_streamed_reasoning_models_thoughts_are_reasoning_summary_events(router: str, reasoner: Shop):
+    events = list(
+        client(router, reasoner.key).responses.create(
+            model=reasoner.model.public_id, input=HELLO, stream=True, extra_body={"emulator": {"completion_tokens": 5}}
+        )
+    )
+
+    strictly_typed(events)
+    deltas = [e.delta for e in events if e.type == "response.reasoning_summary_text.delta"]
+    assert "".join(deltas) == THOUGHT and len(deltas) == 8
+    kinds = [e.type for e in events]
+    assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
+    final = events[-1].response
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == THOUGHT
+    stored = client(router, reasoner.key).responses.retrieve(final.id)
+    assert [item.type for item in stored.output] == ["reasoning", "message"]

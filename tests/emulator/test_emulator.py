@@ -363,6 +363,47 @@ def test_it_streams_usage_chunk_when_asked() -> None:
     assert all(c["usage"] is None for c in events[:-2]) and len(events) == 1 + 12 + 1 + 1 + 1
 
 
+THOUGHT8 = "First I read the question, then I decide"
+
+
+def test_the_reasoning_model_thinks_eight_words_before_answering_and_counts_them() -> None:
+    body = plain(model="emulator-reasoner")
+    message = body["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == (THOUGHT8, TWELVE)
+    assert body["usage"] == {
+        "prompt_tokens": 9,
+        "completion_tokens": 20,
+        "total_tokens": 29,
+        "completion_tokens_details": {"reasoning_tokens": 8},
+    }
+    assert "reasoning_content" not in plain()["choices"][0]["message"]
+
+
+def test_reasoning_options_set_the_length_and_the_field_on_any_model() -> None:
+    body = plain(emulator={"reasoning_tokens": 2, "reasoning_field": "reasoning"})
+    assert body["choices"][0]["message"]["reasoning"] == "First I"
+    assert body["usage"]["completion_tokens_details"] == {"reasoning_tokens": 2}
+    assert (
+        "reasoning_content"
+        not in plain(model="emulator-reasoner", emulator={"reasoning_tokens": 0})["choices"][0]["message"]
+    )
+    reply = core.chat_reply(json.dumps({"messages": USER, "emulator": {"reasoning_field": "thoughts"}}).encode(), {})
+    assert reply.status == 400
+
+
+def test_the_reasoning_model_streams_its_thoughts_before_the_answer() -> None:
+    events = streamed(model="emulator-reasoner", emulator={"completion_tokens": 2, "reasoning_tokens": 3})
+    assert [c["choices"][0]["delta"] for c in events[:-1]] == [
+        {"role": "assistant", "content": ""},
+        {"reasoning_content": "First"},
+        {"reasoning_content": " I"},
+        {"reasoning_content": " read"},
+        {"content": "This"},
+        {"content": " is"},
+        {},
+    ]
+
+
 def test_it_streams_tool_calls_as_openai_does() -> None:
     events = streamed(tools=[WEATHER, SEARCH], emulator={"tool_calls": 2})
     deltas = [c["choices"][0]["delta"] for c in events[:-1]]
@@ -400,6 +441,7 @@ def test_models_lists_emulator_models(url: str) -> None:
     assert [(m["id"], m["object"], m["owned_by"]) for m in body["data"]] == [
         ("emulator-small", "model", "emulator"),
         ("emulator-large", "model", "emulator"),
+        ("emulator-reasoner", "model", "emulator"),
         ("emulator-embed", "model", "emulator"),
     ]
 
