@@ -329,7 +329,28 @@ def native_body(request: Any, route: RouteInfo) -> bytes:
     """The client's Messages body as it came, with the route's model name and without our own fields."""
     body = {name: value for name, value in request.anthropic.items() if name not in OURS}
     body["model"] = route.upstream_model
+    if isinstance(body.get("messages"), list) and any(_unsigned(message) for message in body["messages"]):
+        body["messages"] = [_signed_only(message) for message in body["messages"]]
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _unsigned_block(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "thinking" and not block.get("signature")
+
+
+def _unsigned(message: Any) -> bool:
+    """An assistant turn holding a thinking block no provider signed: one we wrote on a translated route."""
+    content = message.get("content") if isinstance(message, dict) and message.get("role") == "assistant" else None
+    return isinstance(content, list) and any(_unsigned_block(block) for block in content)
+
+
+def _signed_only(message: Any) -> Any:
+    """The turn without its unsigned thinking blocks. Anthropic refuses a thinking block whose signature it
+    cannot verify, and a conversation may move from a translated route to a native one between turns (a
+    fallback, or the operator adding a route); the thought itself is only context."""
+    if not _unsigned(message):
+        return message
+    return {**message, "content": [block for block in message["content"] if not _unsigned_block(block)]}
 
 
 def native_headers(request: HttpRequest) -> dict[str, str]:

@@ -510,6 +510,35 @@ def test_a_messages_body_reaches_an_anthropic_route_untouched_but_for_the_model(
     assert received.headers["x-api-key"] == PROVIDER_KEY  # ours for the provider, never the customer's
 
 
+def test_thinking_blocks_no_provider_signed_are_not_sent_to_a_native_route(shop: Shop, provider: FakeProvider):
+    # A conversation begun on a translated route carries our unsigned thinking blocks; Anthropic would refuse
+    # them. Signed ones (the provider's own) go through untouched.
+    provider.answer(message([{"type": "text", "text": "ok"}]))
+    signed = {"type": "thinking", "thinking": "theirs", "signature": "sig-1"}
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "ours", "signature": ""}, TEXT_HELLO]},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": [signed, TEXT_HELLO]},
+        {"role": "user", "content": "once more"},
+    ]
+
+    response = messages(shop, {**NATIVE_BODY, "model": shop.model.public_id, "messages": history})
+
+    assert response.status_code == 200, response.content
+    (received,) = provider.received
+    assert received.body["messages"] == [
+        history[0],
+        {"role": "assistant", "content": [TEXT_HELLO]},
+        history[2],
+        history[3],
+        history[4],
+    ]
+
+
+TEXT_HELLO = {"type": "text", "text": "hello"}
+
+
 def test_a_native_answer_is_handed_on_as_it_came_with_our_id_model_and_exact_cost(shop: Shop, provider: FakeProvider):
     content = [
         {"type": "thinking", "thinking": "Hmm.", "signature": "sig-abc"},

@@ -148,6 +148,21 @@ def test_a_responses_body_reaches_a_native_route_untouched_but_for_the_model(sho
     assert received.headers["openai-beta"] == "responses=experimental"
 
 
+def test_reasoning_items_we_wrote_are_not_sent_to_a_native_route(shop: Shop, provider: FakeProvider):
+    # Codex passes back the reasoning items a translated route answered with: the provider never stored them
+    # and they carry nothing to decrypt, so they are left out; the provider's own items go through.
+    provider.answer(response(OUTPUT))
+    ours = {"id": "rs_gen-1764000000-abc", "type": "reasoning", "summary": [{"type": "summary_text", "text": "x"}]}
+    theirs = {"id": "rs_123", "type": "reasoning", "summary": [], "encrypted_content": "gAAAA"}
+    turn = {"type": "message", "role": "user", "content": "next"}
+
+    answer = post(shop, {**NATIVE_BODY, "input": [ours, theirs, turn]})
+
+    assert answer.status_code == 200, answer.content
+    (received,) = provider.received
+    assert received.body["input"] == [theirs, turn]
+
+
 def test_a_built_in_tool_is_refused_by_a_chat_route_and_skips_it_for_a_native_one(provider: FakeProvider):
     chat_only = make_shop(provider, Route.Api.OPENAI_CHAT)
 

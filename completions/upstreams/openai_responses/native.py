@@ -47,7 +47,21 @@ def native_body(request: Any, route: RouteInfo) -> bytes:
             own = [{"type": "message", "role": "user", "content": own}]
         body["input"] = [_forwardable(item) for item in request.context] + list(own or ())
         body.pop("previous_response_id", None)
+    if isinstance(body.get("input"), list) and any(_ours_only(item) for item in body["input"]):
+        body["input"] = [item for item in body["input"] if not _ours_only(item)]
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _ours_only(item: Any) -> bool:
+    """A reasoning item we wrote on a translated route (`rs_gen-…`, no `encrypted_content`): the provider has
+    no such item stored and nothing to decrypt, and would refuse the request, so it is not sent. The thought
+    was only a summary; a conversation may move from a translated route to a native one between turns."""
+    return (
+        isinstance(item, dict)
+        and item.get("type") == "reasoning"
+        and str(item.get("id") or "").startswith("rs_gen-")
+        and not item.get("encrypted_content")
+    )
 
 
 def native_headers(request: HttpRequest) -> dict[str, str]:
