@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from accounts.admin import AccountSearchMixin
 from billing.models import Hold, LedgerEntry, Price, RouteCost
 from billing.selectors import price_current_for, route_cost_current_for
-from core.admin import BoundedCountPaginator, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
+from core.admin import BoundedListMixin, IdSearchMixin, ReadOnlyMixin, admin_link, usd_cell
 from core.exports import CsvExportMixin
 from core.usd import usd_exact
 
@@ -306,7 +306,9 @@ class ProviderFilter(admin.SimpleListFilter):
 
 
 @admin.register(Generation)
-class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[Generation]):
+class GenerationAdmin(
+    CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, BoundedListMixin, admin.ModelAdmin[Generation]
+):
     """One row per request; written by the request path only."""
 
     list_display = (
@@ -341,8 +343,6 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.M
     list_select_related = ("account", "model")
     autocomplete_fields = ("account", "api_key", "model", "price", "provider")
     # No date_hierarchy: listing which months exist reads the whole table. The started_at filter is ranges.
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     list_per_page = 50
     fieldsets = (
         (
@@ -448,7 +448,7 @@ class GenerationAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.M
 
 
 @admin.register(StoredResponse)
-class StoredResponseAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[StoredResponse]):
+class StoredResponseAdmin(ReadOnlyMixin, IdSearchMixin, BoundedListMixin, admin.ModelAdmin[StoredResponse]):
     """Responses answers kept for `previous_response_id` (`store`); written after their charge only."""
 
     list_display = ("id", "account_link", "model", "previous_response_id", "created_at")
@@ -458,8 +458,6 @@ class StoredResponseAdmin(ReadOnlyMixin, IdSearchMixin, admin.ModelAdmin[StoredR
     list_select_related = ("account",)
     autocomplete_fields = ("account", "api_key")
     date_hierarchy = "created_at"
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     fields = ("id", "generation_link", "account", "api_key", "model", "previous_response_id", "created_at",
               "input_items", "output", "body")  # fmt: skip
     readonly_fields = ("generation_link",)

@@ -230,8 +230,8 @@ class Generation(models.Model):
             ),
             # The list's model and stream filters: a model the catalog lists may have no recent request (or
             # none at all), and either stream value may be rare, so walking `started_at` for 50 rows can read
-            # the whole table. Both are set at insert and never changed: one index write each per request,
-            # and the settlement's update stays HOT.
+            # the whole table. One index write each per request. Stream is set at insert only; the settlement
+            # writes the model again, changed only when a fallback model served: otherwise its update stays HOT.
             models.Index(fields=["model", "-started_at"], name="generation_model_started"),
             models.Index(fields=["stream", "-started_at"], name="generation_stream_started"),
         ]

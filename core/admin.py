@@ -11,6 +11,7 @@ import re
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q, QuerySet
@@ -63,12 +64,20 @@ class BoundedCountPaginator(Paginator):
     """
 
     cap = 10_000
+    # A list that fits on one page, read while counting it: `BoundedChangeList` shows these rows.
+    only_page: list | None = None
 
     @cached_property
     def count(self) -> int:
         estimate = rows_estimate(self.object_list)
         if estimate is not None and estimate >= self.cap:
             return estimate
+        # Expected short: read its first page. A rare value's rows are found by the same walk whether they
+        # are then counted or listed, so a list that fits on a page is walked once, not twice.
+        first = list(self.object_list[: self.per_page + 1])
+        if len(first) <= self.per_page:
+            self.only_page = first
+            return len(first)
         exact = self.object_list.order_by()[: self.cap].count()
         if exact < self.cap:
             return exact
@@ -81,6 +90,29 @@ class BoundedCountPaginator(Paginator):
     @property
     def count_text(self) -> str:
         return f"about {count_short(self.count)}" if self.count_capped else f"{self.count:,}"
+
+
+class BoundedChangeList(ChangeList):
+    """Shows the rows BoundedCountPaginator read while counting a list that fits on one page.
+
+    Django's own reads such a list again, without a limit, after counting it.
+    """
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        only_page = getattr(self.paginator, "only_page", None)
+        if only_page is not None and not self.multi_page:
+            self.result_list = only_page
+
+
+class BoundedListMixin:
+    """For a list of millions of rows: counts bounded by BoundedCountPaginator, no unbounded full count."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedChangeList
 
 
 def count_short(n: int) -> str:

@@ -7,11 +7,11 @@ from django.contrib.admin.models import LogEntry
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from .admin import BoundedCountPaginator, ReadOnlyMixin
+from .admin import BoundedListMixin, ReadOnlyMixin
 
 
 @admin.register(LogEntry)
-class OperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin[LogEntry]):
+class OperatorActionAdmin(ReadOnlyMixin, BoundedListMixin, admin.ModelAdmin[LogEntry]):
     """Who did what to which object, with the reason they gave; written by the admin, never edited."""
 
     list_display = ("action_time", "user", "action_flag", "content_type", "object_link", "message")
@@ -19,8 +19,6 @@ class OperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin[LogEntry]):
     search_fields = ("object_repr", "change_message", "object_id__exact")
     list_select_related = ("user", "content_type")
     date_hierarchy = "action_time"
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     fields = ("action_time", "user", "action_flag", "content_type", "object_id", "object_link", "message_full")
     readonly_fields = fields
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.text import Truncator
 
 from accounts.admin import AccountSearchMixin
-from core.admin import BoundedCountPaginator, ReadOnlyMixin, admin_link, looks_like_id, usd_cell
+from core.admin import BoundedListMixin, ReadOnlyMixin, admin_link, looks_like_id, usd_cell
 from core.admin_guard import action_confirmed, permission_required
 from core.exports import CsvExportMixin
 from core.usd import usd_exact
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[LedgerEntry]):
+class LedgerEntryAdmin(
+    CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, BoundedListMixin, admin.ModelAdmin[LedgerEntry]
+):
     """The append-only ledger: nobody adds, edits or deletes an entry here, superusers included."""
 
     list_display = (
@@ -48,8 +50,6 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyMixin, AccountSearchMixin, admin.
     list_select_related = ("account", "created_by")
     autocomplete_fields = ("account", "created_by")
     # No date_hierarchy: listing which months exist reads the whole table. The created_at filter is ranges.
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     list_per_page = 50
     fields = (
         "account_link",
@@ -123,7 +123,7 @@ class ExpiredOpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[Hold]):
+class HoldAdmin(ReadOnlyMixin, AccountSearchMixin, BoundedListMixin, admin.ModelAdmin[Hold]):
     list_display = (
         "id",
         "account_link",
@@ -141,8 +141,6 @@ class HoldAdmin(ReadOnlyMixin, AccountSearchMixin, admin.ModelAdmin[Hold]):
     list_select_related = ("account",)
     autocomplete_fields = ("account", "ledger_entry")
     # One hold per request: as big as the generations, so no date_hierarchy either.
-    show_full_result_count = False
-    paginator = BoundedCountPaginator
     actions = ("release_selected",)
 
     @admin.display(description="account", ordering="account__name")

@@ -99,7 +99,7 @@ def test_the_ledger_paginator_stops_counting_at_its_cap_and_says_about_how_many(
 
 
 @pytest.mark.django_db
-def test_a_list_estimated_past_the_cap_is_not_counted_and_a_short_one_is(monkeypatch):
+def test_a_list_estimated_past_the_cap_is_not_counted_and_a_short_one_is_read(monkeypatch):
     account = AccountFactory()
     for n in range(5):
         ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"estimate:{n}")
@@ -114,10 +114,30 @@ def test_a_list_estimated_past_the_cap_is_not_counted_and_a_short_one_is(monkeyp
     assert common.count_text.startswith("about ")
     assert not [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
 
+    # A short one is read, a page at most, and counted exactly.
+    short = BoundedCountPaginator(LedgerEntry.objects.filter(kind="topup", amount__gt=100).order_by("pk"), 2)
+    assert (short.count, short.count_text, short.only_page) == (0, "0", [])
+
+
+@pytest.mark.django_db
+def test_a_big_list_that_fits_on_a_page_is_read_once(operator_client):
+    account = AccountFactory()
+    for n in range(3):
+        ledger_credit(account=account, amount=Decimal(1), idempotency_key=f"once:{n}")
+    AccountFactory()
+
     with CaptureQueriesContext(connection) as queries:
-        short = BoundedCountPaginator(LedgerEntry.objects.filter(kind="topup", amount__gt=100), 2)
-        assert (short.count, short.count_text) == (0, "0")
-    assert [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+        response = operator_client.get(reverse("admin:billing_ledgerentry_changelist"), {"q": f"#{account.pk}"})
+    cl = response.context["cl"]
+    assert {entry.idempotency_key for entry in cl.result_list} == {f"once:{n}" for n in range(3)}
+    assert cl.result_count == 3
+    # Counted by reading its only page, which is then shown: not counted, then read again without a limit.
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and "billing_ledgerentry" in q["sql"]
+    ]
+    assert len(reads) == 1, reads
 
 
 @pytest.mark.django_db
