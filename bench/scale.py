@@ -42,11 +42,6 @@ def steps(bench: bench_run.Bench) -> dict:
     return out
 
 
-def skips_rest() -> bool:
-    """True when the run is about these steps alone, or when P7's history would distort the later steps."""
-    return ONLY in ("P7", "P8") or WANT_P7
-
-
 # --- P7 -------------------------------------------------------------------------------------------------
 def p7(bench: bench_run.Bench) -> dict:
     result: dict = {"history": SCALE, "empty": _p2_p4(bench, "empty")}
