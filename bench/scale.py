@@ -55,12 +55,12 @@ def p7(bench: bench_run.Bench) -> dict:
     done = subprocess.run(argv, cwd=bench_run.ROOT, env=bench_run.django_env(), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"fill_scale failed:\n{done.stderr[-2000:]}")
-    _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
     result["fill"] = {
         "seconds": round(time.monotonic() - started, 1),
         "steps": done.stdout.strip().splitlines(),
         "load_average": f"{load_before} → {bench_run.loadavg()}",
     }
+    _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
     bench_run.log(f"    filled in {result['fill']['seconds']} s ({result['fill']['load_average']})")
     result["reconcile_full"] = _reconcile(full=True)
     result["filled"] = _p2_p4(bench, "filled")
