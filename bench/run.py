@@ -16,7 +16,7 @@ Environment:
   BENCH_SURFACES=0       skip P6 (Messages and Responses beside chat completions)
   BENCH_ONLY=P6          run only P6 (no P1–P4, metrics or reconciliation step)
   BENCH_ONLY=P7|P8       run only P7 (data at scale) or P8 (two workers); see bench/scale.py
-  BENCH_SCALE=1          add P7 to a full run (10M rows: ~10 minutes); BENCH_P8=0 leaves P8 out
+  BENCH_SCALE=1          add P7 to a full run (10M rows: 11–13 minutes); BENCH_P8=0 leaves P8 out
 """
 
 from __future__ import annotations
