@@ -42,7 +42,8 @@ test: $(STAMP) lint
 
 # The benchmark (bench/README.md): starts what it needs on 127.0.0.1 and stops it; a few minutes.
 # BENCH_QUICK=1 for a smoke run, BENCH_LITELLM=0 to skip LiteLLM, BENCH_PROFILE=1 for a py-spy pass,
-# BENCH_RECONCILE=0 to skip timing reconciliation on a ledger of millions of rows.
+# BENCH_RECONCILE=0 to skip timing reconciliation on a ledger of millions of rows, BENCH_SCALE=1 to add P7
+# (10M generations and ledger entries, 11–13 minutes), BENCH_ONLY=P6|P7|P8 for one step alone.
 bench: $(STAMP)
 	$(PY) bench/run.py
 

@@ -20,9 +20,9 @@ import time
 import procs
 import run as bench_run
 
-ONLY = os.environ.get("BENCH_ONLY", "").upper()
-WANT_P7 = ONLY == "P7" or (not ONLY and os.environ.get("BENCH_SCALE", "") not in ("", "0"))
-WANT_P8 = ONLY == "P8" or (not ONLY and os.environ.get("BENCH_P8", "1") not in ("0", ""))
+ONLY = frozenset(step.strip() for step in os.environ.get("BENCH_ONLY", "").upper().split(",") if step.strip())
+WANT_P7 = "P7" in ONLY or (not ONLY and os.environ.get("BENCH_SCALE", "") not in ("", "0"))
+WANT_P8 = "P8" in ONLY or (not ONLY and os.environ.get("BENCH_P8", "1") not in ("0", ""))
 # The history P7 writes: generations, ledger entries (one opening top-up per account, the rest charges).
 SCALE = {
     "accounts": int(os.environ.get("BENCH_SCALE_ACCOUNTS", "10000")),
@@ -42,11 +42,6 @@ def steps(bench: bench_run.Bench) -> dict:
     return out
 
 
-def skips_rest() -> bool:
-    """True when the run is about these steps alone, or when P7's history would distort the later steps."""
-    return ONLY in ("P7", "P8") or WANT_P7
-
-
 # --- P7 -------------------------------------------------------------------------------------------------
 def p7(bench: bench_run.Bench) -> dict:
     result: dict = {"history": SCALE, "empty": _p2_p4(bench, "empty")}
@@ -60,12 +55,12 @@ def p7(bench: bench_run.Bench) -> dict:
     done = subprocess.run(argv, cwd=bench_run.ROOT, env=bench_run.django_env(), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"fill_scale failed:\n{done.stderr[-2000:]}")
-    _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
     result["fill"] = {
         "seconds": round(time.monotonic() - started, 1),
         "steps": done.stdout.strip().splitlines(),
         "load_average": f"{load_before} → {bench_run.loadavg()}",
     }
+    _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
     bench_run.log(f"    filled in {result['fill']['seconds']} s ({result['fill']['load_average']})")
     result["reconcile_full"] = _reconcile(full=True)
     result["filled"] = _p2_p4(bench, "filled")
@@ -98,13 +93,12 @@ def _p2_p4(bench: bench_run.Bench, label: str) -> dict:
     for n in range(ROUNDS):
         for key, keys in (("P2", "spread"), ("P4", "shared")):
             bench_run.log(f"P7 {key} on the {label} database, round {n + 1}/{ROUNDS}")
-            run = bench.load("router", keys=keys, **P2)
-            run["load_average"] = bench_run.loadavg()
+            run = _costed_load(bench, "router", keys=keys)
             bench_run.log(
-                f"    {run['rps']} RPS, p99 {run['p99_ms']} ms, CPU {run.get('cpu_ms_per_request')} ms/req, "
-                f"load average {run['load_average']}"
+                f"    {run['rps']} RPS, p99 {run['p99_ms']} ms, per request: router {run['router_cpu_ms']} ms, "
+                f"PostgreSQL {run['postgres_cpu_ms']} ms; load average {run['load_average']}"
             )
-            runs[key].append(_brief(run))
+            runs[key].append(run)
     return runs
 
 
@@ -159,16 +153,89 @@ def p8(bench: bench_run.Bench) -> dict:
         bench.processes.stop(bench.entries.pop(name))
         bench.urls.pop(name)
     one, two = (statistics.mean(r["rps"] for r in runs[t]) for t in runs)
-    return {"one_worker": runs["router"], "two_workers": runs[name], "scaling": round(two / one, 2) if one else None}
+    return {
+        "one_worker": runs["router"],
+        "two_workers": runs[name],
+        "scaling": round(two / one, 2) if one else None,
+        "batched_writes": [_batched_writes(batch) for batch in (1, 100)],
+    }
 
 
-def _costed_load(bench: bench_run.Bench, target: str) -> dict:
+# One generation and its charge, as the request path leaves them, and the account's balance moved: what a
+# durable outbox would still have to write per request, `batch` requests per transaction.
+_OUTBOX_GENERATION = """
+    INSERT INTO completions_generation
+        (id, account_id, api_key_id, model_id, price_id, provider_id, upstream_model, upstream_id, surface, stream,
+         status, finish_reason, error, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens,
+         usage_source, cost, upstream_cost, upstream_cost_source, margin, hold_amount, "user", origin, app,
+         request_id, latency_ms, ttft_ms, started_at, finished_at)
+    VALUES (%s, %s, %s, %s, %s, %s, 'emulator-small', %s, 'chat', false, 'completed', 'stop', '', 27, 12, 0, 0,
+            'upstream', 0.0000112500, 0.0000112500, 'computed', 0, 0.0000400000, '', '', '', %s, 3, 3, now(), now())
+"""
+_OUTBOX_CHARGE = """
+    INSERT INTO billing_ledgerentry
+        (account_id, kind, amount, balance_after, reference, idempotency_key, memo, created_at)
+    VALUES (%s, 'charge', -0.0000112500, 0, %s, %s, '', now())
+"""
+_OUTBOX_BALANCES = """
+    UPDATE accounts_account a SET balance = a.balance + d.amount
+    FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, amount) WHERE a.id = d.id
+"""
+
+
+def _batched_writes(batch: int, requests: int = 3000) -> dict:
+    """PostgreSQL CPU per request for the writes an outbox would batch, `batch` requests per transaction.
+
+    Each transaction is rolled back, so that the books stay as the loads left them: the figure has the
+    inserts, their index entries and WAL records, not the commit's flush (I/O, and one per batch).
+    """
+    import psycopg
+
+    with psycopg.connect(bench_run.bench_dsn()) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        keys = conn.execute(
+            "SELECT k.account_id, k.id FROM accounts_apikey k JOIN accounts_account a ON a.id = k.account_id "
+            "WHERE a.name LIKE 'bench-spread-%%' ORDER BY k.id"
+        ).fetchall()
+        model, price, provider = conn.execute(
+            "SELECT r.model_id, p.id, r.provider_id FROM completions_route r "
+            "JOIN billing_price p ON p.model_id = r.model_id ORDER BY r.id LIMIT 1"
+        ).fetchone()
+        conn.rollback()
+        started = procs.cpu_seconds(pid) or 0.0
+        for first in range(0, requests, batch):
+            ids = [f"gen-outbox-{n}" for n in range(first, first + batch)]
+            owners = [keys[n % len(keys)] for n in range(first, first + batch)]
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    _OUTBOX_GENERATION,
+                    [
+                        (i, a, k, model, price, provider, f"up-{i}", f"req-{i}")
+                        for i, (a, k) in zip(ids, owners, strict=True)
+                    ],
+                )
+                cursor.executemany(
+                    _OUTBOX_CHARGE, [(a, i, f"charge:{i}") for i, (a, _) in zip(ids, owners, strict=True)]
+                )
+                moved: dict[int, int] = {}
+                for account, _ in owners:
+                    moved[account] = moved.get(account, 0) + 1
+                amounts = [f"-{0.00001125 * n:.10f}" for n in moved.values()]
+                cursor.execute(_OUTBOX_BALANCES, [list(moved), amounts])
+            conn.rollback()
+        cpu = (procs.cpu_seconds(pid) or 0.0) - started
+    result = {"batch": batch, "requests": requests, "postgres_cpu_ms": round(1000 * cpu / requests, 3)}
+    bench_run.log(f"P8 writes batched {batch} per transaction: PostgreSQL {result['postgres_cpu_ms']} ms per request")
+    return result
+
+
+def _costed_load(bench: bench_run.Bench, target: str, keys: str = "spread") -> dict:
     """A P2 load with the CPU of every process serving it, per request (warm-up requests included)."""
     workers = bench.workers[target]
     application = f"bench-{target}"
     emulator = [bench.emulator_pid]
     before = _cpu(workers), _postgres_cpu(application), _redis_cpu(), os.times(), _cpu(emulator)
-    run = bench.load(target, **P2)
+    run = bench.load(target, keys=keys, **P2)
     after = _cpu(workers), _postgres_cpu(application), _redis_cpu(), os.times(), _cpu(emulator)
     total = run["requests_total"] or 1
     postgres = sum(cpu - before[1].get(pid, 0.0) for pid, cpu in after[1].items())
@@ -244,7 +311,7 @@ def _p7_text(p7_out: dict) -> list[str]:
         f"\nP7, data at scale: {history['generations']:,} generations and ledger entries over "
         f"{history['accounts']:,} accounts, written in {p7_out['fill']['seconds']} s "
         f"(load average {p7_out['fill']['load_average']}); router, mean of {ROUNDS} round(s):",
-        "  scenario   empty RPS  filled RPS  ratio   empty p99  filled p99   empty CPU  filled CPU  (ms/req)",
+        "  scenario   empty RPS  filled RPS  ratio   empty p99  filled p99   router CPU ms/req   PostgreSQL CPU ms/req",
     ]
     for key in ("P2", "P4"):
         empty, filled = p7_out["empty"][key], p7_out["filled"][key]
@@ -252,10 +319,12 @@ def _p7_text(p7_out: dict) -> list[str]:
         lines.append(
             f"  {key:<9} {rps[0]:>10.0f} {rps[1]:>11.0f} {rps[1] / rps[0] if rps[0] else 0:>6.2f}× "
             f"{_mean(empty, 'p99_ms'):>10.1f} {_mean(filled, 'p99_ms'):>11.1f} "
-            f"{_mean(empty, 'cpu_ms_per_request'):>11.3f} {_mean(filled, 'cpu_ms_per_request'):>11.3f}"
+            f"{_mean(empty, 'router_cpu_ms'):>9.3f} → {_mean(filled, 'router_cpu_ms'):.3f} "
+            f"{_mean(empty, 'postgres_cpu_ms'):>11.3f} → {_mean(filled, 'postgres_cpu_ms'):.3f}"
         )
-    loads = [run["load_average"] for label in ("empty", "filled") for key in ("P2", "P4") for run in p7_out[label][key]]
-    lines.append(f"  load average after each load: {', '.join(loads)}")
+    for label in ("empty", "filled"):
+        loads = [f"{key} {run['load_average']}" for key in ("P2", "P4") for run in p7_out[label][key]]
+        lines.append(f"  load average after each {label} load: {'; '.join(loads)}")
     for kind in ("reconcile_full", "reconcile_incremental"):
         r = p7_out[kind]
         checked = r["counts"].get("generations_checked", "?")
@@ -280,6 +349,11 @@ def _p8_text(p8_out: dict) -> list[str]:
                 f"{run['loadgen_cpu_ms']:>8.3f}  "
                 f"{run['load_average']}"
             )
+    for written in p8_out.get("batched_writes", []):
+        lines.append(
+            f"  a generation, its charge and the balance written {written['batch']} per transaction (rolled back): "
+            f"PostgreSQL {written['postgres_cpu_ms']} ms per request"
+        )
     return lines
 
 
