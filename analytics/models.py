@@ -108,6 +108,37 @@ class HourlyUsage(UsageFigures):
         indexes = [models.Index(fields=["account", "hour"], name="hourly_usage_account")]
 
 
+# The per-key rows multiply with keys × apps × accounts; most of the page needs none of those dimensions.
+# The hour buckets read these two coarse hourly rollups, rebuilt with each hour's rows (`analytics/rollups.py`).
+class HourlyModelUsage(ModelFigures):
+    """The hourly sums per model, provider and surface only: the 24 h page's totals, series and model breakdowns."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "model", "provider", "surface"], name="hourly_model_usage_unique", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of model #{self.model_id} at {self.hour:%Y-%m-%d %H:%M}"
+
+
+class HourlyAccountUsage(UsageSums):
+    """The hourly sums per account only: the 24 h page's top accounts."""
+
+    hour = models.DateTimeField()
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["hour", "account"], name="hourly_account_usage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.requests} requests of account #{self.account_id} at {self.hour:%Y-%m-%d %H:%M}"
+
+
 class DailyUsage(UsageFigures):
     """The same sums per UTC day, summed from that day's hourly rows; long ranges read these."""
 
@@ -124,8 +155,7 @@ class DailyUsage(UsageFigures):
         indexes = [models.Index(fields=["account", "day"], name="daily_usage_account")]
 
 
-# Keys × apps × accounts multiply the daily rows; most of the page needs none of them. Long ranges read
-# these two coarse rollups, rebuilt with each day's rows (`analytics/rollups.py`).
+# The same two coarse rollups per UTC day: long ranges read these, rebuilt with each day's rows.
 class DailyModelUsage(ModelFigures):
     """The daily sums per model, provider and surface only: the page's totals, series and model breakdowns."""
 

@@ -32,7 +32,9 @@ from .models import (
     DailyLedger,
     DailyModelUsage,
     DailyUsage,
+    HourlyAccountUsage,
     HourlyLatency,
+    HourlyModelUsage,
     HourlyUsage,
     RollupPeriod,
 )
@@ -54,8 +56,11 @@ _MONEY = DecimalField(max_digits=24, decimal_places=10)
 _FINISHED = ~Q(status=Generation.Status.PENDING)
 _COSTED = _FINISHED & Q(upstream_cost__isnull=False)
 USAGE_DIMENSIONS = ("account_id", "api_key_id", "model_id", "provider_id", "surface", "app")
-# The coarse daily rollups' dimensions: the page's long ranges read them when nothing finer is asked.
-COARSE = ((DailyModelUsage, ("model_id", "provider_id", "surface")), (DailyAccountUsage, ("account_id",)))
+# The coarse rollups' dimensions: the page reads them when nothing finer is asked.
+MODEL_DIMENSIONS = ("model_id", "provider_id", "surface")
+ACCOUNT_DIMENSIONS = ("account_id",)
+COARSE_HOURLY = ((HourlyModelUsage, MODEL_DIMENSIONS), (HourlyAccountUsage, ACCOUNT_DIMENSIONS))
+COARSE = ((DailyModelUsage, MODEL_DIMENSIONS), (DailyAccountUsage, ACCOUNT_DIMENSIONS))
 USAGE_SUMS = (
     "requests",
     "errors",
@@ -125,6 +130,7 @@ def usage_hour_compute(start: datetime, *, now: datetime) -> int:
                 usage.append(HourlyUsage(hour=start, **dimensions, **{n: group[f"total_{n}"] for n in USAGE_SUMS}))
         HourlyUsage.objects.filter(hour=start).delete()
         HourlyUsage.objects.bulk_create(usage)
+        _coarse_compute(COARSE_HOURLY, "hour", start, HourlyUsage.objects.filter(hour=start))
         latency = (
             rows.filter(_FINISHED, latency_ms__isnull=False)
             .annotate(le_ms=_latency_bucket())
@@ -161,15 +167,21 @@ def _usage_day_compute(day: datetime) -> None:
     DailyUsage.objects.bulk_create(
         DailyUsage(day=day, **group) for group in hours.values(*USAGE_DIMENSIONS).annotate(**sums)
     )
-    days = DailyUsage.objects.filter(day=day).order_by()
-    for table, dimensions in COARSE:
-        table.objects.filter(day=day).delete()
-        table.objects.bulk_create(table(day=day, **group) for group in days.values(*dimensions).annotate(**sums))
+    _coarse_compute(COARSE, "day", day, DailyUsage.objects.filter(day=day))
     latency = HourlyLatency.objects.filter(hour__gte=day, hour__lt=day + DAY).order_by()
     DailyLatency.objects.filter(day=day).delete()
     DailyLatency.objects.bulk_create(
         DailyLatency(day=day, **row) for row in latency.values(*LATENCY_DIMENSIONS).annotate(count=Sum("count"))
     )
+
+
+def _coarse_compute(tables, time: str, start: datetime, rows: QuerySet) -> None:
+    """Rebuild one period's coarse rows from its per-key rows `rows`."""
+    sums = {name: Sum(name) for name in USAGE_SUMS}
+    for table, dimensions in tables:
+        table.objects.filter(**{time: start}).delete()
+        groups = rows.order_by().values(*dimensions).annotate(**sums)
+        table.objects.bulk_create(table(**{time: start}, **group) for group in groups)
 
 
 def _usage_sums() -> dict:

@@ -19,7 +19,9 @@ from .models import (
     DailyLedger,
     DailyModelUsage,
     DailyUsage,
+    HourlyAccountUsage,
     HourlyLatency,
+    HourlyModelUsage,
     HourlyUsage,
 )
 from .rollups import DAY, HOUR, UTC, day_floor, hour_floor
@@ -98,18 +100,21 @@ class Figures:
 
 
 def usage_rows(scope: Scope, group: str | None = None) -> QuerySet:
-    """The rollup rows in scope: hourly rows for hour buckets, else the coarsest daily rows that hold
-    the scope's filters and the breakdown (`group`)."""
+    """The rollup rows in scope: hourly rows for hour buckets, else daily rows; of those, the coarsest
+    that hold the scope's filters and the breakdown (`group`)."""
     scope = scope.snapped
     time = "hour" if scope.hourly else "day"
+    per_key, per_model, per_account = (
+        (HourlyUsage, HourlyModelUsage, HourlyAccountUsage)
+        if scope.hourly
+        else (DailyUsage, DailyModelUsage, DailyAccountUsage)
+    )
     by_model = scope.model_id is not None or scope.provider_id is not None or bool(scope.surface)
-    if scope.hourly:
-        table = HourlyUsage
-    elif scope.narrowed_by_customer or group in ("account", "key", "app"):
+    if scope.narrowed_by_customer or group in ("account", "key", "app"):
         customer_only = scope.api_key_id is None and scope.app is None and not by_model
-        table = DailyAccountUsage if customer_only and group in (None, "account") else DailyUsage
+        table = per_account if customer_only and group in (None, "account") else per_key
     else:
-        table = DailyModelUsage
+        table = per_model
     rows = table.objects.filter(**{f"{time}__gte": scope.start, f"{time}__lt": scope.end})
     return rows.filter(_dimensions(scope)).order_by()
 

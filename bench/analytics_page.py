@@ -4,9 +4,9 @@
 
 `--fill` replaces the usage rollups with synthetic rows for 200 accounts over 91 days (per account and
 day: 2 keys × 5 models × 2 surfaces × 3 apps = 60 rows; the last 48 hours also hourly), then derives the
-coarse daily rows (per model, per account) the way the refresh does. Use it on a scale database only: it
+coarse hourly and daily rows (per model, per account) the way the refresh does. Use it on a scale database only: it
 deletes the rollups.
-`--fine` reads the per-key daily rows for every range, as the page did before the coarse rollups.
+`--fine` reads the per-key hourly and daily rows for every range, as the page did before the coarse rollups.
 Not part of the tests.
 """
 
@@ -33,7 +33,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
 from analytics import selectors  # noqa: E402
-from analytics.models import DailyUsage  # noqa: E402
+from analytics.models import DailyUsage, HourlyUsage  # noqa: E402
 
 SUMS = (
     "requests, errors, cancelled, prompt_tokens, completion_tokens, revenue, upstream_cost, costed, margin, "
@@ -56,7 +56,14 @@ ROWS = f"""
 """
 
 
-TABLES = ("analytics_hourlyusage", "analytics_dailyusage", "analytics_dailymodelusage", "analytics_dailyaccountusage")
+TABLES = (
+    "analytics_hourlyusage",
+    "analytics_dailyusage",
+    "analytics_hourlymodelusage",
+    "analytics_hourlyaccountusage",
+    "analytics_dailymodelusage",
+    "analytics_dailyaccountusage",
+)
 
 
 def fill() -> None:
@@ -70,13 +77,14 @@ def fill() -> None:
                        {"span": "48 hours", "accounts": 20})  # fmt: skip
         # The coarse rows, summed as the refresh sums them.
         sums = ", ".join(f"SUM({name.strip()})" for name in SUMS.split(","))
-        for table, coarse in (
-            ("analytics_dailymodelusage", "day, model_id, provider_id, surface"),
-            ("analytics_dailyaccountusage", "day, account_id"),
+        for table, coarse, fine in (
+            ("analytics_hourlymodelusage", "hour, model_id, provider_id, surface", "analytics_hourlyusage"),
+            ("analytics_hourlyaccountusage", "hour, account_id", "analytics_hourlyusage"),
+            ("analytics_dailymodelusage", "day, model_id, provider_id, surface", "analytics_dailyusage"),
+            ("analytics_dailyaccountusage", "day, account_id", "analytics_dailyusage"),
         ):
             cursor.execute(
-                f"INSERT INTO {table} ({coarse}, {SUMS}) "
-                f"SELECT {coarse}, {sums} FROM analytics_dailyusage GROUP BY {coarse}"
+                f"INSERT INTO {table} ({coarse}, {SUMS}) SELECT {coarse}, {sums} FROM {fine} GROUP BY {coarse}"
             )
         for table in TABLES:
             cursor.execute(f"ANALYZE {table}")
@@ -95,6 +103,7 @@ def main() -> None:
     if args.fine:
         # The per-key rows carry every coarse column.
         selectors.DailyModelUsage = selectors.DailyAccountUsage = DailyUsage
+        selectors.HourlyModelUsage = selectors.HourlyAccountUsage = HourlyUsage
     user, _ = get_user_model().objects.get_or_create(
         username="crawl", defaults={"is_staff": True, "is_superuser": True}
     )

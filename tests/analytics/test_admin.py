@@ -13,7 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from analytics.models import DailyAccountUsage, DailyModelUsage, DailyUsage, HourlyUsage
+from analytics.models import (
+    DailyAccountUsage,
+    DailyModelUsage,
+    DailyUsage,
+    HourlyAccountUsage,
+    HourlyModelUsage,
+    HourlyUsage,
+)
 from analytics.rollups import rollups_refresh
 from billing.models import LedgerEntry
 from billing.services import ledger_adjust
@@ -105,6 +112,48 @@ def test_long_ranges_read_the_coarse_rollups_with_the_same_figures(operator_clie
     assert {row.extra["id"]: row.revenue for row in response.context["breakdown"]} == by_group
     top = {row.extra["id"]: row.revenue for row in response.context["top_accounts"]}
     assert top == {row["account_id"]: row["r"] for row in fine.values("account_id").annotate(r=Sum("revenue"))}
+
+
+@pytest.mark.parametrize("group", ["model", "provider", "account", "surface"])
+@pytest.mark.parametrize("period", ["24h", "7d"])
+def test_hour_buckets_read_the_coarse_hourly_rollups_with_the_same_figures(operator_client, usage, period, group):
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(URL, {"range": period, "bucket": "hour", "group": group})
+
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert f'"{HourlyModelUsage._meta.db_table}"' in sql and f'"{HourlyAccountUsage._meta.db_table}"' in sql
+    assert f'"{HourlyUsage._meta.db_table}"' not in sql
+    scope = response.context["scope"]
+    assert scope.hourly
+    fine = HourlyUsage.objects.filter(hour__gte=scope.start, hour__lt=scope.end).order_by()
+    totals = response.context["totals"]
+    expected = fine.aggregate(requests=Sum("requests"), errors=Sum("errors"), revenue=Sum("revenue"))
+    expected |= fine.aggregate(upstream_cost=Sum("upstream_cost"), margin=Sum("margin"))
+    assert (totals.requests, totals.errors, totals.revenue, totals.upstream_cost, totals.margin) == tuple(
+        expected.values()
+    )
+    assert totals.requests == {"24h": 1, "7d": 4}[period]
+    per_hour = {row["hour"].isoformat(): row["r"] for row in fine.values("hour").annotate(r=Sum("revenue"))}
+    series = response.context["charts"]["usage"]
+    assert {label: Decimal(r) for label, r in zip(series["labels"], series["revenue"]) if label in per_hour} == per_hour
+    assert sum(series["requests"]) == totals.requests
+    column = {"model": "model_id", "provider": "provider_id", "account": "account_id", "surface": "surface"}[group]
+    by_group = {row[column]: row["r"] for row in fine.values(column).annotate(r=Sum("revenue"))}
+    assert {row.extra["id"]: row.revenue for row in response.context["breakdown"]} == by_group
+    top = {row.extra["id"]: row.revenue for row in response.context["top_accounts"]}
+    assert top == {row["account_id"]: row["r"] for row in fine.values("account_id").annotate(r=Sum("revenue"))}
+    by_model = {row.extra["id"]: (row.requests, row.errors) for row in response.context["by_model"]}
+    expected_by_model = fine.values("model_id").annotate(n=Sum("requests"), e=Sum("errors"))
+    assert by_model == {row["model_id"]: (row["n"], row["e"]) for row in expected_by_model}
+
+
+def test_what_the_coarse_hourly_rollups_lack_is_read_from_the_hourly_rollup(operator_client, usage):
+    cat = usage
+    with CaptureQueriesContext(connection) as queries:
+        response = operator_client.get(URL, {"range": "7d", "bucket": "hour", "key": cat.keys[1].pk})
+
+    assert f'"{HourlyUsage._meta.db_table}"' in " ".join(q["sql"] for q in queries.captured_queries)
+    assert (response.context["totals"].requests, response.context["totals"].errors) == (2, 1)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,9 @@ from analytics.models import (
     DailyLedger,
     DailyModelUsage,
     DailyUsage,
+    HourlyAccountUsage,
     HourlyLatency,
+    HourlyModelUsage,
     HourlyUsage,
     RollupPeriod,
 )
@@ -98,7 +100,17 @@ def _hourly():
 
 
 def _everything():
-    tables = (HourlyUsage, DailyUsage, DailyModelUsage, DailyAccountUsage, HourlyLatency, DailyLatency, DailyLedger)
+    tables = (
+        HourlyUsage,
+        HourlyModelUsage,
+        HourlyAccountUsage,
+        DailyUsage,
+        DailyModelUsage,
+        DailyAccountUsage,
+        HourlyLatency,
+        DailyLatency,
+        DailyLedger,
+    )
     return {
         t.__name__: Counter(tuple(v for k, v in row.items() if k != "id") for row in t.objects.values()) for t in tables
     }
@@ -118,21 +130,26 @@ def test_the_rollup_equals_a_direct_aggregate_of_the_generations(fixture_set):
 
 
 @pytest.mark.parametrize(
-    ("coarse", "dimensions"),
-    [(DailyModelUsage, ("day", "model_id", "provider_id", "surface")), (DailyAccountUsage, ("day", "account_id"))],
-    ids=["per model", "per account"],
+    ("coarse", "per_key", "dimensions"),
+    [
+        (DailyModelUsage, DailyUsage, ("day", "model_id", "provider_id", "surface")),
+        (DailyAccountUsage, DailyUsage, ("day", "account_id")),
+        (HourlyModelUsage, HourlyUsage, ("hour", "model_id", "provider_id", "surface")),
+        (HourlyAccountUsage, HourlyUsage, ("hour", "account_id")),
+    ],
+    ids=["daily per model", "daily per account", "hourly per model", "hourly per account"],
 )
-def test_a_coarse_daily_rollup_equals_the_daily_rollup_summed(fixture_set, coarse, dimensions):
+def test_a_coarse_rollup_equals_its_per_key_rollup_summed(fixture_set, coarse, per_key, dimensions):
     rollups_refresh(now=NOW)
 
     sums = {name: Sum(name) for name in (*SUMS, "costed", "latency_ms_sum", "latency_count")}
     fine = {
         tuple(row.pop(name) for name in dimensions): row
-        for row in DailyUsage.objects.order_by().values(*dimensions).annotate(**sums)
+        for row in per_key.objects.order_by().values(*dimensions).annotate(**sums)
     }
     rows = {tuple(row.pop(name) for name in dimensions): row for row in coarse.objects.values(*dimensions, *sums)}
     assert rows == fine
-    assert coarse.objects.count() < DailyUsage.objects.count()
+    assert coarse.objects.count() < per_key.objects.count()
     assert coarse.objects.aggregate(r=Sum("requests"))["r"] == 8
 
 
