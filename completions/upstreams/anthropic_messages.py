@@ -265,18 +265,26 @@ def chat_answer_of(message: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _frames(response: urllib3.BaseHTTPResponse) -> Iterator[tuple[bytes, dict]]:
-    """A stream's events, each (its whole frame, its parsed data); frames without JSON data are skipped."""
-    for frame in frames(response):
+def _frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None) -> Iterator[tuple[bytes, dict]]:
+    """A stream's events, each (its whole frame, its parsed data); frames without JSON data are skipped.
+    A silence of `quiet_s` seconds is (b"", {})."""
+    for frame in frames(response, quiet_s):
+        if not frame:
+            yield frame, {}
+            continue
         data = _data(frame)
         if data is not None:
             yield frame, data
 
 
-def frames(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive."""
+def frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive; b"" each time the
+    provider was silent for `quiet_s` seconds (completions/upstreams/sse.py)."""
     buffer = b""
-    for chunk in body_pieces(response):
+    for chunk in body_pieces(response, quiet_s):
+        if not chunk:
+            yield chunk
+            continue
         buffer += chunk
         if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
             buffer = buffer.replace(b"\r\n", b"\n")
@@ -295,8 +303,9 @@ def _data(frame: bytes) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """An Anthropic event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path."""
+def chat_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """An Anthropic event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path;
+    b"" each time the provider was silent for `quiet_s` seconds."""
     head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "model": ""}
     usage: dict[str, Any] = {}
     tools: dict[int, int] = {}  # content block index -> tool call index
@@ -305,7 +314,10 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
 
-    for _, data in _frames(response):
+    for frame, data in _frames(response, quiet_s):
+        if not frame:
+            yield frame
+            continue
         kind = data.get("type")
         if kind == "message_start":
             message = data.get("message") or {}

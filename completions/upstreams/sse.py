@@ -9,12 +9,19 @@ reader raises them: a read timeout is `ReadTimeoutError`, a connection gone or a
 is `ProtocolError`. Once the last chunk is read, the response is closed the way http.client closes a
 finished one, so the connection goes back to the pool for the next call.
 
+A relay that asks for it (`quiet_s`) gets an empty piece each time the provider has been silent that long,
+so that the response iterator reading the provider itself can write its keep-alive and read on. The
+socket's own timeout does it, set to the shorter of the keep-alive interval and what is left of the read
+timeout: no timer per read and no second thread. The read timeout still counts from the provider's
+last byte, so a silent provider fails as before (`ReadTimeoutError`) once its read timeout is up.
+
 A response this cannot read raw (compressed, not chunked, or not over http.client) is read through
-urllib3 as before.
+urllib3 as before, without quiet pieces: urllib3 closes the connection on a timeout.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import urllib3
@@ -24,22 +31,61 @@ READ_SIZE = 65536
 _CRLF = b"\r\n"
 
 
-def body_pieces(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The response body as it arrives: one piece per network read, without HTTP's chunk framing."""
+def body_pieces(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """The response body as it arrives: one piece per network read, without HTTP's chunk framing.
+
+    With `quiet_s`, also an empty piece each time the provider has been silent for `quiet_s` seconds.
+    """
     original = getattr(response, "_original_response", None)
     reader = getattr(original, "fp", None)
     if response.chunked and reader is not None and not response.headers.get("content-encoding"):
-        yield from _dechunked(original, reader)
+        raw = getattr(reader, "raw", None)
+        quiet = _Silence(raw, quiet_s) if quiet_s and isinstance(raw, socket.SocketIO) else None
+        yield from _dechunked(original, reader, quiet)
     elif response.chunked and response.supports_chunked_reads():
         yield from response.read_chunked(decode_content=True)
     else:
         yield from iter(lambda: response.read1(READ_SIZE), b"")
 
 
-def _read(reader) -> bytes:
+class _Silence:
+    """How long the provider has been silent, told by the socket's timeouts: the keep-alive interval each."""
+
+    def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
+        self.raw = raw
+        self.sock = raw._sock  # what the reader reads from: its timeout is the one a read waits
+        self.limit = self.sock.gettimeout()  # the read timeout the upstream call set
+        self.quiet_s = quiet_s
+        self.silent = 0.0
+        self.sock.settimeout(self._wait_s())
+
+    def _wait_s(self) -> float:
+        return self.quiet_s if self.limit is None else min(self.quiet_s, self.limit - self.silent)
+
+    def timed_out(self) -> bool:
+        """A read waited its time out: True if the provider may still speak (read on), False once the read
+        timeout is up."""
+        self.silent += self.sock.gettimeout()
+        if self.limit is not None and self.silent >= self.limit:
+            return False
+        # A read that timed out received nothing: the socket reader may read on (it refuses to by default).
+        self.raw._timeout_occurred = False
+        self.sock.settimeout(self._wait_s())
+        return True
+
+    def heard(self) -> None:
+        """The provider spoke after a silence: its read timeout counts afresh."""
+        self.silent = 0.0
+        self.sock.settimeout(self._wait_s())
+
+
+def _read(reader, quiet: _Silence | None = None) -> bytes:
+    """One network read: its bytes, or b"" when the provider was silent for the quiet interval."""
     try:
         data = reader.read1(READ_SIZE)
     except TimeoutError:
+        if quiet is not None and quiet.timed_out():
+            return b""
         raise ReadTimeoutError(None, None, "Read timed out.") from None
     except (OSError, ValueError) as exc:  # ValueError: the reader was closed under us (shutdown, close)
         raise ProtocolError("Connection broken while reading the stream", exc) from exc
@@ -48,12 +94,17 @@ def _read(reader) -> bytes:
     return data
 
 
-def _dechunked(original, reader) -> Iterator[bytes]:
+def _dechunked(original, reader, quiet: _Silence | None) -> Iterator[bytes]:
     pending = b""  # a chunk-size line (or the CRLF after a chunk) cut by the end of a read
     left = 0  # bytes of the current chunk still to come
     skip = 0  # bytes of the CRLF after the current chunk still to skip
     while True:
-        data = _read(reader)
+        data = _read(reader, quiet)
+        if not data:  # silent for the quiet interval
+            yield data
+            continue
+        if quiet is not None and quiet.silent:
+            quiet.heard()
         if pending:
             data, pending = pending + data, b""
         out = []
@@ -89,7 +140,7 @@ def _dechunked(original, reader) -> Iterator[bytes]:
             if size == 0:
                 # Finished before the last yield: a reader that stops at the answer's last event (`[DONE]`)
                 # leaves nothing of the response unread.
-                _finish(original, reader, data[at:])
+                _finish(original, reader, data[at:], quiet)
                 if out:
                     yield b"".join(out)
                 return
@@ -98,9 +149,9 @@ def _dechunked(original, reader) -> Iterator[bytes]:
             yield out[0] if len(out) == 1 else b"".join(out)
 
 
-def _finish(original, reader, rest: bytes) -> None:
+def _finish(original, reader, rest: bytes, quiet: _Silence | None) -> None:
     """Read the trailer section after the last chunk (an empty line, usually), then close as http.client does."""
     while not (rest.startswith(_CRLF) or b"\r\n\r\n" in rest):
-        rest += _read(reader)
+        rest += _read(reader, quiet)
     # http.client's own end of a chunked body: the socket stays open, the connection can serve the next call.
     original._close_conn()
