@@ -371,6 +371,7 @@ class StreamRelay:
             self.call.response.release_conn()
         else:
             self.call.response.close()
+            self.batches.close()  # its reader's timer too (completions/upstreams/sse.py)
         self._settle(outcome, self.done)
 
     def _settle(self, outcome: Outcome, done: bool) -> None:

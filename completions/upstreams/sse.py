@@ -10,10 +10,12 @@ is `ProtocolError`. Once the last chunk is read, the response is closed the way 
 finished one, so the connection goes back to the pool for the next call.
 
 A relay that asks for it (`quiet_s`) gets an empty piece each time the provider has been silent that long,
-so that the response iterator reading the provider itself can write its keep-alive and read on. The
-socket's own timeout does it, set to the shorter of the keep-alive interval and what is left of the read
-timeout: no timer per read and no second thread. The read timeout still counts from the provider's
-last byte, so a silent provider fails as before (`ReadTimeoutError`) once its read timeout is up.
+so that the response iterator reading the provider itself can write its keep-alive and read on. The read
+timeout still counts from the provider's last byte, so a silent provider fails as before
+(`ReadTimeoutError`) once its read timeout is up. Under gevent one timer per stream does it
+(`_Watchdog`): the socket waits without a timeout (gevent's socket would arm a timer for every wait), and
+the timer, ticking a few times per interval, interrupts a read only when the provider has been silent.
+Elsewhere (threads) the socket's own timeout does it (`_Silence`).
 
 A response this cannot read raw (compressed, not chunked, or not over http.client) is read through
 urllib3 as before, without quiet pieces: urllib3 closes the connection on a timeout.
@@ -25,7 +27,10 @@ import socket
 from collections.abc import Iterator
 
 import urllib3
+from greenlet import getcurrent
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from core.green import COOPERATIVE
 
 READ_SIZE = 65536
 _CRLF = b"\r\n"
@@ -40,8 +45,14 @@ def body_pieces(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
     reader = getattr(original, "fp", None)
     if response.chunked and reader is not None and not response.headers.get("content-encoding"):
         raw = getattr(reader, "raw", None)
-        quiet = _Silence(raw, quiet_s) if quiet_s and isinstance(raw, socket.SocketIO) else None
-        yield from _dechunked(original, reader, quiet)
+        quiet: _Silence | _Watchdog | None = None
+        if quiet_s and isinstance(raw, socket.SocketIO):
+            quiet = _Watchdog(raw, quiet_s) if COOPERATIVE else _Silence(raw, quiet_s)
+        try:
+            yield from _dechunked(original, reader, quiet)
+        finally:
+            if quiet is not None:
+                quiet.close()
     elif response.chunked and response.supports_chunked_reads():
         yield from response.read_chunked(decode_content=True)
     else:
@@ -62,49 +73,115 @@ class _Silence:
     def _wait_s(self) -> float:
         return self.quiet_s if self.limit is None else min(self.quiet_s, self.limit - self.silent)
 
-    def timed_out(self) -> bool:
-        """A read waited its time out: True if the provider may still speak (read on), False once the read
-        timeout is up."""
-        self.silent += self.sock.gettimeout()
+    def read(self, reader) -> bytes | None:
+        """One network read, or None when the provider was silent for the quiet interval."""
+        try:
+            data = reader.read1(READ_SIZE)
+        except TimeoutError:
+            self.silent += self.sock.gettimeout()
+            if self.limit is not None and self.silent >= self.limit:
+                raise
+            # A read that timed out received nothing: the socket reader may read on (it refuses to by default).
+            self.raw._timeout_occurred = False
+            self.sock.settimeout(self._wait_s())
+            return None
+        if self.silent:  # the provider spoke after a silence: its read timeout counts afresh
+            self.silent = 0.0
+            self.sock.settimeout(self._wait_s())
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class _Quiet(BaseException):
+    """Thrown by the watchdog into a read waiting on a silent provider (not an error: no one else catches it)."""
+
+
+class _Deadline(BaseException):
+    """Thrown by the watchdog into a read waiting longer than the read timeout."""
+
+
+class _Watchdog:
+    """One gevent timer per stream, ticking a few times per keep-alive interval; the socket has no timeout.
+
+    A read marks the stream heard; a tick that finds it unheard counts the silence, and interrupts the
+    read waiting then with `_Quiet` once per keep-alive interval, or `_Deadline` once the read timeout is up.
+    """
+
+    def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
+        from gevent import get_hub
+
+        sock = raw._sock
+        self.limit = sock.gettimeout()  # the read timeout the upstream call set
+        sock.settimeout(None)
+        self.quiet_s = quiet_s
+        self.tick_s = min(quiet_s, self.limit or quiet_s) / 4
+        self.heard = False
+        self.silent = 0.0  # silence counted by the ticks
+        self.pinged = 0.0  # the silence at the last `_Quiet`
+        self.waiting = None  # the green thread waiting in a read, if one is
+        self.timer = get_hub().loop.timer(self.tick_s, self.tick_s, ref=False)
+        self.timer.start(self._tick)
+
+    def read(self, reader) -> bytes | None:
+        """One network read, or None when the provider was silent for the quiet interval."""
+        self.waiting = getcurrent()
+        try:
+            data = reader.read1(READ_SIZE)
+        except _Quiet:
+            return None
+        except _Deadline:
+            raise TimeoutError from None
+        finally:
+            self.waiting = None
+        self.heard = True
+        return data
+
+    def _tick(self) -> None:
+        if self.heard:
+            self.heard = False
+            self.silent = self.pinged = 0.0
+            return
+        self.silent += self.tick_s
+        waiting = self.waiting
+        if waiting is None:
+            return  # not reading (writing to the client, say): nothing to interrupt
         if self.limit is not None and self.silent >= self.limit:
-            return False
-        # A read that timed out received nothing: the socket reader may read on (it refuses to by default).
-        self.raw._timeout_occurred = False
-        self.sock.settimeout(self._wait_s())
-        return True
+            waiting.throw(_Deadline())
+        elif self.silent - self.pinged >= self.quiet_s:
+            self.pinged = self.silent
+            waiting.throw(_Quiet())
 
-    def heard(self) -> None:
-        """The provider spoke after a silence: its read timeout counts afresh."""
-        self.silent = 0.0
-        self.sock.settimeout(self._wait_s())
+    def close(self) -> None:
+        self.timer.stop()
+        self.timer.close()
 
 
-def _read(reader, quiet: _Silence | None = None) -> bytes:
-    """One network read: its bytes, or b"" when the provider was silent for the quiet interval."""
+def _read(reader, quiet: _Silence | _Watchdog | None = None) -> bytes | None:
+    """One network read: its bytes, or None when the provider was silent for the quiet interval."""
     try:
-        data = reader.read1(READ_SIZE)
+        data = reader.read1(READ_SIZE) if quiet is None else quiet.read(reader)
     except TimeoutError:
-        if quiet is not None and quiet.timed_out():
-            return b""
         raise ReadTimeoutError(None, None, "Read timed out.") from None
     except (OSError, ValueError) as exc:  # ValueError: the reader was closed under us (shutdown, close)
         raise ProtocolError("Connection broken while reading the stream", exc) from exc
+    if data is None:
+        return None
     if not data:
         raise ProtocolError("Response ended prematurely")
     return data
 
 
-def _dechunked(original, reader, quiet: _Silence | None) -> Iterator[bytes]:
+def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator[bytes]:
     pending = b""  # a chunk-size line (or the CRLF after a chunk) cut by the end of a read
     left = 0  # bytes of the current chunk still to come
     skip = 0  # bytes of the CRLF after the current chunk still to skip
     while True:
         data = _read(reader, quiet)
-        if not data:  # silent for the quiet interval
-            yield data
+        if data is None:  # silent for the quiet interval
+            yield b""
             continue
-        if quiet is not None and quiet.silent:
-            quiet.heard()
         if pending:
             data, pending = pending + data, b""
         out = []
@@ -149,9 +226,9 @@ def _dechunked(original, reader, quiet: _Silence | None) -> Iterator[bytes]:
             yield out[0] if len(out) == 1 else b"".join(out)
 
 
-def _finish(original, reader, rest: bytes, quiet: _Silence | None) -> None:
+def _finish(original, reader, rest: bytes, quiet: _Silence | _Watchdog | None) -> None:
     """Read the trailer section after the last chunk (an empty line, usually), then close as http.client does."""
     while not (rest.startswith(_CRLF) or b"\r\n\r\n" in rest):
-        rest += _read(reader, quiet)
+        rest += _read(reader, quiet) or b""
     # http.client's own end of a chunked body: the socket stays open, the connection can serve the next call.
     original._close_conn()
