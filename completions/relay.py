@@ -3,19 +3,22 @@
 The transport is here; the wire formats are not: the upstream kind (completions/upstreams/) reads the
 provider's answer, and the request's surface (completions/surfaces/) writes it for the client.
 
-A stream is read by its own (green) thread, which owns settlement: whatever way the stream ends —
-completed, upstream failure, client gone — that thread settles the generation exactly once, then the
-client (if still there) gets the stream's last events, written by the surface with the `cost`, and
-`[DONE]`. Every chunk is relayed as it arrives but the one that finishes the answer (it carries a
-`finish_reason`): that one is held back until the stream is settled, so that the surface may write
-the cost on it (see `StreamEnd`). While relaying, no database connection is held.
+A stream is read from the provider by the response's own iterator, in the green thread that writes to
+the client: one thread per stream, no hand-off between threads. Each read waits at most the keep-alive
+interval (the socket's timeout, completions/upstreams/sse.py); a silence comes back as an empty batch and
+the client gets a keep-alive. However the provider's part ends — completed, upstream failure — the
+iterator settles the generation exactly once, then writes the stream's last events (the surface's, with
+the `cost`) and `[DONE]`. A client gone mid-stream closes the iterator: a green thread then reads the
+provider on for up to STREAM_DRAIN_SECONDS (its usage settles the charge) and settles. Every chunk is
+relayed as it arrives but the one that finishes the answer (it carries a `finish_reason`): that one is
+held back until the stream is settled, so that the surface may write the cost on it (see `StreamEnd`).
+While relaying, no database connection is held.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +43,6 @@ from .upstreams.base import NativeStream
 
 log = logging.getLogger(__name__)
 
-_END = object()
 MAX_PLAIN_BYTES = 64 * 1024 * 1024
 
 
@@ -177,114 +179,77 @@ def settlements_wait_for(account_id: int, timeout: float = 5.0) -> None:
 
 
 class StreamRelay:
-    """One streamed generation: a reader thread that relays and settles, a generator the client reads."""
+    """One streamed generation, read from the provider by the response's own iterator (see the module's doc)."""
 
     def __init__(self, started: Started, call: UpstreamCall, headers: dict[str, str]) -> None:
         self.started = started
         self.call = call
         self.headers = headers
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.client_gone_at: float | None = None
-        self.reading = True
+        self.reading = True  # until the provider's part is over: finished, failed, or given up
+        self.settled = False
+        self.outcome = Outcome(Generation.Status.FAILED, route=call.route)
+        self.done = False
         self.usage: Any = None
         self.usage_chunk: dict | None = None
         self.held: tuple[bytes, dict] | None = None
         self.rewrite: ChunkRewriter | None = None
+        # The fast path: a middle chunk is read and rewritten as bytes (completions/chat_chunks.py).
+        self.rewrite_bytes: Callable[[bytes], bytes | None] | None = None
         self.error: str = ""
         self.finished: Finished | None = None
         self.created = int(time.time())
         # A stream in the surface's own API (a native route): relayed event by event, its end written with our cost.
         self.native: NativeStream | None = call.passthrough.stream(started) if call.passthrough else None
+        # Each read waits at most the keep-alive interval: an empty batch is a silence (completions/upstreams/sse.py).
+        quiet_s = settings.STREAM_KEEPALIVE_SECONDS
+        if call.passthrough is not None:
+            self.batches: Iterator[list[bytes]] = _one_by_one(call.passthrough.events)(call.response, quiet_s)
+            self.take: Callable[[list[bytes]], bytes] = self._take_native
+        else:
+            upstream = call.upstream
+            self.batches = (upstream.event_batches or _one_by_one(upstream.events))(call.response, quiet_s)
+            self.take = self._take_chunks
 
     def response(self) -> StreamingHttpResponse:
-        start_beside(self._read, name=f"relay-{self.started.generation_id}")
-        response = StreamingHttpResponse(self._events(), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        response_headers(response, self.started, self.headers)
+        try:
+            response = StreamingHttpResponse(_Relayed(self), content_type="text/event-stream")
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            response_headers(response, self.started, self.headers)
+        except BaseException:
+            # No response will carry the stream: it is read to its end and settled all the same, beside.
+            start_beside(_run_out, self.events(), name=f"relay-{self.started.generation_id}")
+            raise
         return response
 
-    def _put(self, item: Any) -> None:
-        if self.client_gone_at is None or item is _END:
-            self.queue.put(item)
-
-    def _read(self) -> None:
-        if self.native is not None:
-            self._read_native(self.native)
-            return
-        outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
-        surface = self.started.surface
-        upstream = self.call.upstream
-        rewrite: ChunkRewriter | None = None
-        # The fast path: a middle chunk is read and rewritten as bytes (completions/chat_chunks.py).
-        rewrite_bytes: Callable[[bytes], bytes | None] | None = None
-        held: tuple[bytes, dict] | None = None
-        done = stop = False
-        batches = (upstream.event_batches or _one_by_one(upstream.events))(self.call.response)
+    def events(self) -> Iterator[bytes]:
+        """The client's stream: each read's events in one write, keep-alives while the provider is silent, and
+        once it is over and settled, the surface's last events with the cost."""
+        finished_normally = False
         try:
-            for batch in batches:
-                out: list[bytes] = []  # what this read relays: one write for the events that arrived together
-                for data in batch:
-                    if rewrite_bytes is not None and not outcome.finish_reason:
-                        chars = middle_chunk_chars(data)
-                        relayed = None if chars is None else rewrite_bytes(data)
-                        if relayed is not None:
-                            if chars:
-                                if outcome.ttft_ms is None:
-                                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
-                                outcome.completion_chars += chars
-                            out.append(surface.stream_event(relayed))
-                            continue
-                    if data == b"[DONE]":
-                        done = stop = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        continue
-                    if not isinstance(chunk, dict):
-                        continue
-                    if "error" in chunk and not chunk.get("choices"):
-                        self.error = "the upstream reported an error mid-stream"
-                        stop = True
-                        break
-                    if chunk.get("usage"):
-                        self.usage = chunk["usage"]
-                    choices = chunk.get("choices")
-                    if not choices:
-                        if self.usage is not None:
-                            self.usage_chunk = chunk
-                        continue
-                    if not outcome.upstream_id:
-                        outcome.upstream_id = str(chunk.get("id") or "")
-                        rewrite = surface.stream_rewriter(chunk, self.started)
-                        rewrite_bytes = getattr(rewrite, "apply_bytes", None)
-                    chars = upstream.completion_chars(choices, "delta")
-                    if chars and outcome.ttft_ms is None:
-                        outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
-                    outcome.completion_chars += chars
-                    reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
-                    if reason:
-                        outcome.finish_reason = str(reason)
-                    if held is not None:
-                        out.append(surface.stream_event(rewrite.apply(*held)))
-                        held = None
-                    if outcome.finish_reason:
-                        # The answer's end waits for its usage and cost: the surface writes it (stream_final).
-                        held = (data, chunk)
-                    else:
-                        out.append(surface.stream_event(rewrite.apply(data, chunk)))
+            while self.reading:
+                out = self._read_some()
                 if out:
-                    self._put(out[0] if len(out) == 1 else b"".join(out))
-                if stop:
-                    break
-                if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
-                    break
+                    yield out
+            self._end()
+            yield from self._last_events()
+            finished_normally = True
+        finally:
+            if not finished_normally:
+                self.client_left()
+
+    def _read_some(self) -> bytes:
+        """What the client gets of the provider's next read: its events (maybe none), or a keep-alive after a
+        silence. `reading` turns False once the provider's part is over (then `_end`)."""
+        try:
+            batch = next(self.batches, None)
+            if batch is None:
+                self._upstream_closed()
+            elif not batch:
+                return self.started.surface.stream_keepalive if self.client_gone_at is None else b""
             else:
-                # The connection closed without [DONE]: complete only if the answer had finished.
-                done = bool(outcome.finish_reason)
-                if not done and not self.error:
-                    self.error = "the upstream connection dropped mid-stream"
+                return self.take(batch)
         except TimeoutError:
             self.error = "the upstream stopped sending (read timeout)"
         except HTTPError:
@@ -296,59 +261,123 @@ class StreamRelay:
             # Whatever went wrong, the stream is still settled below and ends with an error event.
             log.exception("relaying %s failed", self.started.generation_id)
             self.error = "internal error while relaying"
-        finally:
-            self.reading = False
-            self.held, self.rewrite = held, rewrite
-            if done:
-                # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
-                _read_to_end(batches)
-                self.call.response.drain_conn()
-                self.call.response.release_conn()
-            else:
-                self.call.response.close()
-            self._settle(outcome, done)
+        self.reading = False
+        return b""
 
-    def _read_native(self, native: NativeStream) -> None:
-        """The native stream's reader: every event relayed as it comes but the answer's end (held for the cost)."""
-        outcome = Outcome(Generation.Status.FAILED, route=self.call.route)
-        passthrough = self.call.passthrough
-        assert passthrough is not None
-        events = passthrough.events(self.call.response)
-        try:
-            for event in events:
-                relayed, chars = native.feed(event)
-                if chars and outcome.ttft_ms is None:
-                    outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
-                outcome.completion_chars += chars
-                if relayed:
-                    self._put(relayed)
-                if native.error:
-                    self.error = native.error
-                    break
-                if native.done:
-                    break
-                if self.client_gone_at is not None and time.monotonic() - self.client_gone_at > _drain_s():
-                    break
+    def _take_chunks(self, batch: list[bytes]) -> bytes:
+        """One read's chat chunks: counted for settlement, rewritten for the client; `reading` False at the end."""
+        outcome = self.outcome
+        surface = self.started.surface
+        rewrite_bytes = self.rewrite_bytes
+        out: list[bytes] = []  # what this read relays: one write for the events that arrived together
+        for data in batch:
+            if rewrite_bytes is not None and not outcome.finish_reason:
+                chars = middle_chunk_chars(data)
+                relayed = None if chars is None else rewrite_bytes(data)
+                if relayed is not None:
+                    if chars:
+                        if outcome.ttft_ms is None:
+                            outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                        outcome.completion_chars += chars
+                    out.append(surface.stream_event(relayed))
+                    continue
+            if data == b"[DONE]":
+                self.done, self.reading = True, False
+                break
+            chunk = _json_object(data)
+            if chunk is None:
+                continue
+            if "error" in chunk and not chunk.get("choices"):
+                self.error = "the upstream reported an error mid-stream"
+                self.reading = False
+                break
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            choices = chunk.get("choices")
+            if not choices:
+                if self.usage is not None:
+                    self.usage_chunk = chunk
+                continue
+            if not outcome.upstream_id:
+                outcome.upstream_id = str(chunk.get("id") or "")
+                self.rewrite = surface.stream_rewriter(chunk, self.started)
+                rewrite_bytes = self.rewrite_bytes = getattr(self.rewrite, "apply_bytes", None)
+            rewrite = self.rewrite
+            assert rewrite is not None
+            chars = self.call.upstream.completion_chars(choices, "delta")
+            if chars and outcome.ttft_ms is None:
+                outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+            outcome.completion_chars += chars
+            reason = choices[0].get("finish_reason") if isinstance(choices[0], dict) else None
+            if reason:
+                outcome.finish_reason = str(reason)
+            if self.held is not None:
+                out.append(surface.stream_event(rewrite.apply(*self.held)))
+                self.held = None
+            if outcome.finish_reason:
+                # The answer's end waits for its usage and cost: the surface writes it (stream_final).
+                self.held = (data, chunk)
             else:
-                if not native.done and not self.error:
-                    self.error = "the upstream connection dropped mid-stream"
-        except TimeoutError:
-            self.error = "the upstream stopped sending (read timeout)"
-        except HTTPError:
+                out.append(surface.stream_event(rewrite.apply(data, chunk)))
+        return b"".join(out)
+
+    def _take_native(self, batch: list[bytes]) -> bytes:
+        """One native event: every event relayed as it comes but the answer's end (held for the cost)."""
+        native = self.native
+        assert native is not None
+        outcome = self.outcome
+        out: list[bytes] = []
+        for event in batch:
+            relayed, chars = native.feed(event)
+            if chars and outcome.ttft_ms is None:
+                outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+            outcome.completion_chars += chars
+            if relayed:
+                out.append(relayed)
+            if native.error:
+                self.error = native.error
+                self.reading = False
+                break
+            if native.done:
+                self.done, self.reading = True, False
+                break
+        return b"".join(out)
+
+    def _upstream_closed(self) -> None:
+        """The connection closed without the stream's end: complete only if the answer had finished."""
+        self.reading = False
+        if self.native is not None:
+            self.done = False
+        else:
+            self.done = bool(self.outcome.finish_reason)
+        if not self.done and not self.error:
             self.error = "the upstream connection dropped mid-stream"
-        finally:
-            self.reading = False
+
+    def _end(self) -> None:
+        """The provider's part is over: its connection back to the pool (or closed), the generation settled."""
+        self.reading = False
+        if self.settled:
+            return
+        outcome = self.outcome
+        if self.native is not None:
+            native = self.native
             self.usage = native.usage
             outcome.upstream_id, outcome.finish_reason = native.upstream_id, native.finish_reason
-            if native.done:
-                _read_to_end(events)
-                self.call.response.drain_conn()
-                self.call.response.release_conn()
-            else:
-                self.call.response.close()
-            self._settle(outcome, native.done and not self.error)
+            self.done = self.done and native.done and not self.error
+        if self.done:
+            # Read the rest (the chunked terminator) so the pooled connection is clean for reuse.
+            _read_to_end(self.batches)
+            self.call.response.drain_conn()
+            self.call.response.release_conn()
+        else:
+            self.call.response.close()
+            self.batches.close()  # its reader's timer too (completions/upstreams/sse.py)
+        self._settle(outcome, self.done)
 
     def _settle(self, outcome: Outcome, done: bool) -> None:
+        if self.settled:
+            return
+        self.settled = True
         outcome.usage = self.usage
         if self.client_gone_at is not None and not done:
             outcome.status, outcome.error = Generation.Status.CANCELLED, "client disconnected; upstream abandoned"
@@ -368,63 +397,84 @@ class StreamRelay:
             self.error = self.error or "internal error while settling"
         finally:
             release_db()
-            self.queue.put(_END)
 
-    def _events(self) -> Iterator[bytes]:
-        keepalive = settings.STREAM_KEEPALIVE_SECONDS
-        finished_normally = False
-        try:
-            while True:
-                try:
-                    item = self.queue.get(timeout=keepalive)
-                except queue.Empty:
-                    yield self.started.surface.stream_keepalive
-                    continue
-                if item is _END:
-                    break
-                # Events that arrived together leave in one write.
-                batch = [item]
-                while not self.queue.empty() and len(batch) < 64:
-                    nxt = self.queue.get_nowait()
-                    if nxt is _END:
-                        self.queue.put(_END)
-                        break
-                    batch.append(nxt)
-                yield b"".join(batch)
-            surface = self.started.surface
-            if self.native is not None:
-                final = self.native.final(self.finished, self.error)
-            else:
-                last, last_chunk = self.held or (None, None)
-                end = StreamEnd(
-                    last,
-                    last_chunk,
-                    self.rewrite,
-                    self.usage_chunk,
-                    self.usage,
-                    self.finished,
-                    self.created,
-                    self.error,
-                )
-                final = surface.stream_final(self.started, end)
-            if final:
-                yield final
-            if self.error:
-                yield surface.stream_error(self.error)
-            yield surface.stream_end
-            finished_normally = True
-        finally:
-            if not finished_normally:
-                self.client_gone_at = time.monotonic()
-                # The reader checks the drain time as chunks arrive; an upstream gone quiet is cut off here.
-                timer = threading.Timer(_drain_s(), self._stop_draining)
-                timer.daemon = True
-                timer.start()
+    def _last_events(self) -> Iterator[bytes]:
+        surface = self.started.surface
+        if self.native is not None:
+            final = self.native.final(self.finished, self.error)
+        else:
+            last, last_chunk = self.held or (None, None)
+            end = StreamEnd(
+                last,
+                last_chunk,
+                self.rewrite,
+                self.usage_chunk,
+                self.usage,
+                self.finished,
+                self.created,
+                self.error,
+            )
+            final = surface.stream_final(self.started, end)
+        if final:
+            yield final
+        if self.error:
+            yield surface.stream_error(self.error)
+        yield surface.stream_end
+
+    def client_left(self) -> None:
+        """The client is gone before the stream's end: a green thread reads the provider on (for the usage,
+        up to STREAM_DRAIN_SECONDS) and settles; a provider gone quiet is cut off when that time is up."""
+        if self.client_gone_at is not None:
+            return
+        self.client_gone_at = time.monotonic()
+        if not self.reading:
+            return  # already settled
+        timer = threading.Timer(_drain_s(), self._stop_draining)
+        timer.daemon = True
+        timer.start()
+        start_beside(self._drain, name=f"relay-{self.started.generation_id}")
+
+    def _drain(self) -> None:
+        while self.reading:
+            self._read_some()
+            if time.monotonic() - (self.client_gone_at or 0) > _drain_s():
+                break
+        self._end()
 
     def _stop_draining(self) -> None:
-        """Unblock a reader still waiting on the upstream when the drain time is up."""
+        """Unblock a drain still waiting on the upstream when the drain time is up."""
         if self.reading:
             self.call.response.shutdown()
+
+
+class _Relayed:
+    """The streaming response's content: the relay's events, and a `close()` the server calls when it is done
+    with the response, also when it never started to iterate (the client gone before the headers)."""
+
+    def __init__(self, relay: StreamRelay) -> None:
+        self.relay = relay
+        self.events = relay.events()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.events
+
+    def close(self) -> None:
+        self.events.close()  # the iterator's own end: a client gone mid-stream is seen there
+        if self.relay.reading:
+            self.relay.client_left()
+
+
+def _run_out(events: Iterator[bytes]) -> None:
+    for _ in events:
+        pass
+
+
+def _json_object(data: bytes) -> dict | None:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, dict) else None
 
 
 def _read_to_end(events: Iterator[Any]) -> None:
@@ -437,9 +487,10 @@ def _read_to_end(events: Iterator[Any]) -> None:
         pass
 
 
-def _one_by_one(events: Callable[[Any], Iterator[bytes]]) -> Callable[[Any], Iterator[list[bytes]]]:
-    """An upstream kind's events as batches of one, for a kind that reads no more than an event at a time."""
-    return lambda response: ([event] for event in events(response))
+def _one_by_one(events: Callable[[Any, float], Iterator[bytes]]) -> Callable[[Any, float], Iterator[list[bytes]]]:
+    """An upstream kind's events as batches of one (a silence, b"", as an empty batch), for a kind that reads no
+    more than an event at a time."""
+    return lambda response, quiet_s: ([event] if event else [] for event in events(response, quiet_s))
 
 
 def _drain_s() -> float:

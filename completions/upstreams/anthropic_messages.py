@@ -265,8 +265,9 @@ def chat_answer_of(message: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """An Anthropic event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path."""
+def chat_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """An Anthropic event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path;
+    b"" each time the provider was silent for `quiet_s` seconds."""
     head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "model": ""}
     usage: dict[str, Any] = {}
     tools: dict[int, int] = {}  # content block index -> tool call index
@@ -275,7 +276,10 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
 
-    for data in data_frames(response):
+    for data in data_frames(response, quiet_s):
+        if not data:
+            yield b""
+            continue
         kind = data.get("type")
         if kind == "message_start":
             message = data.get("message") or {}

@@ -88,7 +88,8 @@ class Passthrough:
     headers: Callable[[HttpRequest], dict[str, str]]  # the client's headers the provider should see
     read: Callable[[dict], PlainRead]  # a plain answer, for settlement
     answer: Callable[[dict, Started, Finished], bytes]  # a plain answer, ours: our id, model and exact cost
-    events: Callable[[urllib3.BaseHTTPResponse], Iterator[bytes]]  # a stream's events, whole frames
+    # A stream's events, whole frames; b"" each time the provider was silent for the given seconds (keep-alive).
+    events: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[bytes]]
     stream: Callable[[Started], NativeStream]  # a new stream's reader
 
 
@@ -107,7 +108,8 @@ class Upstream:
     kind: str
     endpoint: str  # the path under the route's base URL, e.g. /chat/completions
     auth: Callable[[str], dict[str, str]]  # the provider key -> the headers that carry it (and fixed ones)
-    events: Callable[[urllib3.BaseHTTPResponse], Iterator[bytes]]  # a stream's payloads, in the translated form
+    # A stream's payloads, in the translated form; b"" each time the provider was silent for the given seconds.
+    events: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[bytes]]
     completion_chars: Callable[[Any, str], int]  # characters generated in `choices` (under `message`/`delta`)
     answer_ok: Callable[[dict], bool]  # whether a plain JSON answer is one this kind settles (else: 502, no charge)
     accepts: frozenset[str] = frozenset()  # the forms surfaces speak that this kind serves by translation
@@ -118,5 +120,5 @@ class Upstream:
     # too): a surface this kind cannot serve is sent to the route in one of these.
     siblings: tuple[str, ...] = ()
     # The same payloads as `events`, a list per network read (events that arrived together are relayed in one
-    # write); None: the relay reads `events` one at a time.
-    event_batches: Callable[[urllib3.BaseHTTPResponse], Iterator[list[bytes]]] | None = None
+    # write; an empty list for a silence); None: the relay reads `events` one at a time.
+    event_batches: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[list[bytes]]] | None = None

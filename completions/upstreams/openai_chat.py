@@ -234,10 +234,14 @@ def _no_route_answered(attempts: Attempts) -> ApiError:
     )
 
 
-def sse_batches(response: urllib3.BaseHTTPResponse) -> Iterator[list[bytes]]:
-    """The `data` payloads of an SSE byte stream: a list per network read, of the events it completed."""
+def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[list[bytes]]:
+    """The `data` payloads of an SSE byte stream: a list per network read, of the events it completed; an
+    empty list each time the provider was silent for `quiet_s` seconds (completions/upstreams/sse.py)."""
     buffer = b""
-    for piece in body_pieces(response):
+    for piece in body_pieces(response, quiet_s):
+        if not piece:
+            yield []
+            continue
         buffer = buffer + piece if buffer else piece
         if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
             buffer = buffer.replace(b"\r\n", b"\n")
@@ -257,9 +261,11 @@ def sse_batches(response: urllib3.BaseHTTPResponse) -> Iterator[list[bytes]]:
             yield batch
 
 
-def sse_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The `data` payloads of an SSE byte stream, as they arrive."""
-    for batch in sse_batches(response):
+def sse_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """The `data` payloads of an SSE byte stream, as they arrive; b"" for a silence of `quiet_s` seconds."""
+    for batch in sse_batches(response, quiet_s):
+        if not batch:
+            yield b""
         yield from batch
 
 

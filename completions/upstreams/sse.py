@@ -9,52 +9,180 @@ reader raises them: a read timeout is `ReadTimeoutError`, a connection gone or a
 is `ProtocolError`. Once the last chunk is read, the response is closed the way http.client closes a
 finished one, so the connection goes back to the pool for the next call.
 
+A relay that asks for it (`quiet_s`) gets an empty piece each time the provider has been silent that long,
+so that the response iterator reading the provider itself can write its keep-alive and read on. The read
+timeout still counts from the provider's last byte, so a silent provider fails as before
+(`ReadTimeoutError`) once its read timeout is up. Under gevent one timer per stream does it
+(`_Watchdog`): the socket waits without a timeout (gevent's socket would arm a timer for every wait), and
+the timer, ticking a few times per interval, interrupts a read only when the provider has been silent.
+Elsewhere (threads) the socket's own timeout does it (`_Silence`).
+
 A response this cannot read raw (compressed, not chunked, or not over http.client) is read through
-urllib3 as before.
+urllib3 as before, without quiet pieces: urllib3 closes the connection on a timeout.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import urllib3
+from greenlet import getcurrent
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
+
+from core.green import COOPERATIVE
 
 READ_SIZE = 65536
 _CRLF = b"\r\n"
 
 
-def body_pieces(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The response body as it arrives: one piece per network read, without HTTP's chunk framing."""
+def body_pieces(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """The response body as it arrives: one piece per network read, without HTTP's chunk framing.
+
+    With `quiet_s`, also an empty piece each time the provider has been silent for `quiet_s` seconds.
+    """
     original = getattr(response, "_original_response", None)
     reader = getattr(original, "fp", None)
     if response.chunked and reader is not None and not response.headers.get("content-encoding"):
-        yield from _dechunked(original, reader)
+        raw = getattr(reader, "raw", None)
+        quiet: _Silence | _Watchdog | None = None
+        if quiet_s and isinstance(raw, socket.SocketIO):
+            quiet = _Watchdog(raw, quiet_s) if COOPERATIVE else _Silence(raw, quiet_s)
+        try:
+            yield from _dechunked(original, reader, quiet)
+        finally:
+            if quiet is not None:
+                quiet.close()
     elif response.chunked and response.supports_chunked_reads():
         yield from response.read_chunked(decode_content=True)
     else:
         yield from iter(lambda: response.read1(READ_SIZE), b"")
 
 
-def _read(reader) -> bytes:
+class _Silence:
+    """How long the provider has been silent, told by the socket's timeouts: the keep-alive interval each."""
+
+    def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
+        self.raw = raw
+        self.sock = raw._sock  # what the reader reads from: its timeout is the one a read waits
+        self.limit = self.sock.gettimeout()  # the read timeout the upstream call set
+        self.quiet_s = quiet_s
+        self.silent = 0.0
+        self.sock.settimeout(self._wait_s())
+
+    def _wait_s(self) -> float:
+        return self.quiet_s if self.limit is None else min(self.quiet_s, self.limit - self.silent)
+
+    def read(self, reader) -> bytes | None:
+        """One network read, or None when the provider was silent for the quiet interval."""
+        try:
+            data = reader.read1(READ_SIZE)
+        except TimeoutError:
+            self.silent += self.sock.gettimeout()
+            if self.limit is not None and self.silent >= self.limit:
+                raise
+            # A read that timed out received nothing: the socket reader may read on (it refuses to by default).
+            self.raw._timeout_occurred = False
+            self.sock.settimeout(self._wait_s())
+            return None
+        if self.silent:  # the provider spoke after a silence: its read timeout counts afresh
+            self.silent = 0.0
+            self.sock.settimeout(self._wait_s())
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class _Quiet(BaseException):
+    """Thrown by the watchdog into a read waiting on a silent provider (not an error: no one else catches it)."""
+
+
+class _Deadline(BaseException):
+    """Thrown by the watchdog into a read waiting longer than the read timeout."""
+
+
+class _Watchdog:
+    """One gevent timer per stream, ticking a few times per keep-alive interval; the socket has no timeout.
+
+    A read marks the stream heard; a tick that finds it unheard counts the silence, and interrupts the
+    read waiting then with `_Quiet` once per keep-alive interval, or `_Deadline` once the read timeout is up.
+    """
+
+    def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
+        from gevent import get_hub
+
+        sock = raw._sock
+        self.limit = sock.gettimeout()  # the read timeout the upstream call set
+        sock.settimeout(None)
+        self.quiet_s = quiet_s
+        self.tick_s = min(quiet_s, self.limit or quiet_s) / 4
+        self.heard = False
+        self.silent = 0.0  # silence counted by the ticks
+        self.pinged = 0.0  # the silence at the last `_Quiet`
+        self.waiting = None  # the green thread waiting in a read, if one is
+        self.timer = get_hub().loop.timer(self.tick_s, self.tick_s, ref=False)
+        self.timer.start(self._tick)
+
+    def read(self, reader) -> bytes | None:
+        """One network read, or None when the provider was silent for the quiet interval."""
+        self.waiting = getcurrent()
+        try:
+            data = reader.read1(READ_SIZE)
+        except _Quiet:
+            return None
+        except _Deadline:
+            raise TimeoutError from None
+        finally:
+            self.waiting = None
+        self.heard = True
+        return data
+
+    def _tick(self) -> None:
+        if self.heard:
+            self.heard = False
+            self.silent = self.pinged = 0.0
+            return
+        self.silent += self.tick_s
+        waiting = self.waiting
+        if waiting is None:
+            return  # not reading (writing to the client, say): nothing to interrupt
+        if self.limit is not None and self.silent >= self.limit:
+            waiting.throw(_Deadline())
+        elif self.silent - self.pinged >= self.quiet_s:
+            self.pinged = self.silent
+            waiting.throw(_Quiet())
+
+    def close(self) -> None:
+        self.timer.stop()
+        self.timer.close()
+
+
+def _read(reader, quiet: _Silence | _Watchdog | None = None) -> bytes | None:
+    """One network read: its bytes, or None when the provider was silent for the quiet interval."""
     try:
-        data = reader.read1(READ_SIZE)
+        data = reader.read1(READ_SIZE) if quiet is None else quiet.read(reader)
     except TimeoutError:
         raise ReadTimeoutError(None, None, "Read timed out.") from None
     except (OSError, ValueError) as exc:  # ValueError: the reader was closed under us (shutdown, close)
         raise ProtocolError("Connection broken while reading the stream", exc) from exc
+    if data is None:
+        return None
     if not data:
         raise ProtocolError("Response ended prematurely")
     return data
 
 
-def _dechunked(original, reader) -> Iterator[bytes]:
+def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator[bytes]:
     pending = b""  # a chunk-size line (or the CRLF after a chunk) cut by the end of a read
     left = 0  # bytes of the current chunk still to come
     skip = 0  # bytes of the CRLF after the current chunk still to skip
     while True:
-        data = _read(reader)
+        data = _read(reader, quiet)
+        if data is None:  # silent for the quiet interval
+            yield b""
+            continue
         if pending:
             data, pending = pending + data, b""
         out = []
@@ -90,7 +218,7 @@ def _dechunked(original, reader) -> Iterator[bytes]:
             if size == 0:
                 # Finished before the last yield: a reader that stops at the answer's last event (`[DONE]`)
                 # leaves nothing of the response unread.
-                _finish(original, reader, data[at:])
+                _finish(original, reader, data[at:], quiet)
                 if out:
                     yield b"".join(out)
                 return
@@ -99,19 +227,23 @@ def _dechunked(original, reader) -> Iterator[bytes]:
             yield out[0] if len(out) == 1 else b"".join(out)
 
 
-def _finish(original, reader, rest: bytes) -> None:
+def _finish(original, reader, rest: bytes, quiet: _Silence | _Watchdog | None) -> None:
     """Read the trailer section after the last chunk (an empty line, usually), then close as http.client does."""
     while not (rest.startswith(_CRLF) or b"\r\n\r\n" in rest):
-        rest += _read(reader)
+        rest += _read(reader, quiet) or b""
     # http.client's own end of a chunked body: the socket stays open, the connection can serve the next call.
     original._close_conn()
 
 
-def frames(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+def frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
     """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive, for the kinds whose events
-    are typed (`event:` and a JSON `data:`): Anthropic's Messages and OpenAI's Responses streams."""
+    are typed (`event:` and a JSON `data:`): Anthropic's Messages and OpenAI's Responses streams; b"" each
+    time the provider was silent for `quiet_s` seconds."""
     buffer = b""
-    for chunk in body_pieces(response):
+    for chunk in body_pieces(response, quiet_s):
+        if not chunk:
+            yield chunk
+            continue
         buffer += chunk
         if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
             buffer = buffer.replace(b"\r\n", b"\n")
@@ -131,9 +263,13 @@ def frame_data(frame: bytes) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def data_frames(response: urllib3.BaseHTTPResponse) -> Iterator[dict]:
-    """A stream's events as their parsed data; frames without a JSON object are skipped."""
-    for frame in frames(response):
+def data_frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[dict]:
+    """A stream's events as their parsed data, frames without a JSON object skipped; an empty dict each time
+    the provider was silent for `quiet_s` seconds."""
+    for frame in frames(response, quiet_s):
+        if not frame:
+            yield {}
+            continue
         data = frame_data(frame)
         if data is not None:
             yield data

@@ -36,7 +36,7 @@ from tests.completions.test_chat_view import (  # noqa: F401 (fixtures)
     shop,
 )
 
-# Stream settlement runs in the reader's own thread, which sees committed rows only.
+# Stream settlement may run in a thread of its own (a client gone), which sees committed rows only.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -141,3 +141,19 @@ def test_no_route_answering_invites_a_retry_and_a_rejected_request_does_not(
 
     assert (raised.value.status_code, raised.value.response.headers["x-should-retry"]) == (status, retry)
     assert shop.charges() == []
+
+
+def test_a_stream_whose_response_is_closed_before_it_was_read_is_read_out_and_charged_once(
+    shop: Shop, provider: FakeProvider
+):
+    # The server closes a response it never iterated when the client is gone before the headers left.
+    provider.stream(["Hel", "lo"], usage={"prompt_tokens": 9, "completion_tokens": 4})
+    response = shop.post(
+        {"model": shop.model.public_id, "messages": HI, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    generation_id = response["X-Generation-Id"]
+    response.close()
+
+    generation = settled(generation_id)
+    assert (generation.status, generation.error) == (Generation.Status.CANCELLED, "client disconnected")
+    assert_settled_once(shop, generation_id, Decimal("0.00000375"))  # the usage the provider reported

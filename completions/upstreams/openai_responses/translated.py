@@ -240,8 +240,9 @@ DELTAS = {
 }
 
 
-def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """A Responses event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path."""
+def chat_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """A Responses event stream as chat chunk payloads (then `[DONE]`), for the relay's translated path;
+    b"" each time the provider was silent for `quiet_s` seconds."""
     head: dict[str, Any] = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": ""}
     tools: dict[int, int] = {}  # output index -> tool call index
 
@@ -249,7 +250,10 @@ def chat_events(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
 
-    for data in data_frames(response):
+    for data in data_frames(response, quiet_s):
+        if not data:
+            yield b""
+            continue
         kind = data.get("type")
         if kind in DELTAS:
             yield chunk({DELTAS[kind]: data.get("delta") or ""})
