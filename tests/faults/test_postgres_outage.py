@@ -55,7 +55,9 @@ def test_a_postgresql_outage_is_answered_503_at_once_and_every_delivered_answer_
 
     counts = statuses(load.seen)
     assert set(counts) <= {200, 503}, [(s.status, s.error) for s in load.seen if s.status not in (200, 503)][:5]
-    outage = load.between(stopped + 1, restarting)
+    # A call that began less than the pool's wait (0.5 s) before the restart may get its connection from the
+    # restarted server and be served: the window ends a second before it.
+    outage = load.between(stopped + 1, restarting - 1)
     assert outage and {s.status for s in outage} == {503}, ([s for s in outage if s.status != 503], stopped, restarting)
     refused = [s for s in load.seen if s.status == 503]
     assert {s.retry_after for s in refused} == {"1"}
