@@ -11,6 +11,9 @@ escaped, so each pattern found is the key it names.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 _CHOICES = b'"choices":[{'
 _FINISH = b'"finish_reason"'
 _FINISH_NULL = b'"finish_reason":null'
@@ -51,3 +54,11 @@ def middle_chunk_chars(data: bytes) -> int | None:
         return len(text.decode())
     except UnicodeDecodeError:
         return None
+
+
+def translated_chunk(head: dict[str, Any], delta: dict[str, Any], finish: str | None = None) -> bytes:
+    """One chat chunk as a translating upstream kind writes it (Anthropic's, Responses'): compact, as providers
+    write theirs, so that the relay reads its middle chunks as bytes too instead of parsing what was just
+    written."""
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return json.dumps({**head, "choices": [choice]}, ensure_ascii=False, separators=(",", ":")).encode()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import exactjson
 
+from ..chat_chunks import translated_chunk
 from ..surfaces.messages import usage_out
 from .base import Passthrough, PlainRead, Upstream
 from .openai_chat import completion_chars
@@ -273,8 +274,7 @@ def chat_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
     tools: dict[int, int] = {}  # content block index -> tool call index
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
+        return translated_chunk(head, delta, finish)
 
     for data in data_frames(response, quiet_s):
         if not data:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from completions.chat_chunks import middle_chunk_chars
+from completions.chat_chunks import middle_chunk_chars, translated_chunk
 from completions.upstreams.openai_chat import completion_chars
 
 
@@ -26,7 +26,10 @@ def test_a_middle_chunk_counts_what_parsing_counts_or_asks_to_be_parsed(text, as
     data = compact(chunk, ascii_only=ascii_only)
     counted = middle_chunk_chars(data)
     assert counted in (None, completion_chars(json.loads(data)["choices"], "delta"))
-    if '"' not in text and "\\" not in text and text.isprintable() and (text.isascii() or not ascii_only):
+    # A text that reads like a key the scan looks for ("reasoning…", "error", "tool_calls") is left to parsing.
+    looks_like_a_key = text.startswith("reasoning") or text in ("error", "tool_calls")
+    plain = '"' not in text and "\\" not in text and text.isprintable() and (text.isascii() or not ascii_only)
+    if plain and not looks_like_a_key:
         assert counted == len(text)
 
 
@@ -66,3 +69,16 @@ def test_a_spaced_or_escaped_or_cut_chunk_is_left_to_parsing():
     assert middle_chunk_chars(json.dumps(middle({"content": "hi"})).encode()) is None
     assert middle_chunk_chars(compact(middle({"content": 'say "hi"'}))) is None
     assert middle_chunk_chars(compact(middle({"content": "hi"}))[:-3]) is None
+
+
+def test_the_chunks_a_translating_kind_writes_are_read_from_their_bytes():
+    # Anthropic's and Responses' streams become chat chunks written by `translated_chunk`: compact, so that
+    # the relay counts and rewrites their middle chunks as bytes instead of parsing what was just written.
+    head = {"id": "msg_1", "object": "chat.completion.chunk", "created": 1, "model": "claude"}
+    assert middle_chunk_chars(translated_chunk(head, {"content": "Привет, world"})) == 13
+    assert middle_chunk_chars(translated_chunk(head, {"role": "assistant", "content": ""})) == 0
+    assert middle_chunk_chars(translated_chunk(head, {"content": ""}, "stop")) is None  # the end is parsed
+    assert json.loads(translated_chunk(head, {"content": "hi"})) == {
+        **head,
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
+    }

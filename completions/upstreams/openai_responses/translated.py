@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ...chat_chunks import translated_chunk
 from ..sse import data_frames
 
 if TYPE_CHECKING:
@@ -247,8 +248,7 @@ def chat_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
     tools: dict[int, int] = {}  # output index -> tool call index
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return json.dumps({**head, "choices": [choice]}, ensure_ascii=False).encode()
+        return translated_chunk(head, delta, finish)
 
     for data in data_frames(response, quiet_s):
         if not data:
