@@ -2,8 +2,13 @@
 
 from django.db import migrations, models
 
+from core.migration_ops import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    # The generation table is the biggest there is: its indexes are built without blocking its writers
+    # (CREATE INDEX CONCURRENTLY on PostgreSQL, which cannot run in a transaction).
+    atomic = False
 
     dependencies = [
         ('accounts', '0003_apikey_expiry_and_allowed_models'),
@@ -12,11 +17,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='generation',
             index=models.Index(fields=['model', '-started_at'], name='generation_model_started'),
         ),
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='generation',
             index=models.Index(fields=['stream', '-started_at'], name='generation_stream_started'),
         ),
