@@ -214,13 +214,14 @@ class Charge:
 def settle_many_sql(*, also: tuple[type[models.Model], tuple[str, ...], str | None] | None) -> str:
     """`settle_sql` for a batch: each charge of `_charges` (a JSON array, `settle_many_params`) as if alone.
 
-    It locks the open holds in id order, then their accounts in id order, so that batches and single
-    settlements never wait on each other in a cycle. A reference twice in a batch is settled by its first
-    charge only. Each account is updated once by the sum of its charges; each entry's `balance_after` is
-    the balance after the charges before it in the batch (and in entry id order). A charge whose hold is
-    not open returns no row, as `settle_sql` does. The rows: `i` (the charge's index), the entry's id and
-    amount, the account's id, the entry's `balance_after`, then the account's balance, held and threshold
-    after the whole batch.
+    It locks the holds in id order, then their accounts in id order, so that batches and single
+    settlements never wait on each other in a cycle. The holds are found by reference alone and checked
+    for `open` once locked: the partial index on open holds, bloated by their churn, would be a slow way
+    to a few of them. A reference twice in a batch is settled by its first charge only. Each account is
+    updated once by the sum of its charges; each entry's `balance_after` is the balance after the charges
+    before it in the batch (and in entry id order). A charge whose hold is not open returns no row, as
+    `settle_sql` does. The rows: `i` (the charge's index), the entry's id and amount, the account's id,
+    the entry's `balance_after`, then the account's balance, held and threshold after the whole batch.
     """
     a, h, e = Account, Hold, LedgerEntry
     columns, also_cte = "", ""
@@ -244,14 +245,15 @@ WITH x AS MATERIALIZED (
         AS x(i integer, reference text, cost numeric, key text, memo text, now timestamptz, reason text{columns})
 ), h AS MATERIALIZED (
     SELECT {_col(h, "id")} AS id, {_col(h, "account")} AS account_id, {_col(h, "amount")} AS amount,
-        {_col(h, "reference")} AS reference
+        {_col(h, "reference")} AS reference, {_col(h, "status")} AS status
     FROM {_table(h)}
-    WHERE {_col(h, "reference")} IN (SELECT reference FROM x) AND {_col(h, "status")} = {_literal(Hold.Status.OPEN)}
+    WHERE {_col(h, "reference")} = ANY(ARRAY(SELECT reference FROM x))
     ORDER BY {_col(h, "id")} FOR UPDATE
 ), c AS MATERIALIZED (
     SELECT DISTINCT ON (h.id) h.id AS hold_id, h.account_id, h.amount AS hold_amount,
         LEAST(x.cost, h.amount) AS charge, x.*
     FROM h JOIN x ON x.reference = h.reference
+    WHERE h.status = {_literal(Hold.Status.OPEN)}
     ORDER BY h.id, x.i
 ), locked AS MATERIALIZED (
     SELECT {_col(a, "id")} AS id FROM {_table(a)} WHERE {_col(a, "id")} IN (SELECT account_id FROM c)
