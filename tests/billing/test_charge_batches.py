@@ -8,10 +8,11 @@ alone; a bad charge fails alone, and a database outage fails every charge as it 
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
-from django.db import DataError, OperationalError
+from django.db import DataError, OperationalError, connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -200,3 +201,35 @@ def test_a_database_outage_fails_every_charge_as_it_fails_alone(monkeypatch):
     assert all(isinstance(result, DATABASE_DOWN) for result in results)
     assert set(Hold.objects.filter(reference__in=references).values_list("status", flat=True)) == {"open"}
     assert not LedgerEntry.objects.filter(reference__in=references).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_racing_over_the_same_accounts_settle_every_charge_with_its_running_balance():
+    # Each batch names its holds in another order and shares its accounts with the others.
+    world = World("race")
+    batches = [[world.place(n % 3, Decimal("0.01")) for n in range(12)] for _ in range(6)]
+    barrier = threading.Barrier(len(batches))
+    results: list = []
+
+    def settle(references: list[str], turn: int) -> None:
+        ordered = references[turn % 3 :] + references[: turn % 3]
+        try:
+            barrier.wait()
+            results.extend(hold_settle_many(charges=[charge_new(reference=r, cost=Decimal("0.004")) for r in ordered]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=settle, args=(refs, turn)) for turn, refs in enumerate(batches)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r for r in results if not isinstance(r, LedgerEntry)] == []
+    assert len(results) == 72
+    for account in Account.objects.filter(pk__in=[a.pk for a in world.accounts]):
+        entries = LedgerEntry.objects.filter(account=account).order_by("id")
+        running = Decimal(0)
+        for entry in entries:
+            running += entry.amount
+            assert entry.balance_after == running
+        assert (account.balance, account.held) == (Decimal("5") - Decimal("0.096"), Decimal("0"))
