@@ -7,6 +7,8 @@ unique idempotency key, so a replayed call — sequential or racing — changes 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,13 +22,16 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
-from core.db import fetch_one, in_transaction, is_postgresql, opened_connection
+from core.db import DATABASE_DOWN, fetch_all, fetch_one, in_transaction, is_postgresql, opened_connection
+from core.group_commit import GroupCommit
 
 from . import statements
 from .models import Hold, LedgerEntry, Price, RouteCost
 from .money import ZERO, usd
-from .statements import RowInsert, RowUpdate
+from .statements import Charge, RowInsert, RowUpdate
 from .tasks import low_balance_enqueue_on_commit
+
+log = logging.getLogger(__name__)
 
 
 class BillingError(Exception):
@@ -265,6 +270,16 @@ def _close(hold: Hold, *, status: str, reason: str, entry: LedgerEntry | None) -
     hold.save(update_fields=["status", "closed_at", "close_reason", "ledger_entry"])
 
 
+def charge_new(
+    *, reference: str, cost: Decimal, memo: str = "", reason: str = "settled", also: RowUpdate | None = None
+) -> Charge:
+    """What `hold_settle` is asked to charge, checked and stamped now (one item of `hold_settle_many`)."""
+    cost = usd(cost)
+    if cost < ZERO:
+        raise ValueError("a charge cannot be negative")
+    return Charge(reference, cost, f"charge:{reference}", memo, timezone.now(), reason, also)
+
+
 def hold_settle(
     *, reference: str, cost: Decimal, memo: str = "", reason: str = "settled", also: RowUpdate | None = None
 ) -> LedgerEntry:
@@ -272,46 +287,24 @@ def hold_settle(
 
     The charge never exceeds the hold (the worst case the request was allowed to spend). Settling a
     closed hold changes nothing (nor does `also`) and returns the charge it was settled with. On
-    PostgreSQL the charge, the balance, the hold and the caller's `also` change in one statement.
+    PostgreSQL the charge, the balance, the hold and the caller's `also` change in one statement, which
+    under gevent, outside a transaction, is shared with the process's concurrent charges (group commit).
     """
-    cost = usd(cost)
-    if cost < ZERO:
-        raise ValueError("a charge cannot be negative")
-    key = f"charge:{reference}"
+    charge = charge_new(reference=reference, cost=cost, memo=memo, reason=reason, also=also)
     if is_postgresql():
-        now = timezone.now()
-        params = statements.settle_params(
-            reference=reference, cost=cost, key=key, memo=memo, now=now, reason=reason, also=also
-        )
-        sql = statements.settle_sql(also=statements.settle_also_shape(also))
-        row = _statement(sql, params, opened_connection())
-        if row is None:
-            return _settled_before(reference, key)
-        entry_id, amount, account_id, balance, held, threshold = row
-        entry = LedgerEntry(
-            id=entry_id,
-            account_id=account_id,
-            kind=LedgerEntry.Kind.CHARGE,
-            amount=amount,
-            balance_after=balance,
-            reference=reference,
-            idempotency_key=key,
-            memo=memo,
-            created_at=now,
-        )
-        entry._state.adding = False
-        # A charge is what drives a balance under its alert threshold: check right after it commits.
-        low_balance_enqueue_on_commit(account_id, available=balance - held, threshold=threshold)
-        return entry
+        db = opened_connection()
+        if _charges.cooperative and not in_transaction(db):
+            return _charged(charge, _charges.submit(charge))
+        return _charged(charge, _settle_alone(charge, db))
     with transaction.atomic():
         hold = Hold.objects.select_for_update().get(reference=reference)
         if hold.status != Hold.Status.OPEN:
-            return _settled_before(reference, key)
+            return _settled_before(reference, charge.key)
         entry = _append(
             account_id=hold.account_id,
             kind=LedgerEntry.Kind.CHARGE,
-            amount=-min(cost, hold.amount),
-            idempotency_key=key,
+            amount=-min(charge.cost, hold.amount),
+            idempotency_key=charge.key,
             reference=reference,
             memo=memo,
         )
@@ -330,6 +323,105 @@ def hold_settle(
     return entry
 
 
+def hold_settle_many(*, charges: Sequence[Charge]) -> list[LedgerEntry | Exception]:
+    """Settle many holds at once, each exactly as `hold_settle` alone: its entry, or the error it raised.
+
+    On PostgreSQL the charges go in one statement (`statements.settle_many_sql`), or, when that statement
+    fails other than by the database being down, one statement each, so that one bad charge fails alone.
+    """
+    if not is_postgresql():
+        return [
+            _outcome(
+                lambda c=c: hold_settle(reference=c.reference, cost=c.cost, memo=c.memo, reason=c.reason, also=c.also)
+            )
+            for c in charges
+        ]
+    rows = _settle_rows(charges, opened_connection())
+    return [
+        row if isinstance(row, Exception) else _outcome(lambda c=c, row=row: _charged(c, row))
+        for c, row in zip(charges, rows, strict=True)
+    ]
+
+
+# A settled charge as the statements return it: the entry's id, amount, account and `balance_after`, then
+# the account's balance, held and alert threshold once the statement's charges were written.
+ChargeRow = tuple[int, Decimal, int, Decimal, Decimal, Decimal, Decimal]
+
+
+def _outcome(run: Callable[[], Any]) -> Any:
+    try:
+        return run()
+    except Exception as exc:  # the item's own error, raised by its caller
+        return exc
+
+
+def _settle_alone(charge: Charge, db: BaseDatabaseWrapper | None) -> ChargeRow | None:
+    """Settle one charge in its own statement (`statements.settle_sql`); None when its hold is not open."""
+    params = statements.settle_params(
+        reference=charge.reference,
+        cost=charge.cost,
+        key=charge.key,
+        memo=charge.memo,
+        now=charge.now,
+        reason=charge.reason,
+        also=charge.also,
+    )
+    row = _statement(statements.settle_sql(also=statements.settle_also_shape(charge.also)), params, db)
+    if row is None:
+        return None
+    entry_id, amount, account_id, balance, held, threshold = row
+    return entry_id, amount, account_id, balance, balance, held, threshold
+
+
+def _settle_rows(charges: Sequence[Charge], db: BaseDatabaseWrapper | None) -> list[ChargeRow | None | Exception]:
+    """Each charge's row (None: its hold is not open) or error; one statement per shape of `also`."""
+    if len(charges) == 1:
+        return [_outcome(lambda: _settle_alone(charges[0], db))]
+    groups: dict[Any, list[int]] = {}
+    for i, charge in enumerate(charges):
+        groups.setdefault(statements.settle_also_shape(charge.also), []).append(i)
+    outcomes: list[ChargeRow | None | Exception] = [None] * len(charges)
+    for shape, indexes in groups.items():
+        group = [charges[i] for i in indexes]
+        try:
+            rows = fetch_all(statements.settle_many_sql(also=shape), statements.settle_many_params(group), db)
+        except DATABASE_DOWN as exc:
+            # Each charge fails as it would alone, and is spooled by its caller (completions/spool.py).
+            for i in indexes:
+                outcomes[i] = exc
+            continue
+        except Exception as exc:  # one bad charge must not fail the others
+            log.warning("a batch of %d charges failed (%s); settling them one by one", len(group), exc)
+            for i in indexes:
+                outcomes[i] = _outcome(lambda i=i: _settle_alone(charges[i], db))
+            continue
+        for index, *row in rows:
+            outcomes[indexes[index]] = tuple(row)
+    return outcomes
+
+
+def _charged(charge: Charge, row: ChargeRow | None) -> LedgerEntry:
+    """The entry a statement wrote for `charge` (or the one its hold was settled with before)."""
+    if row is None:
+        return _settled_before(charge.reference, charge.key)
+    entry_id, amount, account_id, balance_after, balance, held, threshold = row
+    entry = LedgerEntry(
+        id=entry_id,
+        account_id=account_id,
+        kind=LedgerEntry.Kind.CHARGE,
+        amount=amount,
+        balance_after=balance_after,
+        reference=charge.reference,
+        idempotency_key=charge.key,
+        memo=charge.memo,
+        created_at=charge.now,
+    )
+    entry._state.adding = False
+    # A charge is what drives a balance under its alert threshold: check right after it commits.
+    low_balance_enqueue_on_commit(account_id, available=balance - held, threshold=threshold)
+    return entry
+
+
 def _settled_before(reference: str, key: str) -> LedgerEntry:
     """The charge a closed hold was settled with (a replayed settlement changes nothing)."""
     hold = Hold.objects.get(reference=reference)
@@ -337,6 +429,12 @@ def _settled_before(reference: str, key: str) -> LedgerEntry:
     if entry is None:
         raise BillingError(f"hold {reference} was {hold.status} without a charge")
     return entry
+
+
+# Under gevent, the process's concurrent charges share statements (core/group_commit.py).
+_charges: GroupCommit[Charge, ChargeRow | None] = GroupCommit(
+    lambda charges: _settle_rows(charges, None), name="charges"
+)
 
 
 @transaction.atomic

@@ -1,21 +1,27 @@
-"""The money path's two SQL statements: place a hold, settle it. PostgreSQL only; the ORM does the same elsewhere.
+"""The money path's SQL statements: place a hold, settle it (or many). PostgreSQL only; the ORM does it elsewhere.
 
 Each is one statement and so one round trip: the conditional balance UPDATE, the hold, the ledger entry
 and the caller's own row (`RowInsert` / `RowUpdate`) change together or not at all. Table and column
 names come from the models' `_meta`, statuses and kinds from their enums; every value is a bound
 parameter. The texts are built once per shape and reused, so that PostgreSQL prepares them
 (`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
-test proves the two leave equal rows (`tests/billing/test_money_paths.py`).
+test proves the two leave equal rows (`tests/billing/test_money_paths.py`). `settle_many_sql` is
+`settle_sql` for a batch of charges (group commit, `core/group_commit.py`), proven to leave the same
+rows as settling them one by one (`tests/billing/test_charge_batches.py`).
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 
 from accounts.models import Account
 
@@ -189,3 +195,121 @@ def settle_params(
     if also is not None:
         params.update(_update_params(also))
     return params
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One charge of a batch: the arguments of `settle_params`."""
+
+    reference: str
+    cost: Decimal
+    key: str
+    memo: str
+    now: datetime.datetime
+    reason: str
+    also: RowUpdate | None = None
+
+
+@functools.lru_cache(maxsize=32)
+def settle_many_sql(*, also: tuple[type[models.Model], tuple[str, ...], str | None] | None) -> str:
+    """`settle_sql` for a batch: each charge of `_charges` (a JSON array, `settle_many_params`) as if alone.
+
+    It locks the holds in id order, then their accounts in id order, so that batches and single
+    settlements never wait on each other in a cycle. The holds are found by reference alone and checked
+    for `open` once locked: the partial index on open holds, bloated by their churn, would be a slow way
+    to a few of them. A reference twice in a batch is settled by its first charge only. Each account is
+    updated once by the sum of its charges; each entry's `balance_after` is the balance after the charges
+    before it in the batch (and in entry id order). A charge whose hold is not open returns no row, as
+    `settle_sql` does. The rows: `i` (the charge's index), the entry's id and amount, the account's id,
+    the entry's `balance_after`, then the account's balance, held and threshold after the whole batch.
+    """
+    a, h, e = Account, Hold, LedgerEntry
+    columns, also_cte = "", ""
+    if also:
+        model, names, charge_field = also
+        fields, pk = _fields(model), model._meta.pk
+        columns = "".join(f', "x_{fields[n].column}" {fields[n].cast_db_type(connection)}' for n in names)
+        columns += f", x__pk {pk.cast_db_type(connection)}"
+        sets = [f'"{fields[n].column}" = r."x_{fields[n].column}"' for n in names]
+        if charge_field:
+            sets.append(f"{_col(model, charge_field)} = -e.amount")
+        table = _table(model)
+        also_cte = f""",
+also AS (
+    UPDATE {table} SET {", ".join(sets)}
+    FROM e JOIN r ON r.reference = e.reference WHERE {table}."{pk.column}" = r.x__pk
+)"""  # noqa: S608 (identifiers from _meta)
+    return f"""
+WITH x AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(_charges)s::jsonb)
+        AS x(i integer, reference text, cost numeric, key text, memo text, now timestamptz, reason text{columns})
+), h AS MATERIALIZED (
+    SELECT {_col(h, "id")} AS id, {_col(h, "account")} AS account_id, {_col(h, "amount")} AS amount,
+        {_col(h, "reference")} AS reference, {_col(h, "status")} AS status
+    FROM {_table(h)}
+    WHERE {_col(h, "reference")} = ANY(ARRAY(SELECT reference FROM x))
+    ORDER BY {_col(h, "id")} FOR UPDATE
+), c AS MATERIALIZED (
+    SELECT DISTINCT ON (h.id) h.id AS hold_id, h.account_id, h.amount AS hold_amount,
+        LEAST(x.cost, h.amount) AS charge, x.*
+    FROM h JOIN x ON x.reference = h.reference
+    WHERE h.status = {_literal(Hold.Status.OPEN)}
+    ORDER BY h.id, x.i
+), locked AS MATERIALIZED (
+    SELECT {_col(a, "id")} AS id FROM {_table(a)} WHERE {_col(a, "id")} IN (SELECT account_id FROM c)
+    ORDER BY {_col(a, "id")} FOR UPDATE
+), t AS (
+    SELECT account_id, SUM(charge) AS charged, SUM(hold_amount) AS released FROM c GROUP BY account_id
+), a AS (
+    UPDATE {_table(a)} acc
+    SET {_col(a, "balance")} = acc.{_col(a, "balance")} - t.charged,
+        {_col(a, "held")} = acc.{_col(a, "held")} - t.released
+    FROM t JOIN locked ON locked.id = t.account_id WHERE acc.{_col(a, "id")} = locked.id
+    RETURNING acc.{_col(a, "id")} AS id, acc.{_col(a, "balance")} AS balance, acc.{_col(a, "held")} AS held,
+        acc.{_col(a, "low_balance_threshold")} AS threshold, t.charged
+), r AS MATERIALIZED (
+    SELECT c.*, a.balance + a.charged - SUM(c.charge) OVER (PARTITION BY c.account_id ORDER BY c.i) AS balance_after,
+        a.balance, a.held, a.threshold
+    FROM c JOIN a ON a.id = c.account_id
+), e AS (
+    INSERT INTO {_table(e)} ({_col(e, "account")}, {_col(e, "kind")}, {_col(e, "amount")}, {_col(e, "balance_after")},
+        {_col(e, "reference")}, {_col(e, "idempotency_key")}, {_col(e, "memo")}, {_col(e, "created_at")})
+    SELECT account_id, {_literal(LedgerEntry.Kind.CHARGE)}, -charge, balance_after, reference, key, memo, now
+    FROM r ORDER BY i
+    RETURNING {_col(e, "id")} AS id, {_col(e, "amount")} AS amount, {_col(e, "reference")} AS reference
+), closed AS (
+    UPDATE {_table(h)} SET {_col(h, "status")} = {_literal(Hold.Status.SETTLED)}, {_col(h, "closed_at")} = r.now,
+        {_col(h, "close_reason")} = r.reason, {_col(h, "ledger_entry")} = e.id
+    FROM e JOIN r ON r.reference = e.reference WHERE {_table(h)}.{_col(h, "id")} = r.hold_id
+){also_cte}
+SELECT r.i, e.id, e.amount, r.account_id, r.balance_after, r.balance, r.held, r.threshold
+FROM e JOIN r ON r.reference = e.reference ORDER BY r.i
+"""  # noqa: S608 (identifiers from _meta, values bound)
+
+
+def _json_value(value: Any) -> Any:
+    # Exact: a Decimal travels as its text, a datetime with its offset; PostgreSQL parses both.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} in a batch of charges")
+
+
+def settle_many_params(charges: Sequence[Charge]) -> dict[str, Any]:
+    """The one parameter of `settle_many_sql`: the charges (all of one `settle_also_shape`) as JSON."""
+    items = []
+    for i, charge in enumerate(charges):
+        item = {
+            "i": i,
+            "reference": charge.reference,
+            "cost": charge.cost,
+            "key": charge.key,
+            "memo": charge.memo,
+            "now": charge.now,
+            "reason": charge.reason,
+        }
+        if charge.also is not None:
+            item.update(_update_params(charge.also))
+        items.append(item)
+    return {"_charges": json.dumps(items, default=_json_value, separators=(",", ":"))}

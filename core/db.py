@@ -98,6 +98,27 @@ def _fetch_one(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> tup
         return cursor.fetchone()
 
 
+def fetch_all(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) -> list[tuple]:
+    """Like `fetch_one`, for a statement whose every row the caller reads (a batch of charges)."""
+    if db is not None and db.in_atomic_block:
+        with db.wrap_database_errors, transaction.atomic():
+            return _fetch_all(db.connection, sql, params)
+    pool = None if db is not None and db.connection is not None else _pool()
+    if pool is None:
+        db = connection if db is None else db
+        db.ensure_connection()
+        with db.wrap_database_errors:
+            return _fetch_all(db.connection, sql, params)
+    with DatabaseErrorWrapper(connection), pool.connection() as raw:
+        return _fetch_all(raw, sql, params)
+
+
+def _fetch_all(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple]:
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def green_wait(gen: PQGen[RV], fileno: int, interval: float | None = None) -> RV:
     """psycopg's wait function for gevent: each wait is one libev watcher on the socket.
 

@@ -1,0 +1,96 @@
+"""Group commit: many green threads' writes of one kind, run as one statement per round trip.
+
+Under gevent each process has one writer green thread per `GroupCommit`. A caller enqueues its item and
+waits for its own outcome; the writer takes everything queued while its previous batch ran (at most
+`limit`) and runs the batch function once. An idle process writes a single item as soon as its caller
+waits: there is no timer, so batching costs no latency, and batches grow only with concurrency.
+
+Without gevent (tests, management commands, Celery, runserver) there is no writer: `submit` runs the
+batch function on the caller's one item directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import gevent
+from gevent.event import AsyncResult, Event
+
+from core.green import COOPERATIVE
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Run `batch` on the items queued by concurrent callers; each caller gets its own item's outcome.
+
+    `batch(items)` returns one outcome per item, in order: a result, or an exception to raise in that
+    item's caller. An exception raised by `batch` itself is raised in every caller of the batch.
+    """
+
+    def __init__(
+        self,
+        batch: Callable[[Sequence[T]], Sequence[R | BaseException]],
+        *,
+        limit: int = 64,
+        name: str = "group-commit",
+        cooperative: bool = COOPERATIVE,
+    ) -> None:
+        self.batch = batch
+        self.limit = limit
+        self.name = name
+        self.cooperative = cooperative
+        self._queue: deque[tuple[T, AsyncResult]] = deque()
+        self._wake = Event()
+        self._writer: gevent.Greenlet | None = None
+        self._pid = 0
+
+    def submit(self, item: T) -> R:
+        """Write `item` with whatever else is queued, and return its result (or raise its exception)."""
+        if not self.cooperative:
+            return _unwrap(self.batch([item])[0])
+        if self._pid != os.getpid():
+            # A forked child starts without its parent's writer or queue.
+            self._queue.clear()
+            self._writer, self._pid = None, os.getpid()
+        result = AsyncResult()
+        self._queue.append((item, result))
+        if self._writer is None or self._writer.dead:
+            self._writer = gevent.spawn(self._write)
+        self._wake.set()
+        return result.get()
+
+    def _write(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                taken = [self._queue.popleft() for _ in range(min(self.limit, len(self._queue)))]
+                self._run([result for _, result in taken], [item for item, _ in taken])
+
+    def _run(self, results: list[AsyncResult], items: list[T]) -> None:
+        try:
+            outcomes = list(self.batch(items))
+            if len(outcomes) != len(items):
+                raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for {len(items)} items")
+        except BaseException as exc:  # each caller raises it; the writer carries on
+            for result in results:
+                result.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for result, outcome in zip(results, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                result.set_exception(outcome)
+            else:
+                result.set(outcome)
+
+
+def _unwrap(outcome: R | BaseException) -> R:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
