@@ -9,6 +9,7 @@ code calls `fetch_one`; it never looks up connections or pools itself.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
@@ -20,9 +21,12 @@ from django.db.utils import DatabaseErrorWrapper
 from gevent import get_hub
 from gevent.hub import Waiter
 from psycopg.abc import RV, PQGen
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from core.green import COOPERATIVE
+
+logger = logging.getLogger(__name__)
 
 # What "PostgreSQL is unreachable" looks like: a connection refused, dropped or not handed out by the pool in
 # time (psycopg_pool's PoolTimeout is a psycopg.OperationalError), wrapped by Django or not.
@@ -86,8 +90,36 @@ def fetch_one(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) 
             return _fetch_one(db.connection, sql, params)
     # Alone the statement is its own transaction: a pooled connection for just its round trip,
     # without this thread's Django connection being set up (or even looked up) at all.
-    with DatabaseErrorWrapper(connection), pool.connection() as raw:
-        return _fetch_one(raw, sql, params)
+    with DatabaseErrorWrapper(connection):
+        return _fetch_one_pooled(pool, sql, params)
+
+
+def _fetch_one_pooled(pool: ConnectionPool, sql: str, params: dict[str, Any]) -> tuple | None:
+    """`_fetch_one` on a connection borrowed from `pool`, as `with pool.connection()` would run it.
+
+    `pool.connection()` is getconn, then the connection's own context (commit, or on an error a
+    rollback whose failure is only logged), then putconn, which checks the connection and replaces it
+    if broken. This does the same without the generator-based context managers, and skips the commit
+    when the connection is idle (as `commit()` itself does, after taking its lock): in autocommit, as
+    Django's pool hands connections out, it always is. Only the pool's `usage_ms` statistic, which
+    nothing here reads, is no longer kept.
+    """
+    raw = pool.getconn()
+    try:
+        try:
+            row = _fetch_one(raw, sql, params)
+        except BaseException:
+            if not raw.closed:
+                try:
+                    raw.rollback()
+                except Exception as exc:
+                    logger.warning("error ignored in rollback on %s: %s", raw, exc)
+            raise
+        if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
+            raw.commit()
+        return row
+    finally:
+        pool.putconn(raw)
 
 
 def _fetch_one(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> tuple | None:
