@@ -242,7 +242,7 @@ def hold_place(
             expires=hold.expires_at,
             also=also,
         )
-        sql = statements.place_sql(unflushed=not in_transaction(db), also=also.model if also else None)
+        sql = statements.place_sql(unflushed=not in_transaction(db), also=statements.place_also_shape(also))
         row = _statement(sql, params, db)
         if row is None:
             raise _refused(account_id, needed)

@@ -3,8 +3,9 @@
 Each is one statement and so one round trip: the conditional balance UPDATE, the hold, the ledger entry
 and the caller's own row (`RowInsert` / `RowUpdate`) change together or not at all. Table and column
 names come from the models' `_meta`, statuses and kinds from their enums; every value is a bound
-parameter. The texts are built once per shape and reused, so that PostgreSQL prepares them
-(`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
+parameter, except the constant defaults of the fields a caller's row leaves out, which the text spells
+(`0::numeric`, `''::text`). The texts are built once per shape and reused, so that PostgreSQL prepares
+them (`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
 test proves the two leave equal rows (`tests/billing/test_money_paths.py`). `settle_many_sql` is
 `settle_sql` for a batch of charges (group commit, `core/group_commit.py`), proven to leave the same
 rows as settling them one by one (`tests/billing/test_charge_batches.py`).
@@ -13,6 +14,7 @@ rows as settling them one by one (`tests/billing/test_charge_batches.py`).
 from __future__ import annotations
 
 import datetime
+import enum
 import functools
 import json
 import re
@@ -75,17 +77,63 @@ def _fields(model: type[models.Model]) -> dict[str, models.Field]:
     return {f.attname: f for f in model._meta.concrete_fields}
 
 
+_SAFE_TEXT = re.compile(r"[\w .,:/@+-]*", re.ASCII)
+
+
+def _constant(field: models.Field) -> str | None:
+    """A field's default as a typed SQL constant, or None when it must be a parameter.
+
+    Only constants Django would write unchanged qualify; a callable default (`timezone.now`) is worked
+    out per row, so it stays a parameter, as does any default whose type has no plain spelling here.
+    """
+    if field.has_db_default() or (field.has_default() and callable(field.default)):
+        return None
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return None
+    value = field.get_default()
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return f"{value:f}::numeric"
+    if isinstance(value, str) and _SAFE_TEXT.fullmatch(value):
+        return f"'{value}'::text"
+    return None
+
+
 @functools.lru_cache(maxsize=32)
-def _insert_sql(model: type[models.Model]) -> str:
-    """`INSERT … SELECT … FROM h`: one row of `model`, written only when the hold `h` was placed."""
-    fields = _fields(model).values()
-    names = ", ".join(f'"{f.column}"' for f in fields)
-    values = ", ".join(f"%(x_{f.column})s" for f in fields)
-    return f"INSERT INTO {_table(model)} ({names}) SELECT {values} FROM h"  # noqa: S608 (identifiers from _meta)
+def _insert_plan(model: type[models.Model], given: tuple[str, ...]) -> tuple[str, tuple[models.Field, ...]]:
+    """`INSERT … SELECT … FROM h`: one row of `model`, written only when the hold `h` was placed.
+
+    The `given` fields are parameters, and so is a default worked out per row (returned with the
+    text); every other field's default is a constant in the text, which PostgreSQL then neither
+    receives nor parses per request.
+    """
+    names, values, per_row = [], [], []
+    for name, field in _fields(model).items():
+        names.append(f'"{field.column}"')
+        constant = None if name in given else _constant(field)
+        if constant is None:
+            values.append(f"%(x_{field.column})s")
+            if name not in given:
+                per_row.append(field)
+        else:
+            values.append(constant)
+    sql = f"INSERT INTO {_table(model)} ({', '.join(names)}) SELECT {', '.join(values)} FROM h"  # noqa: S608
+    return sql, tuple(per_row)
 
 
 def _insert_params(row: RowInsert) -> dict[str, Any]:
-    return {f"x_{f.column}": row.values.get(name, f.get_default()) for name, f in _fields(row.model).items()}
+    fields = _fields(row.model)
+    params = {f"x_{fields[name].column}": value for name, value in row.values.items()}
+    for field in _insert_plan(row.model, tuple(row.values))[1]:
+        params[f"x_{field.column}"] = field.get_default()
+    return params
 
 
 @functools.lru_cache(maxsize=32)
@@ -115,10 +163,10 @@ _UNFLUSHED = "\n        AND set_config('synchronous_commit', 'off', true) = 'off
 
 
 @functools.lru_cache(maxsize=32)
-def place_sql(*, unflushed: bool, also: type[models.Model] | None) -> str:
+def place_sql(*, unflushed: bool, also: tuple[type[models.Model], tuple[str, ...]] | None) -> str:
     """Reserve `_amount` on an active account whose available balance covers `_needed`, and open its hold."""
     a, h = Account, Hold
-    also_cte = f", also AS ({_insert_sql(also)})" if also else ""
+    also_cte = f", also AS ({_insert_plan(*also)[0]})" if also else ""
     return f"""
 WITH a AS (
     UPDATE {_table(a)} SET {_col(a, "held")} = {_col(a, "held")} + %(_amount)s
@@ -133,6 +181,11 @@ WITH a AS (
 ){also_cte}
 SELECT h.id, a.available FROM h, a
 """  # noqa: S608 (identifiers from _meta, values bound)
+
+
+def place_also_shape(also: RowInsert | None) -> tuple[type[models.Model], tuple[str, ...]] | None:
+    """The part of `also` that shapes the statement's text: its model and the fields it gives."""
+    return None if also is None else (also.model, tuple(also.values))
 
 
 def place_params(

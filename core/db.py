@@ -9,7 +9,9 @@ code calls `fetch_one`; it never looks up connections or pools itself.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.waiting
@@ -20,9 +22,14 @@ from django.db.utils import DatabaseErrorWrapper
 from gevent import get_hub
 from gevent.hub import Waiter
 from psycopg.abc import RV, PQGen
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from core.green import COOPERATIVE
+
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
 
 # What "PostgreSQL is unreachable" looks like: a connection refused, dropped or not handed out by the pool in
 # time (psycopg_pool's PoolTimeout is a psycopg.OperationalError), wrapped by Django or not.
@@ -74,49 +81,69 @@ def fetch_one(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) 
     `db` is this thread's `opened_connection()`, which the caller looked up already. Database errors
     arrive as Django's (`django.db.IntegrityError`, …) whichever connection ran the statement.
     """
-    if db is not None and db.in_atomic_block:
-        # Inside a caller's transaction a savepoint keeps that transaction usable.
-        with db.wrap_database_errors, transaction.atomic():
-            return _fetch_one(db.connection, sql, params)
-    pool = None if db is not None and db.connection is not None else _pool()
-    if pool is None:
-        db = connection if db is None else db
-        db.ensure_connection()
-        with db.wrap_database_errors:
-            return _fetch_one(db.connection, sql, params)
-    # Alone the statement is its own transaction: a pooled connection for just its round trip,
-    # without this thread's Django connection being set up (or even looked up) at all.
-    with DatabaseErrorWrapper(connection), pool.connection() as raw:
-        return _fetch_one(raw, sql, params)
-
-
-def _fetch_one(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> tuple | None:
-    # A server-side binding cursor (Django's own cursors interpolate values into the text), so that
-    # PostgreSQL prepares these statements after a few runs instead of parsing and planning each time.
-    with psycopg.Cursor(raw) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    return _run(sql, params, db, _first_row)
 
 
 def fetch_all(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None) -> list[tuple]:
     """Like `fetch_one`, for a statement whose every row the caller reads (a batch of charges)."""
+    return _run(sql, params, db, psycopg.Cursor.fetchall)
+
+
+def _first_row(cursor: psycopg.Cursor) -> tuple | None:
+    return cursor.fetchone()
+
+
+def _run(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None, read: Callable[[psycopg.Cursor], R]) -> R:
     if db is not None and db.in_atomic_block:
+        # Inside a caller's transaction a savepoint keeps that transaction usable.
         with db.wrap_database_errors, transaction.atomic():
-            return _fetch_all(db.connection, sql, params)
+            return _execute(db.connection, sql, params, read)
     pool = None if db is not None and db.connection is not None else _pool()
     if pool is None:
         db = connection if db is None else db
         db.ensure_connection()
         with db.wrap_database_errors:
-            return _fetch_all(db.connection, sql, params)
-    with DatabaseErrorWrapper(connection), pool.connection() as raw:
-        return _fetch_all(raw, sql, params)
+            return _execute(db.connection, sql, params, read)
+    # Alone the statement is its own transaction: a pooled connection for just its round trip,
+    # without this thread's Django connection being set up (or even looked up) at all.
+    with DatabaseErrorWrapper(connection):
+        return _execute_pooled(pool, sql, params, read)
 
 
-def _fetch_all(raw: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[tuple]:
+def _execute_pooled(pool: ConnectionPool, sql: str, params: dict[str, Any], read: Callable[[psycopg.Cursor], R]) -> R:
+    """`_execute` on a connection borrowed from `pool`, as `with pool.connection()` would run it.
+
+    `pool.connection()` is getconn, then the connection's own context (commit, or on an error a
+    rollback whose failure is only logged), then putconn, which checks the connection and replaces it
+    if broken. This does the same without the generator-based context managers, and skips the commit
+    when the connection is idle (as `commit()` itself does, after taking its lock): in autocommit, as
+    Django's pool hands connections out, it always is. Only the pool's `usage_ms` statistic, which
+    nothing here reads, is no longer kept.
+    """
+    raw = pool.getconn()
+    try:
+        try:
+            rows = _execute(raw, sql, params, read)
+        except BaseException:
+            if not raw.closed:
+                try:
+                    raw.rollback()
+                except Exception as exc:
+                    logger.warning("error ignored in rollback on %s: %s", raw, exc)
+            raise
+        if not raw.closed and raw.pgconn.transaction_status != TransactionStatus.IDLE:
+            raw.commit()
+        return rows
+    finally:
+        pool.putconn(raw)
+
+
+def _execute(raw: psycopg.Connection, sql: str, params: dict[str, Any], read: Callable[[psycopg.Cursor], R]) -> R:
+    # A server-side binding cursor (Django's own cursors interpolate values into the text), so that
+    # PostgreSQL prepares these statements after a few runs instead of parsing and planning each time.
     with psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        return read(cursor)
 
 
 def green_wait(gen: PQGen[RV], fileno: int, interval: float | None = None) -> RV:

@@ -3,16 +3,19 @@ from __future__ import annotations
 import math
 import re
 import time
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.test import APIRequestFactory
 
 from accounts.authentication import ApiKeyAuthentication
 from accounts.keys import KEY_PREFIX, key_hash
 from accounts.models import Account, ApiKey
-from accounts.principals import principal_for_secret
+from accounts.principals import principal_for_secret, principal_from_key
 from accounts.services import account_set_status, api_key_create, api_key_revoke
 from tests.factories import AccountFactory
 
@@ -131,3 +134,25 @@ def test_a_new_key_gets_the_default_rpm(settings):
     settings.DEFAULT_KEY_RPM = 42
     api_key, _ = api_key_create(account=AccountFactory())
     assert api_key.rpm_limit == 42
+
+
+@pytest.mark.parametrize("variant", ["plain", "limited", "revoked", "suspended"])
+def test_the_principal_loaded_for_a_secret_equals_the_one_built_from_the_key(variant):
+    account = AccountFactory()
+    options = {}
+    if variant == "limited":
+        options = {
+            "rpm_limit": 7,
+            "spend_limit": Decimal("12.5"),
+            "spend_period": ApiKey.SpendPeriod.MONTHLY,
+            "expires_at": timezone.now() + timedelta(days=3),
+            "allowed_models": ["openai/gpt-4o", "test/model"],
+        }
+    api_key, secret = api_key_create(account=account, **options)
+    if variant == "revoked":
+        api_key_revoke(api_key=api_key)
+    if variant == "suspended":
+        account_set_status(account=account, status=Account.Status.SUSPENDED)
+    loaded = principal_for_secret(secret)
+    assert loaded == principal_from_key(ApiKey.objects.select_related("account").get(pk=api_key.pk))
+    assert type(loaded.spend_limit) is type(api_key.spend_limit)

@@ -1,4 +1,4 @@
-"""core/db.py's green wait: psycopg waiting on its socket through gevent's loop."""
+"""core/db.py: the green wait (psycopg waiting on its socket through gevent's loop) and the pooled statement."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import gevent
 import psycopg
 import psycopg.waiting
 import pytest
-from django.db import connection
+from django.db import DataError, OperationalError, connection
 
-from core.db import green_wait
+from core.db import fetch_one, green_wait
 
 
 @pytest.fixture
@@ -57,3 +57,34 @@ def test_a_wait_with_a_timeout_ends_when_nothing_arrives_and_a_notification_is_r
         sender.execute("NOTIFY bench_green, 'hello'")
         received = list(listener.notifies(timeout=5, stop_after=1))
     assert [n.payload for n in received] == ["hello"]
+
+
+def _pool_idle() -> int:
+    return connection.pool.get_stats()["pool_available"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_alone_borrows_a_pooled_connection_and_gives_it_back_idle():
+    assert fetch_one("SELECT %(x)s::int", {"x": 7}, None) == (7,)
+    idle = _pool_idle()
+    assert fetch_one("SELECT %(x)s::int", {"x": 8}, None) == (8,)
+    assert _pool_idle() == idle
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_statement_alone_raises_djangos_error_and_leaves_its_connection_usable():
+    fetch_one("SELECT 1", {}, None)
+    idle = _pool_idle()
+    with pytest.raises(DataError):
+        fetch_one("SELECT 1 / %(x)s::int", {"x": 0}, None)
+    assert _pool_idle() == idle
+    assert fetch_one("SELECT 1 / %(x)s::int", {"x": 1}, None) == (1,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_broken_by_its_statement_is_replaced_not_handed_out_again():
+    with pytest.raises(OperationalError):
+        fetch_one("SELECT pg_terminate_backend(pg_backend_pid())", {}, None)
+    # Every connection the pool holds now answers (a broken one handed out again would raise).
+    for n in range(connection.pool.max_size + 1):
+        assert fetch_one("SELECT %(n)s::int", {"n": n}, None) == (n,)
