@@ -30,6 +30,7 @@ from ..errors import ApiError
 from ..routing import RouteInfo
 from .base import Outgoing, Upstream, UpstreamCall
 from .sse import body_pieces
+from .wire import OneWrite, Prebuilt, RequestHead
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class _DropCheck:
         return not poller.poll(0)  # readable while idle: closed by the peer, or data nobody asked for
 
 
-class _Connection(_DropCheck, HTTPConnection):
+class _Connection(_DropCheck, OneWrite, HTTPConnection):
     pass
 
 
-class _TLSConnection(_DropCheck, HTTPSConnection):
+class _TLSConnection(_DropCheck, OneWrite, HTTPSConnection):
     pass
 
 
@@ -102,11 +103,12 @@ class Attempts:
 
 @dataclass(frozen=True)
 class _Target:
-    """Where and how a route is called: its host's connection pool, the path, headers and timeouts."""
+    """Where and how a route is called: its host's connection pool, the path, headers (their lines prebuilt,
+    completions/upstreams/wire.py) and timeouts."""
 
     pool: urllib3.HTTPConnectionPool
     path: str
-    headers: dict[str, str]
+    headers: Prebuilt  # the route's own, none of a call's: urlopen's headers for a call that adds none
     timeout: urllib3.Timeout
 
 
@@ -130,10 +132,13 @@ def _target(route: RouteInfo, upstream: Upstream) -> _Target:
         headers.update(route.extra_headers)
         if route.api_key:
             headers.update(upstream.auth(route.api_key))
+        pool = _pool.connection_from_url(url)
+        path = parse_url(url).request_uri
+        head = RequestHead(pool.ConnectionCls, pool.host, pool.port, "POST", path, headers)
         target = _Target(
-            pool=_pool.connection_from_url(url),
-            path=parse_url(url).request_uri,
-            headers=headers,
+            pool=pool,
+            path=path,
+            headers=Prebuilt(head),
             timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
         )
         _targets.put(key, target)
@@ -151,7 +156,7 @@ def _request(route: RouteInfo, outgoing: Outgoing) -> urllib3.BaseHTTPResponse:
         "POST",
         target.path,
         body=outgoing.body,
-        headers={**target.headers, **outgoing.headers} if outgoing.headers else target.headers,
+        headers=Prebuilt(target.headers.head, outgoing.headers) if outgoing.headers else target.headers,
         timeout=target.timeout,
         preload_content=False,
         retries=False,
