@@ -20,7 +20,7 @@ import gevent.monkey
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
-from urllib3.util import parse_url
+from urllib3.util import Retry, parse_url
 
 from core.cache import ProcessCache
 from core.metrics import upstream_error_observe
@@ -75,6 +75,10 @@ class _TLSPool(urllib3.HTTPSConnectionPool):
 
 _pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=False)
 _pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+# Fallback is ours (route to route), never urllib3's. A Retry is never changed (each retry makes a new one),
+# so one serves every call: given `retries=False`, urlopen would build one per call.
+_NO_RETRIES = Retry(total=False, redirect=False)
 
 # Statuses after which the next route is tried (the provider, not the request, is at fault). A 401 means
 # our key for the provider is wrong: the client can do nothing about it, and must not read the provider's
@@ -159,7 +163,7 @@ def _request(route: RouteInfo, outgoing: Outgoing) -> urllib3.BaseHTTPResponse:
         headers=Prebuilt(target.headers.head, outgoing.headers) if outgoing.headers else target.headers,
         timeout=target.timeout,
         preload_content=False,
-        retries=False,
+        retries=_NO_RETRIES,
         redirect=False,
     )
 

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import urllib3
+from urllib3.util import Retry
 
 from completions.routing import RouteInfo
 from completions.upstreams import anthropic_messages, openai_chat
@@ -66,7 +68,7 @@ def raw_provider(*answers: bytes) -> Iterator[RawProvider]:
                     answer = provider.answers[min(served, len(provider.answers) - 1)]
                     served += 1
                     conn.sendall(answer)
-                    if b"Connection: close" in answer:
+                    if not answer or b"Connection: close" in answer:
                         break
 
     threading.Thread(target=serve, daemon=True).start()
@@ -165,3 +167,27 @@ def test_a_header_value_that_would_split_the_request_is_refused():
         route = route_to(provider.url)
         with pytest.raises(ValueError):
             call(route, Outgoing(openai_chat.UPSTREAM, b"{}", {"anthropic-beta": "x\r\nInjected: 1"}))
+
+
+def test_a_call_builds_no_retry_policy_of_its_own(monkeypatch):
+    built = []
+    init = Retry.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(args)
+        init(self, *args, **kwargs)
+
+    with raw_provider(PLAIN_ANSWER) as provider:
+        route = route_to(provider.url)
+        call(route, Outgoing(openai_chat.UPSTREAM, b"{}"))  # the route's pool and target are built
+        monkeypatch.setattr(Retry, "__init__", counted)
+        assert call(route, Outgoing(openai_chat.UPSTREAM, b"{}")) == (200, b"{}")
+    assert built == []
+
+
+def test_a_provider_that_drops_the_connection_is_not_asked_again():
+    with raw_provider(b"") as provider:  # reads the request, answers nothing, closes
+        route = route_to(provider.url)
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            call(route, Outgoing(openai_chat.UPSTREAM, b"{}"))
+    assert len(provider.requests) == 1
