@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.parser
+import http.client
+import io
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,10 +13,12 @@ from dataclasses import dataclass, field
 
 import pytest
 import urllib3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from urllib3.util import Retry
 
 from completions.routing import RouteInfo
-from completions.upstreams import anthropic_messages, openai_chat
+from completions.upstreams import anthropic_messages, openai_chat, wire
 from completions.upstreams.base import Outgoing
 
 PLAIN_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
@@ -191,3 +196,77 @@ def test_a_provider_that_drops_the_connection_is_not_asked_again():
         with pytest.raises(urllib3.exceptions.ProtocolError):
             call(route, Outgoing(openai_chat.UPSTREAM, b"{}"))
     assert len(provider.requests) == 1
+
+
+def _read(parse, block: bytes) -> dict:
+    """Everything the parsed message holds (its defects by kind and text: they compare by identity)."""
+    message = vars(parse(io.BytesIO(block))).copy()
+    message["defects"] = [(type(defect), str(defect)) for defect in message["defects"]]
+    return message
+
+
+FIELD_NAME = st.text(st.sampled_from("!#$%&'*+-.^_`|~09AZaz:; "), min_size=0, max_size=8)
+FIELD_VALUE = st.text(st.sampled_from(" \t\r\n\x00\x7fabc:;,=/é\u00ff"), max_size=10)
+LINE_END = st.sampled_from(["\r\n", "\n"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(FIELD_NAME, FIELD_VALUE, LINE_END), max_size=6), st.sampled_from(["\r\n", "\n", ""]))
+def test_header_blocks_read_as_the_standard_parser_reads_them(fields, end):
+    block = ("".join(f"{name}:{value}{line_end}" for name, value, line_end in fields) + end).encode("latin-1")
+    assert _read(wire.parse_headers, block) == _read(http.client.parse_headers, block)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"X-Folded: one\r\n two\r\n\r\n",
+        b"X-Latin: caf\xe9\r\n\r\n",
+        b"X-Cr: a\rb\r\n\r\n",
+        b": nameless\r\n\r\n",
+        b"From someone\r\nX: y\r\n\r\n",
+        b"X: a\r\nX: b\r\nx: c\r\n\r\n",
+        b"Content-Length: 3\r\nContent-Length:  4 \r\n\r\n",
+        b"X: a\r\n",
+    ],
+)
+def test_odd_header_blocks_read_as_the_standard_parser_reads_them(block):
+    assert _read(wire.parse_headers, block) == _read(http.client.parse_headers, block)
+
+
+def test_plain_headers_skip_the_email_parser(monkeypatch):
+    monkeypatch.setattr(email.parser, "Parser", None)
+    message = wire.parse_headers(io.BytesIO(b"Content-Type: text/event-stream\r\nX-Request-Id: 7\r\n\r\n"))
+    assert message.items() == [("Content-Type", "text/event-stream"), ("X-Request-Id", "7")]
+
+
+CHUNKED_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+    b'X-Dup: a\r\nX-Dup: b\r\n\r\n3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n'
+)
+ODD_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: one\r\n two\r\nX-Latin: caf\xe9\r\n\r\n{}"
+CLOSING_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+
+
+def test_answers_are_framed_and_kept_alive_as_before():
+    with raw_provider(CHUNKED_ANSWER, ODD_ANSWER, PLAIN_ANSWER, CLOSING_ANSWER, PLAIN_ANSWER) as provider:
+        route = route_to(provider.url)
+        outgoing = Outgoing(openai_chat.UPSTREAM, b"{}")
+        response = openai_chat._request(route, outgoing)
+        assert isinstance(response._original_response, wire.Response)
+        assert response.chunked
+        assert response.headers.getlist("X-Dup") == ["a", "b"]
+        assert response.read() == b'{"a":1}'
+        response.release_conn()
+        response = openai_chat._request(route, outgoing)
+        assert response.headers["X-Folded"] == "one\r\n two"
+        assert response.headers["X-Latin"] == "café"
+        assert response.read() == b"{}"
+        response.release_conn()
+        assert call(route, outgoing) == (200, b"{}")
+        response = openai_chat._request(route, outgoing)
+        assert response._original_response.will_close
+        assert response.read() == b"{}"
+        response.release_conn()
+        assert call(route, outgoing) == (200, b"{}")  # on a new connection
+        assert len(provider.requests) == 5
