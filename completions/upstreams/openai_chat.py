@@ -9,7 +9,6 @@ worker process, so calls to a provider reuse warm connections.
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 from urllib3.util import Retry, parse_url
 
+from core import fastjson
 from core.cache import ProcessCache
 from core.metrics import upstream_error_observe
 
@@ -174,7 +174,7 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     response.release_conn()
     message = f"The provider rejected the request (HTTP {response.status})."
     try:
-        detail = json.loads(raw).get("error") or {}
+        detail = fastjson.loads(raw).get("error") or {}
         if isinstance(detail, dict) and isinstance(detail.get("message"), str):
             message = detail["message"]
     except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep to read
