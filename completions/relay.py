@@ -17,7 +17,6 @@ While relaying, no database connection is held.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from urllib3.exceptions import HTTPError, TimeoutError
 
+from core import fastjson
 from core.after_response import run_after_response, wait_for
 from core.db import release_db
 from core.green import COOPERATIVE, start_beside
@@ -59,7 +59,7 @@ def relay_plain(started: Started, call: UpstreamCall, headers: dict[str, str]) -
     try:
         raw = call.response.read(MAX_PLAIN_BYTES + 1)
         call.response.release_conn()
-        body = json.loads(raw) if len(raw) <= MAX_PLAIN_BYTES else None
+        body = fastjson.loads(raw) if len(raw) <= MAX_PLAIN_BYTES else None
     except (HTTPError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep to read
         body, raw = None, b""
         timed_out = isinstance(exc, TimeoutError)
@@ -471,7 +471,7 @@ def _run_out(events: Iterator[bytes]) -> None:
 
 def _json_object(data: bytes) -> dict | None:
     try:
-        chunk = json.loads(data)
+        chunk = fastjson.loads(data)
     except ValueError:
         return None
     return chunk if isinstance(chunk, dict) else None

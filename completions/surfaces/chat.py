@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core import exactjson
+from core import exactjson, fastjson
 
 from ..candidates import PARAMETER_ALIASES
 from ..errors import ApiError, invalid
@@ -118,10 +118,14 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _strict_json_load(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant)
+
+
 def _json_load(raw: bytes) -> Any:
     """Strict JSON: UTF-8 text, without the NaN and Infinity that json.loads accepts."""
     try:
-        return json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant)
+        return fastjson.loads(raw, slow=_strict_json_load)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise invalid(f"The request body is not valid JSON: {exc}.")
     except RecursionError:

@@ -9,7 +9,6 @@ worker process, so calls to a provider reuse warm connections.
 
 from __future__ import annotations
 
-import json
 import logging
 import select
 from collections.abc import Callable, Iterator
@@ -20,8 +19,9 @@ import gevent.monkey
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
-from urllib3.util import parse_url
+from urllib3.util import Retry, parse_url
 
+from core import fastjson
 from core.cache import ProcessCache
 from core.metrics import upstream_error_observe
 
@@ -30,6 +30,7 @@ from ..errors import ApiError
 from ..routing import RouteInfo
 from .base import Outgoing, Upstream, UpstreamCall
 from .sse import body_pieces
+from .wire import OneWrite, Prebuilt, RequestHead
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class _DropCheck:
         return not poller.poll(0)  # readable while idle: closed by the peer, or data nobody asked for
 
 
-class _Connection(_DropCheck, HTTPConnection):
+class _Connection(_DropCheck, OneWrite, HTTPConnection):
     pass
 
 
-class _TLSConnection(_DropCheck, HTTPSConnection):
+class _TLSConnection(_DropCheck, OneWrite, HTTPSConnection):
     pass
 
 
@@ -74,6 +75,10 @@ class _TLSPool(urllib3.HTTPSConnectionPool):
 
 _pool = urllib3.PoolManager(num_pools=64, maxsize=256, block=False, retries=False)
 _pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+# Fallback is ours (route to route), never urllib3's. A Retry is never changed (each retry makes a new one),
+# so one serves every call: given `retries=False`, urlopen would build one per call.
+_NO_RETRIES = Retry(total=False, redirect=False)
 
 # Statuses after which the next route is tried (the provider, not the request, is at fault). A 401 means
 # our key for the provider is wrong: the client can do nothing about it, and must not read the provider's
@@ -102,11 +107,12 @@ class Attempts:
 
 @dataclass(frozen=True)
 class _Target:
-    """Where and how a route is called: its host's connection pool, the path, headers and timeouts."""
+    """Where and how a route is called: its host's connection pool, the path, headers (their lines prebuilt,
+    completions/upstreams/wire.py) and timeouts."""
 
     pool: urllib3.HTTPConnectionPool
     path: str
-    headers: dict[str, str]
+    headers: Prebuilt  # the route's own, none of a call's: urlopen's headers for a call that adds none
     timeout: urllib3.Timeout
 
 
@@ -130,10 +136,13 @@ def _target(route: RouteInfo, upstream: Upstream) -> _Target:
         headers.update(route.extra_headers)
         if route.api_key:
             headers.update(upstream.auth(route.api_key))
+        pool = _pool.connection_from_url(url)
+        path = parse_url(url).request_uri
+        head = RequestHead(pool.ConnectionCls, pool.host, pool.port, "POST", path, headers)
         target = _Target(
-            pool=_pool.connection_from_url(url),
-            path=parse_url(url).request_uri,
-            headers=headers,
+            pool=pool,
+            path=path,
+            headers=Prebuilt(head),
             timeout=urllib3.Timeout(connect=route.connect_timeout_s, read=route.read_timeout_s),
         )
         _targets.put(key, target)
@@ -151,10 +160,10 @@ def _request(route: RouteInfo, outgoing: Outgoing) -> urllib3.BaseHTTPResponse:
         "POST",
         target.path,
         body=outgoing.body,
-        headers={**target.headers, **outgoing.headers} if outgoing.headers else target.headers,
+        headers=Prebuilt(target.headers.head, outgoing.headers) if outgoing.headers else target.headers,
         timeout=target.timeout,
         preload_content=False,
-        retries=False,
+        retries=_NO_RETRIES,
         redirect=False,
     )
 
@@ -165,7 +174,7 @@ def _client_error(route: RouteInfo, response: urllib3.BaseHTTPResponse) -> ApiEr
     response.release_conn()
     message = f"The provider rejected the request (HTTP {response.status})."
     try:
-        detail = json.loads(raw).get("error") or {}
+        detail = fastjson.loads(raw).get("error") or {}
         if isinstance(detail, dict) and isinstance(detail.get("message"), str):
             message = detail["message"]
     except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep to read

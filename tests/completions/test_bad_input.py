@@ -14,6 +14,7 @@ from django.test import Client
 
 from billing.models import Hold
 from completions.models import Generation
+from completions.surfaces import chat
 from completions.surfaces.chat import MAX_TOKENS_LIMIT
 from emulator import core as emulator_core
 from emulator.core import DEEP_JSON
@@ -317,3 +318,15 @@ def test_tool_arguments_nested_too_deep_to_read_become_an_empty_input_on_message
     assert response.status_code == 200
     (block,) = [b for b in response.json()["content"] if b["type"] == "tool_use"]
     assert (block["name"], block["input"]) == ("weather", {})
+
+
+def test_request_bodies_are_read_by_the_fast_reader_and_wide_integers_stay_exact(monkeypatch):
+    calls = []
+    strict = chat._strict_json_load
+    monkeypatch.setattr(chat, "_strict_json_load", lambda raw: calls.append(raw) or strict(raw))
+    assert chat._json_load(b'{"model": "m", "seed": 7}') == {"model": "m", "seed": 7}
+    assert calls == []
+    assert chat._json_load(b'{"seed": 123456789012345678901234567890}') == {"seed": 123456789012345678901234567890}
+    assert len(calls) == 1
+    with pytest.raises(Exception, match="not valid JSON"):
+        chat._json_load(b'{"temperature": NaN}')
