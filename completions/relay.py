@@ -32,7 +32,7 @@ from core.after_response import run_after_response, wait_for
 from core.db import release_db
 from core.green import COOPERATIVE, start_beside
 
-from .chat_chunks import middle_chunk_chars
+from .chat_chunks import MiddleShape, middle_chunk_chars
 from .errors import ApiError
 from .models import Generation
 from .settlement import Closing, Finished, Outcome, Started, generation_close
@@ -44,6 +44,9 @@ from .upstreams.base import NativeStream
 log = logging.getLogger(__name__)
 
 MAX_PLAIN_BYTES = 64 * 1024 * 1024
+# Middle-chunk shapes learned in a row without one being of use before the relay stops learning: a provider
+# that writes something new in every chunk (a per-chunk nonce, say) costs one extra rewrite a chunk until then.
+_SHAPE_LEARNS = 4
 
 
 def response_headers(response: HttpResponse, started: Started, headers: dict[str, str]) -> None:
@@ -196,6 +199,9 @@ class StreamRelay:
         self.rewrite: ChunkRewriter | None = None
         # The fast path: a middle chunk is read and rewritten as bytes (completions/chat_chunks.py).
         self.rewrite_bytes: Callable[[bytes], bytes | None] | None = None
+        # Faster still: a middle chunk with the bytes of the last one around its text, relayed as a slice.
+        self.shape: MiddleShape | None = None
+        self.shape_learns = 0  # shapes learned since one was last of use: a stream whose chunks all differ stops
         self.error: str = ""
         self.finished: Finished | None = None
         self.created = int(time.time())
@@ -270,16 +276,31 @@ class StreamRelay:
         surface = self.started.surface
         rewrite_bytes = self.rewrite_bytes
         out: list[bytes] = []  # what this read relays: one write for the events that arrived together
+        shape = self.shape
         for data in batch:
-            if rewrite_bytes is not None and not outcome.finish_reason:
-                chars = middle_chunk_chars(data)
-                relayed = None if chars is None else rewrite_bytes(data)
-                if relayed is not None:
+            if shape is not None and not outcome.finish_reason:
+                fast = shape.relay(data)
+                if fast is not None:
+                    event, chars = fast
                     if chars:
                         if outcome.ttft_ms is None:
                             outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
                         outcome.completion_chars += chars
-                    out.append(surface.stream_event(relayed))
+                    out.append(event)
+                    self.shape_learns = 0
+                    continue
+            if rewrite_bytes is not None and not outcome.finish_reason:
+                chars = middle_chunk_chars(data)
+                relayed = None if chars is None else rewrite_bytes(data)
+                if relayed is not None:
+                    event = surface.stream_event(relayed)
+                    if chars:
+                        if outcome.ttft_ms is None:
+                            outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+                        outcome.completion_chars += chars
+                        if self.shape_learns < _SHAPE_LEARNS:
+                            shape = self._learn_shape(data, event) or shape
+                    out.append(event)
                     continue
             if data == b"[DONE]":
                 self.done, self.reading = True, False
@@ -320,6 +341,19 @@ class StreamRelay:
             else:
                 out.append(surface.stream_event(rewrite.apply(data, chunk)))
         return b"".join(out)
+
+    def _learn_shape(self, data: bytes, event: bytes) -> MiddleShape | None:
+        """Learn the stream's middle chunks' bytes from one written the long way (completions/chat_chunks.py)."""
+        rewrite_bytes, stream_event = self.rewrite_bytes, self.started.surface.stream_event
+        assert rewrite_bytes is not None
+
+        def write(chunk: bytes) -> bytes | None:
+            relayed = rewrite_bytes(chunk)
+            return None if relayed is None else stream_event(relayed)
+
+        self.shape_learns += 1
+        self.shape = MiddleShape.learn(data, event, write) or self.shape
+        return self.shape
 
     def _take_native(self, batch: list[bytes]) -> bytes:
         """One native event: every event relayed as it comes but the answer's end (held for the cost)."""

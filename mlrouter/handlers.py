@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +13,11 @@ from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
 from core.metrics import request_observe, served_of
+
+try:
+    from gevent.socket import socket as _GREEN_SOCKET
+except ImportError:  # pragma: no cover - gevent is a dependency; a server without it writes as before
+    _GREEN_SOCKET = None
 
 log = logging.getLogger("django.request")
 
@@ -89,7 +94,60 @@ class ViewHandler:
         headers = [*response.items()]
         headers += [("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()]
         start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        if response.streaming and _writes_chunked(environ, response):
+            return ChunkedWriter(response, environ["gunicorn.socket"])
         return response
+
+
+def _writes_chunked(environ: dict[str, Any], response: HttpResponse) -> bool:
+    """Whether gunicorn's gevent worker frames this response's body in HTTP chunks (its `Response.is_chunked`)."""
+    sock = environ.get("gunicorn.socket")
+    return (
+        _GREEN_SOCKET is not None
+        and isinstance(sock, _GREEN_SOCKET)
+        and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+        and environ.get("REQUEST_METHOD") != "HEAD"
+        and response.status_code not in (204, 304)
+        and not response.has_header("Content-Length")
+    )
+
+
+class ChunkedWriter:
+    """A streamed response under gunicorn's gevent worker: each piece after the first as one HTTP chunk, one `send`.
+
+    gunicorn writes a piece through its response (`write`, then `write_chunk`: a formatted size line and a
+    join) and gevent's `sendall` (a memoryview and a loop of sends with timeout handling): several Python
+    layers per relayed event. The first piece still goes through gunicorn, which sends the headers with it;
+    every later one is framed here and sent with one non-blocking `send` on the connection's own socket,
+    and only when the socket buffer is full does gevent's `sendall` wait for the rest. gunicorn ends the
+    body (the last chunk) as usual. A client gone raises from the send as it would from gunicorn's write.
+    """
+
+    def __init__(self, response: HttpResponse, sock: Any) -> None:
+        self.response = response
+        self.sock = sock
+        self.raw_send = sock._sock.send  # gevent keeps the OS socket non-blocking: a send never waits
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces = iter(self.response)
+        for piece in pieces:
+            if piece:
+                yield piece  # through gunicorn: the headers, then this piece as the first chunk
+                break
+        for piece in pieces:
+            if piece:
+                self._send(b"%X\r\n%b\r\n" % (len(piece), piece))
+
+    def _send(self, frame: bytes) -> None:
+        try:
+            sent = self.raw_send(frame)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(frame):
+            self.sock.sendall(memoryview(frame)[sent:])  # the buffer is full: gevent waits until it drains
+
+    def close(self) -> None:
+        self.response.close()
 
 
 def dispatching(api: WSGIApp, site: WSGIApp, endpoints: dict[tuple[str, str], WSGIApp]) -> WSGIApp:

@@ -95,6 +95,12 @@ class _Silence:
         pass
 
 
+def _green_socket() -> type:
+    from gevent.socket import socket as green_socket
+
+    return green_socket
+
+
 class _Quiet(BaseException):
     """Thrown by the watchdog into a read waiting on a silent provider (not an error: no one else catches it)."""
 
@@ -124,12 +130,21 @@ class _Watchdog:
         self.waiting = None  # the green thread waiting in a read, if one is
         self.timer = get_hub().loop.timer(self.tick_s, self.tick_s, ref=False)
         self.timer.start(self._tick)
+        # The socket read directly once the reader's buffer is empty: a plain gevent socket only (TLS decrypts).
+        self.sock = sock if type(sock) is _green_socket() else None
+        self.direct = False
 
     def read(self, reader) -> bytes | None:
         """One network read, or None when the provider was silent for the quiet interval."""
         self.waiting = getcurrent()
         try:
-            data = reader.read1(READ_SIZE)
+            if self.direct:
+                data = self._recv()
+            else:
+                # The reader's buffer (what http.client read past the headers; at most its 8 KiB, less than
+                # READ_SIZE) comes back whole from one `read1`: after it, the socket alone holds the rest.
+                data = reader.read1(READ_SIZE)
+                self.direct = self.sock is not None
         except _Quiet:
             return None
         except _Deadline:
@@ -138,6 +153,17 @@ class _Watchdog:
             self.waiting = None
         self.heard = True
         return data
+
+    def _recv(self) -> bytes:
+        """Wait on the socket's own read watcher, then take what it holds: the events a relay reads arrive apart,
+        so the socket is empty when asked again, and a `recv` first would only fail."""
+        sock = self.sock
+        while True:
+            sock._wait(sock._read_event)  # gevent's wait: a socket closed meanwhile raises here
+            try:
+                return sock._sock.recv(READ_SIZE)
+            except BlockingIOError:  # woken with nothing to read after all
+                continue
 
     def _tick(self) -> None:
         if self.heard:
@@ -185,6 +211,17 @@ def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator
             continue
         if pending:
             data, pending = pending + data, b""
+        elif not left and not skip:
+            # The usual read: exactly one whole HTTP chunk (one event), "<size>\r\n<data>\r\n".
+            line_end = data.find(_CRLF, 0, 10)
+            if line_end > 0 and data.endswith(_CRLF):
+                try:
+                    size = int(data[:line_end], 16)
+                except ValueError:
+                    size = -1
+                if size > 0 and line_end + size + 4 == len(data):
+                    yield data[line_end + 2 : -2]
+                    continue
         out = []
         at, end = 0, len(data)
         while at < end:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from completions.chat_chunks import middle_chunk_chars, translated_chunk
+from completions.chat_chunks import MiddleShape, middle_chunk_chars, translated_chunk
 from completions.upstreams.openai_chat import completion_chars
 
 
@@ -82,3 +82,69 @@ def test_the_chunks_a_translating_kind_writes_are_read_from_their_bytes():
         **head,
         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
     }
+
+
+def _upstream_chunk(text: str | None, *, created: int, finish: str | None, ascii_only: bool) -> bytes:
+    delta = {} if text is None else {"content": text}
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    chunk = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": created, "model": "up-1"}
+    return compact({**chunk, "choices": [choice], "usage": None}, ascii_only=ascii_only)
+
+
+_chunks = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["a", " b", "é", '"', "\\", "x\ny"])),
+        st.integers(1_700_000_000, 1_700_000_002),
+        st.sampled_from([None, None, None, None, "stop"]),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@given(chunks=_chunks, wants_usage=st.booleans())
+def test_a_learned_shape_relays_and_counts_every_chunk_it_takes_exactly_as_the_long_way(chunks, wants_usage):
+    from completions.surfaces.chat import Rewrite, sse
+
+    first = _upstream_chunk("", created=1_700_000_000, finish=None, ascii_only=False)
+    rewrite = Rewrite.for_first(json.loads(first), "gen-1-abc", "demo/chat-small", wants_usage)
+
+    def write(data: bytes) -> bytes | None:
+        relayed = rewrite.apply_bytes(data)
+        return None if relayed is None else sse(relayed)
+
+    shape = None
+    for text, created, finish, ascii_only in chunks:
+        data = _upstream_chunk(text, created=created, finish=finish, ascii_only=ascii_only)
+        long_chars, long_event = middle_chunk_chars(data), write(data)
+        fast = None if shape is None else shape.relay(data)
+        if fast is not None:
+            # Whatever the shape takes, the long way reads and writes the same.
+            assert fast == (long_event, long_chars)
+            assert long_chars == completion_chars(json.loads(data)["choices"], "delta")
+        elif long_chars and long_event is not None:
+            shape = MiddleShape.learn(data, long_event, write) or shape
+
+
+def test_a_shape_learned_from_one_chunk_takes_the_next_with_another_text_and_no_other():
+    from completions.surfaces.chat import Rewrite, sse
+
+    one = _upstream_chunk("Hello", created=1, finish=None, ascii_only=False)
+    rewrite = Rewrite.for_first(json.loads(one), "gen-1-abc", "demo/chat-small", False)
+
+    def write(data: bytes) -> bytes | None:
+        return sse(rewrite.apply_bytes(data) or b"")
+
+    shape = MiddleShape.learn(one, write(one), write)
+    assert shape is not None
+    two = _upstream_chunk(" wörld", created=1, finish=None, ascii_only=False)
+    assert shape.relay(two) == (write(two), 6)
+    assert b'"id":"gen-1-abc"' in shape.relay(two)[0] and b'"usage"' not in shape.relay(two)[0]
+    for other in (
+        _upstream_chunk("x", created=2, finish=None, ascii_only=False),  # a new second
+        _upstream_chunk("x", created=1, finish="stop", ascii_only=False),  # the end
+        _upstream_chunk('say "hi"', created=1, finish=None, ascii_only=False),  # an escape in the text
+        _upstream_chunk(None, created=1, finish=None, ascii_only=False),  # no text
+    ):
+        assert shape.relay(other) is None
