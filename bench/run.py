@@ -8,7 +8,7 @@ to bench/results/latest.json. See bench/README.md for what each scenario measure
 Environment:
   BENCH_QUICK=1          short smoke run (seconds per load instead of ~10 s; 200 held streams)
   BENCH_LITELLM=0        do not install or run LiteLLM
-  BENCH_PROFILE=1        an extra P2 pass on the router under `py-spy record` (needs py-spy)
+  BENCH_PROFILE=1        extra P2 and P1 passes on the router under `py-spy record` (needs py-spy)
   BENCH_DATABASE_URL     default postgres://postgres@127.0.0.1:5432/mlrouter_bench (dropped and re-created!)
   BENCH_REDIS_URL        default redis://127.0.0.1:6379/13 (flushed!)
   BENCH_DB_POOL_MAX      the router's DB_POOL_MAX_SIZE, default 16
@@ -412,20 +412,20 @@ class Bench:
             result["max_pg_connections"] = self.sampler.max_conns
         return result
 
-    def profile(self, target: str) -> dict | None:
-        """An extra P2 pass on a router under py-spy (never counted in the table)."""
+    def profile(self, target: str, concurrency: int = 32) -> dict | None:
+        """An extra plain pass (P2's, or P1's at concurrency 1) on a router under py-spy (never counted)."""
         spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
         if not Path(spy).exists():
             log("profile skipped: py-spy is not installed (pip install py-spy)")
             return None
-        out = RESULTS / f"profile-p2-{target}.txt"
+        out = RESULTS / f"profile-{'p1' if concurrency == 1 else 'p2'}-{target}.txt"
         pid = self.server_pid[target]
         argv = [*self.load_core, spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
         argv += ["--duration", str(int(WARMUP + DURATION)), "--output", str(out)]
         spy_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             time.sleep(1.0)
-            run = self.load(target, concurrency=32, stream=False, emulator=None)
+            run = self.load(target, concurrency=concurrency, stream=False, emulator=None)
             spy_proc.wait(timeout=60)
         finally:
             if spy_proc.poll() is None:
@@ -635,11 +635,12 @@ def print_report(out: dict) -> None:
         print(f"\nreconciliation: {recon}")
     if scale_text := scale.text(out):
         print(scale_text)
-    for target, summary in (out.get("profiles") or {}).items():
+    for name, summary in (out.get("profiles") or {}).items():
         if summary:
-            print(f"\nprofile of the {report.LABELS[target]} worker during P2 ({summary['file']}):")
-            p2 = report.find(out["scenarios"], "P2", target) or {}
-            print(profile_summary.text(summary, p2.get("cpu_ms_per_request")))
+            scenario, target = name.split()
+            print(f"\nprofile of the {report.LABELS[target]} worker during {scenario} ({summary['file']}):")
+            measured = report.find(out["scenarios"], scenario, target) or {}
+            print(profile_summary.text(summary, measured.get("cpu_ms_per_request")))
 
 
 def reconciliation_times() -> list[dict] | str:
@@ -708,8 +709,9 @@ def run() -> int:
                 out["surfaces"] = "skipped (BENCH_SURFACES=0)" if wanted("P6") else "skipped (BENCH_ONLY)"
             if WANT_PROFILE and wanted("P1P2"):
                 out["profiles"] = {}
-                log("profiling the router worker during an extra P2 pass (py-spy)")
-                out["profiles"]["router"] = bench.profile("router")
+                log("profiling the router worker during an extra P2 pass and an extra P1 pass (py-spy)")
+                out["profiles"]["P2 router"] = bench.profile("router")
+                out["profiles"]["P1 router"] = bench.profile("router", concurrency=1)
             out.update(scale.steps(bench))
             out["accounting"] = accounting_check()
         finally:
