@@ -44,8 +44,12 @@ def is_postgresql() -> bool:
 
 
 def opened_connection() -> BaseDatabaseWrapper | None:
-    """This thread's default database connection if the thread has used it, else None (and none is made)."""
-    return next((db for db in connections.all(initialized_only=True) if db.alias == DEFAULT_DB_ALIAS), None)
+    """This thread's default database connection if the thread has used it, else None (and none is made).
+
+    What `connections.all(initialized_only=True)` holds for the default alias, read with one lookup on
+    the handler's per-thread storage instead of a list of every alias (four times a request).
+    """
+    return getattr(connections._connections, DEFAULT_DB_ALIAS, None)
 
 
 def in_transaction(db: BaseDatabaseWrapper | None) -> bool:

@@ -88,3 +88,29 @@ def test_a_connection_broken_by_its_statement_is_replaced_not_handed_out_again()
     # Every connection the pool holds now answers (a broken one handed out again would raise).
     for n in range(connection.pool.max_size + 1):
         assert fetch_one("SELECT %(n)s::int", {"n": n}, None) == (n,)
+
+
+@pytest.mark.django_db
+def test_opened_connection_is_the_threads_default_connection_once_used_and_never_makes_one():
+    import threading
+
+    from django.db import connections
+
+    from core.db import opened_connection
+
+    seen = {}
+
+    def fresh_thread():
+        seen["before"] = opened_connection()
+        seen["made"] = [db.alias for db in connections.all(initialized_only=True)]
+        connections["default"].ensure_connection()
+        seen["after"] = opened_connection()
+        seen["same"] = seen["after"] is connections["default"]
+        connections["default"].close()
+
+    thread = threading.Thread(target=fresh_thread)
+    thread.start()
+    thread.join()
+    assert (seen["before"], seen["made"], seen["same"]) == (None, [], True)
+    connection.ensure_connection()
+    assert opened_connection() is connections["default"]
