@@ -22,6 +22,7 @@ from accounts.principals import KeyPrincipal
 from billing.money import PER_MILLION
 from billing.selectors import credits_totals
 from core import exactjson
+from core.db import could_be_key
 from core.usd import decimal_text
 
 from .errors import ERROR_SCHEMA, ApiError, error_response
@@ -215,12 +216,11 @@ class GenerationView(APIView):
         generation_id = request.query_params.get("id", "")
         if not generation_id:
             raise ApiError(400, "'id' is required.", code="invalid_request", param="id")
-        # An id PostgreSQL cannot even compare (a NUL) or longer than any is no generation of anyone's.
         gen = (
             Generation.objects.select_related("model", "provider")
             .filter(pk=generation_id, account_id=principal.account_id)
             .first()
-            if "\x00" not in generation_id and len(generation_id) <= Generation._meta.pk.max_length
+            if could_be_key(generation_id, Generation._meta.pk.max_length)
             else None
         )
         if gen is None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core import exactjson
+from core.db import could_be_key
 
 from .models import StoredResponse
 
@@ -30,6 +31,11 @@ def retention_start(now: datetime | None = None) -> datetime:
 
 def _owned(account_id: int):
     return StoredResponse.objects.filter(account_id=account_id, created_at__gte=retention_start())
+
+
+def _could_be(response_id: str) -> bool:
+    """Whether a client's id could name a stored response at all (no NUL, not too long): else none is found."""
+    return could_be_key(response_id, StoredResponse._meta.pk.max_length)
 
 
 def response_store(started: Started, response: dict[str, Any]) -> StoredResponse:
@@ -51,6 +57,8 @@ def response_store(started: Started, response: dict[str, Any]) -> StoredResponse
 def response_conversation(response_id: str, account_id: int) -> list[dict[str, Any]] | None:
     """The items a response continuing `response_id` starts from: its input, then its output; None when the
     account has no such response (another account's, deleted or expired)."""
+    if not _could_be(response_id):
+        return None
     stored = _owned(account_id).filter(pk=response_id).only("input_items", "output").first()
     if stored is None:
         return None
@@ -58,11 +66,13 @@ def response_conversation(response_id: str, account_id: int) -> list[dict[str, A
 
 
 def response_get(response_id: str, account_id: int) -> StoredResponse | None:
-    return _owned(account_id).filter(pk=response_id).first()
+    return _owned(account_id).filter(pk=response_id).first() if _could_be(response_id) else None
 
 
 def response_delete(response_id: str, account_id: int) -> bool:
     """Forget one of the account's responses; whether there was one."""
+    if not _could_be(response_id):
+        return False
     deleted, _ = StoredResponse.objects.filter(pk=response_id, account_id=account_id).delete()
     return bool(deleted)
 

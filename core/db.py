@@ -52,6 +52,12 @@ def opened_connection() -> BaseDatabaseWrapper | None:
     return getattr(connections._connections, DEFAULT_DB_ALIAS, None)
 
 
+def could_be_key(value: str, max_length: int | None) -> bool:
+    """Whether a client's `value` could be a stored key: PostgreSQL cannot even compare a string holding a
+    NUL (the driver refuses it), and one longer than the column holds is no row's."""
+    return "\x00" not in value and (max_length is None or len(value) <= max_length)
+
+
 def in_transaction(db: BaseDatabaseWrapper | None) -> bool:
     """Whether `db` (an `opened_connection()`) has a transaction open."""
     return db is not None and db.in_atomic_block

@@ -370,3 +370,19 @@ def test_the_embeddings_surface_skips_a_responses_route(provider: FakeProvider):
     assert answer.json()["error"]["code"] == "no_route"
     assert provider.received == []
     assert_nothing_moved(shop)
+
+
+@pytest.mark.parametrize("response_id", ["gen-\x00x", "gen-" + "x" * 200])
+def test_an_id_no_stored_response_could_have_is_a_404_on_every_operation_not_a_500(shop: Shop, response_id: str):
+    # PostgreSQL cannot compare a string holding a NUL: such an id must not reach the query.
+    continued = post(shop, {"input": "Weather?", "previous_response_id": response_id})
+    assert (continued.status_code, continued.json()["error"]["param"]) == (404, "previous_response_id")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {shop.key}"}
+    quoted = response_id.replace("\x00", "%00")
+    for method, path in (
+        ("get", f"/v1/responses/{quoted}"),
+        ("delete", f"/v1/responses/{quoted}"),
+        ("get", f"/v1/responses/{quoted}/input_items"),
+    ):
+        answer = getattr(Client(), method)(path, **auth)
+        assert answer.status_code == 404, (method, path, answer.content)
