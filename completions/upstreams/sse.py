@@ -23,7 +23,6 @@ urllib3 as before, without quiet pieces: urllib3 closes the connection on a time
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 
@@ -31,6 +30,7 @@ import urllib3
 from greenlet import getcurrent
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
+from core import fastjson
 from core.green import COOPERATIVE
 
 READ_SIZE = 65536
@@ -294,7 +294,7 @@ def frame_data(frame: bytes) -> dict | None:
     """A frame's `data:` as a JSON object, or None when it holds none."""
     payload = b"\n".join(line[5:].lstrip(b" ") for line in frame.split(b"\n") if line.startswith(b"data:"))
     try:
-        data = json.loads(payload) if payload else None
+        data = fastjson.loads(payload) if payload else None
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

@@ -141,3 +141,17 @@ def test_events_with_crlf_line_ends_cut_between_a_cr_and_its_lf_stay_apart(pool)
     response = stream(pool, server)
     events = [event for batch in sse_batches(response) for event in batch]
     assert events == [b'{"n":1}', b'{"n":2}', b"[DONE]"]
+
+
+def test_an_events_data_is_read_by_orjson_and_a_frame_without_an_object_is_none(monkeypatch):
+    import orjson
+
+    from completions.upstreams.sse import frame_data
+
+    read = []
+    real = orjson.loads
+    monkeypatch.setattr(orjson, "loads", lambda data: read.append(data) or real(data))
+    frame = b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"Hi"}}'
+    assert frame_data(frame) == {"type": "content_block_delta", "delta": {"text": "Hi"}}
+    assert read == [b'{"type":"content_block_delta","delta":{"text":"Hi"}}']
+    assert [frame_data(f) for f in (b"data: [DONE]", b"event: ping", b"data: [1, 2]", b"data: {bad")] == [None] * 4
