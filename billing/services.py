@@ -326,16 +326,10 @@ def hold_settle(
 def hold_settle_many(*, charges: Sequence[Charge]) -> list[LedgerEntry | Exception]:
     """Settle many holds at once, each exactly as `hold_settle` alone: its entry, or the error it raised.
 
-    On PostgreSQL the charges go in one statement (`statements.settle_many_sql`), or, when that statement
-    fails other than by the database being down, one statement each, so that one bad charge fails alone.
+    PostgreSQL only (the group commit's path, run here in the caller): the charges go in one statement
+    (`statements.settle_many_sql`), or, when that statement fails other than by the database being down,
+    one statement each, so that one bad charge fails alone.
     """
-    if not is_postgresql():
-        return [
-            _outcome(
-                lambda c=c: hold_settle(reference=c.reference, cost=c.cost, memo=c.memo, reason=c.reason, also=c.also)
-            )
-            for c in charges
-        ]
     rows = _settle_rows(charges, opened_connection())
     return [
         row if isinstance(row, Exception) else _outcome(lambda c=c, row=row: _charged(c, row))
