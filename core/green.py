@@ -56,3 +56,37 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise TimedOut from None
     finally:
         timer.close()
+
+
+def sendall_fast_install() -> None:
+    """Let a plain gevent socket's `sendall` try one non-blocking `send` before gevent's general loop.
+
+    gevent's `sendall` asks the kernel for the socket's send buffer size (a `getsockopt` per call, to
+    size the pieces of a large payload), reads the clock for its timeout and goes through `send`'s
+    error handling, for every write: the response to the client, the upstream request, the Redis
+    command. Nearly all of them fit the send buffer, so one `send` on the OS socket (which gevent keeps
+    non-blocking) finishes them; only what it did not take goes through gevent's `sendall`, which waits
+    as before. Installed by the gevent worker (platform/gunicorn.conf.py); TLS sockets, whose `send`
+    encrypts, and anything but `bytes` keep gevent's own.
+    """
+    if not COOPERATIVE:
+        return
+    from gevent._socket3 import socket as green_socket
+
+    original = green_socket.sendall
+    if getattr(original, "fast", False):
+        return
+
+    def sendall(self: Any, data: Any, flags: int = 0) -> None:
+        if type(self) is not green_socket or type(data) is not bytes:
+            return original(self, data, flags)
+        try:
+            sent = self._sock.send(data, flags)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            return original(self, memoryview(data)[sent:], flags)
+        return None
+
+    sendall.fast = True  # type: ignore[attr-defined]
+    green_socket.sendall = sendall

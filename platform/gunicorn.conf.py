@@ -67,7 +67,8 @@ def worker_exit(server, worker):
 
 def post_worker_init(worker):
     """Start sampling the worker's state gauges, replay settlements a stopped worker spooled, let psycopg
-    wait on its sockets through gevent's loop directly (core/db.py), and move everything loaded so far
+    wait on its sockets through gevent's loop directly (core/db.py), give plain sockets a `sendall` that
+    tries one `send` first (core/green.py), and move everything loaded so far
     (Django, the app) out of the garbage collector's way.
 
     The settlement spool (completions/spool.py) keeps charges PostgreSQL could not take; a new worker
@@ -79,9 +80,11 @@ def post_worker_init(worker):
 
     from completions.spool import replay_loop_start
     from core.db import green_wait_install
+    from core.green import sendall_fast_install
     from core.metrics import sampler_start
 
     green_wait_install()
+    sendall_fast_install()
     sampler_start()
     replay_loop_start()
     gc.freeze()
