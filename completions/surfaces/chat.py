@@ -289,7 +289,7 @@ def usage_out(started: Started, finished: Finished, upstream_usage: Any) -> dict
 
 
 def _with_usage(obj: dict[str, Any], usage: dict[str, Any]) -> bytes:
-    return exactjson.dumps({**obj, "usage": usage}).encode()
+    return exactjson.dumps_bytes({**obj, "usage": usage})
 
 
 def reasoning_out(choices: Any, key: str, exclude: bool) -> None:

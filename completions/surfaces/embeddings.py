@@ -136,7 +136,7 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
     body["model"] = started.entry.public_id
     tokens = finished.usage.prompt_tokens
     body["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens, "cost": finished.cost}
-    return exactjson.dumps(body).encode()
+    return exactjson.dumps_bytes(body)
 
 
 def _no_stream(*args: Any) -> Any:

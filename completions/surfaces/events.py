@@ -36,4 +36,4 @@ def named(name: str, data: bytes) -> bytes:
 
 def exact(name: str, data: dict[str, Any]) -> bytes:
     """One event whose payload carries money: its Decimals as exact numbers."""
-    return named(name, exactjson.dumps(data).encode())
+    return named(name, exactjson.dumps_bytes(data))

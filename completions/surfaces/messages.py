@@ -380,7 +380,7 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
         "stop_sequence": stop_sequence,
         "usage": usage_out(finished),
     }
-    return exactjson.dumps(answer).encode()
+    return exactjson.dumps_bytes(answer)
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:

@@ -570,7 +570,7 @@ def plain_answer(body: dict[str, Any], started: Started, finished: Finished) -> 
         finish_reason=reason,
     )
     started.request.answer = answer
-    return exactjson.dumps(answer).encode()
+    return exactjson.dumps_bytes(answer)
 
 
 def settled(started: Started, finished: Finished) -> None:

@@ -395,11 +395,11 @@ def native_answer(body: dict, started: Started, finished: Finished) -> bytes:
     """The provider's message as it came, with our generation id, our model name and the exact cost."""
     answer = {**body, "id": started.generation_id, "model": started.entry.public_id}
     answer["usage"] = _usage_with_cost(body.get("usage"), finished)
-    return exactjson.dumps(answer).encode()
+    return exactjson.dumps_bytes(answer)
 
 
 def _frame(name: str, data: dict[str, Any]) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + exactjson.dumps(data).encode() + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + exactjson.dumps_bytes(data) + b"\n\n"
 
 
 class NativeEvents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from decimal import Decimal
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.exactjson import dumps
+from core.exactjson import dumps, dumps_bytes
 
 decimals = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False),
@@ -85,3 +86,58 @@ def test_it_rejects_types_json_does_not_know():
 def test_it_rejects_a_decimal_that_is_not_a_number():
     with pytest.raises(ValueError, match="NaN"):
         dumps([Decimal("NaN")])
+
+
+# The bytes writer: any document `dumps` writes, with floats, wide integers, non-string keys and text of
+# every kind, reads back to the same values.
+any_leaves = st.one_of(
+    leaves,
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**70), max_value=2**70),
+)
+any_documents = st.recursive(
+    any_leaves,
+    lambda children: st.one_of(
+        st.lists(children),
+        st.dictionaries(st.text(), children),
+        st.dictionaries(st.integers(), children, max_size=2),
+    ),
+    max_leaves=30,
+)
+
+
+@given(any_documents)
+def test_the_bytes_writer_reads_back_as_the_text_writer_does(document):
+    try:
+        expected = dumps(document).encode()
+    except UnicodeEncodeError:  # a lone surrogate: json writes it, UTF-8 cannot hold it
+        with pytest.raises(UnicodeEncodeError):
+            dumps_bytes(document)
+        return
+    written = dumps_bytes(document)
+    assert json.loads(written, parse_float=Decimal) == json.loads(expected, parse_float=Decimal)
+
+
+@given(st.lists(decimals))
+def test_the_bytes_writer_writes_decimals_as_plain_numbers(amounts):
+    parsed, written = _loads(dumps_bytes(amounts).decode())
+    assert parsed == amounts
+    assert not [raw for raw in written if "e" in raw.lower()]
+
+
+def test_the_bytes_writer_writes_what_the_text_writer_writes():
+    document = {"cost": Decimal("0.0000066"), "zero": Decimal("-0"), "name": "Привет ☃\x00", "n": [1, None, True]}
+    assert dumps_bytes(document) == dumps(document).encode()
+
+
+def test_the_bytes_writer_refuses_what_json_refuses():
+    with pytest.raises(TypeError, match="set"):
+        dumps_bytes({"tags": {1, 2}})
+    with pytest.raises(TypeError, match="datetime"):
+        dumps_bytes({"at": datetime.datetime(2026, 12, 3)})
+    with pytest.raises(ValueError, match="NaN"):
+        dumps_bytes([Decimal("NaN")])
+
+
+def test_the_bytes_writer_writes_a_float_that_is_not_finite_as_null():
+    assert dumps_bytes({"logprob": float("nan"), "x": float("-inf")}) == b'{"logprob":null,"x":null}'

@@ -128,11 +128,11 @@ def native_answer(body: dict, started: Started, finished: Finished) -> bytes:
     client stores it, by the surface's `settled`)."""
     answer = {**_ours(body, started), "usage": _usage_with_cost(started, body.get("usage"), finished)}
     started.request.answer = answer
-    return exactjson.dumps(answer).encode()
+    return exactjson.dumps_bytes(answer)
 
 
 def _frame(data: dict[str, Any]) -> bytes:
-    return b"event: " + str(data.get("type")).encode() + b"\ndata: " + exactjson.dumps(data).encode() + b"\n\n"
+    return b"event: " + str(data.get("type")).encode() + b"\ndata: " + exactjson.dumps_bytes(data) + b"\n\n"
 
 
 class NativeEvents:
