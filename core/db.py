@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.waiting
+from asgiref.local import _ThreadCriticalLocal as _THREAD_CRITICAL
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -47,9 +48,13 @@ def opened_connection() -> BaseDatabaseWrapper | None:
     """This thread's default database connection if the thread has used it, else None (and none is made).
 
     What `connections.all(initialized_only=True)` holds for the default alias, read with one lookup on
-    the handler's per-thread storage instead of a list of every alias (four times a request).
+    the handler's per-thread storage instead of a list of every alias (four times a request). Under
+    gevent, where no asyncio loop runs, the storage is read directly: asgiref's `Local` would first ask
+    asyncio for a running loop, and catch the error that there is none, on every lookup (0.84 → 0.05 µs).
     """
-    return getattr(connections._connections, DEFAULT_DB_ALIAS, None)
+    local = connections._connections
+    storage = local._storage if COOPERATIVE and type(local) is _THREAD_CRITICAL else local
+    return getattr(storage, DEFAULT_DB_ALIAS, None)
 
 
 def could_be_key(value: str, max_length: int | None) -> bool:

@@ -91,12 +91,16 @@ def test_a_connection_broken_by_its_statement_is_replaced_not_handed_out_again()
 
 
 @pytest.mark.django_db
-def test_opened_connection_is_the_threads_default_connection_once_used_and_never_makes_one():
+@pytest.mark.parametrize("cooperative", [False, True], ids=["threads", "gevent: the storage read directly"])
+def test_opened_connection_is_the_threads_default_connection_once_used_and_never_makes_one(cooperative, monkeypatch):
     import threading
 
     from django.db import connections
 
+    import core.db
     from core.db import opened_connection
+
+    monkeypatch.setattr(core.db, "COOPERATIVE", cooperative)
 
     seen = {}
 
