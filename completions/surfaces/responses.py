@@ -358,6 +358,9 @@ def _request(
     for name, why in REFUSED.items():  # on every route: they name state kept at the provider
         if body.get(name):
             raise invalid(f"'{name}': {why}.", name)
+    previous = body.get("previous_response_id")
+    if previous is not None and not isinstance(previous, str):  # on every route: it names our stored state
+        raise invalid("'previous_response_id' must be a string.", "previous_response_id")
     namespaced: dict[str, tuple[str, str]] = {}
     if untranslatable is None:
         try:

@@ -372,6 +372,20 @@ def test_the_embeddings_surface_skips_a_responses_route(provider: FakeProvider):
     assert_nothing_moved(shop)
 
 
+@pytest.mark.parametrize("response_id", [1.5, 7, ["gen-1"], {"id": "gen-1"}, True])
+def test_a_previous_response_id_that_is_not_a_string_is_a_400_on_every_route(shop: Shop, response_id):
+    # A body a native route could still take (an item only the Responses API has) skips the translation's
+    # checks: the id is checked on every route all the same, before it reaches the stored responses.
+    for body in (
+        {"input": "Weather?", "previous_response_id": response_id},
+        {"input": [{"type": "item_reference", "id": "x"}], "previous_response_id": response_id},
+    ):
+        answer = post(shop, body)
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["error"]["param"] == "previous_response_id"
+    assert_nothing_moved(shop)
+
+
 @pytest.mark.parametrize("response_id", ["gen-\x00x", "gen-" + "x" * 200])
 def test_an_id_no_stored_response_could_have_is_a_404_on_every_operation_not_a_500(shop: Shop, response_id: str):
     # PostgreSQL cannot compare a string holding a NUL: such an id must not reach the query.
