@@ -8,7 +8,9 @@ parameter, except the constant defaults of the fields a caller's row leaves out,
 them (`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
 test proves the two leave equal rows (`tests/billing/test_money_paths.py`). `settle_many_sql` is
 `settle_sql` for a batch of charges (group commit, `core/group_commit.py`), proven to leave the same
-rows as settling them one by one (`tests/billing/test_charge_batches.py`).
+rows as settling them one by one (`tests/billing/test_charge_batches.py`); `place_many_sql` is
+`place_sql` for a batch of holds, proven to place and refuse what placing them one by one does
+(`tests/billing/test_hold_batches.py`).
 """
 
 from __future__ import annotations
