@@ -22,7 +22,15 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
-from core.db import DATABASE_DOWN, fetch_all, fetch_one, in_transaction, is_postgresql, opened_connection
+from core.db import (
+    DATABASE_DOWN,
+    fetch_all,
+    fetch_one,
+    in_transaction,
+    is_postgresql,
+    opened_connection,
+    release_db,
+)
 from core.group_commit import GroupCommit
 
 from . import statements
@@ -243,6 +251,10 @@ def hold_place(
     if is_postgresql():
         db = opened_connection()
         if _holds.cooperative and not in_transaction(db):
+            if db is not None:
+                # The writer borrows a pooled connection: callers waiting on it must not keep theirs, or
+                # with every connection held by one of them the writer would get none.
+                release_db()
             return _placed(placement, _holds.submit(placement))
         return _placed(placement, _place_alone(placement, db))
     with transaction.atomic():
