@@ -404,9 +404,9 @@ def place_many_sql(*, unflushed: bool, also: tuple[type[models.Model], tuple[str
     before them in the batch (`run`, recursive): a hold refused takes nothing, and the next one is
     checked as if it had not been asked for. The account is updated once by the sum of the holds placed;
     the placed holds (and the caller's rows) are inserted in the batch's order; `unflushed` as for
-    `place_sql`. The rows, one per
-    hold in order: `i`, the hold's id (NULL when refused), the account's status (NULL when there is no
-    such account), and its available balance right after the hold (when refused: what it could not cover).
+    `place_sql`. The rows, one per hold in order: `i`, the hold's id (NULL when refused), the account's
+    status (NULL when there is no such account), and its available balance right after the hold (when
+    refused: what it could not cover).
     """
     a, h = Account, Hold
     columns, also_cte = "", ""
