@@ -22,13 +22,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Account
-from core.db import DATABASE_DOWN, fetch_all, fetch_one, in_transaction, is_postgresql, opened_connection
+from core.db import (
+    DATABASE_DOWN,
+    fetch_all,
+    fetch_one,
+    in_transaction,
+    is_postgresql,
+    opened_connection,
+    release_db,
+)
 from core.group_commit import GroupCommit
 
 from . import statements
 from .models import Hold, LedgerEntry, Price, RouteCost
 from .money import ZERO, usd
-from .statements import Charge, RowInsert, RowUpdate
+from .statements import Charge, Placement, RowInsert, RowUpdate
 from .tasks import low_balance_enqueue_on_commit
 
 log = logging.getLogger(__name__)
@@ -197,11 +205,29 @@ def _statement(sql: str, params: dict[str, Any], db: BaseDatabaseWrapper | None)
         raise IdempotencyConflict(f"the statement collided with an existing entry: {exc}")
 
 
-def _refused(account_id: int, needed: Decimal) -> BillingError:
-    account = Account.objects.only("status", "balance", "held").get(pk=account_id)
-    if account.status != Account.Status.ACTIVE:
-        return AccountInactive(f"account #{account_id} is {account.status}")
-    return InsufficientFunds(available=account.available, needed=needed)
+def _refused(
+    account_id: int, needed: Decimal, status: str | None = None, available: Decimal | None = None
+) -> BillingError:
+    """Why a hold was refused; read from the account unless the statement returned its status and available balance."""
+    if status is None:
+        account = Account.objects.only("status", "balance", "held").get(pk=account_id)
+        status, available = account.status, account.available
+    if status != Account.Status.ACTIVE:
+        return AccountInactive(f"account #{account_id} is {status}")
+    return InsufficientFunds(available=available, needed=needed)
+
+
+def placement_new(
+    *, account_id: int, amount: Decimal, reference: str, ttl_seconds: int | None = None, also: RowInsert | None = None
+) -> Placement:
+    """What `hold_place` is asked to hold, checked and stamped now (one item of `hold_place_many`)."""
+    amount = usd(amount)
+    if amount < ZERO:
+        raise ValueError("a hold cannot be negative")
+    now = timezone.now()
+    ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    needed = max(amount, settings.MIN_BALANCE_USD)
+    return Placement(account_id, amount, needed, reference, now, now + timedelta(seconds=ttl), also)
 
 
 def hold_place(
@@ -216,49 +242,123 @@ def hold_place(
 
     The reservation is one conditional UPDATE: PostgreSQL re-checks the condition under the row lock,
     so concurrent requests can never reserve more than the balance. On PostgreSQL the whole placement
-    (and the caller's `also`) is a single statement: one round trip, its own transaction.
+    (and the caller's `also`) is a single statement: one round trip, its own transaction, which under
+    gevent, outside a transaction, is shared with the process's concurrent holds (group commit).
     """
-    amount = usd(amount)
-    if amount < ZERO:
-        raise ValueError("a hold cannot be negative")
-    needed = max(amount, settings.MIN_BALANCE_USD)
-    now = timezone.now()
-    ttl = settings.HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
-    hold = Hold(
-        account_id=account_id,
-        amount=amount,
-        reference=reference,
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl),
+    placement = placement_new(
+        account_id=account_id, amount=amount, reference=reference, ttl_seconds=ttl_seconds, also=also
     )
     if is_postgresql():
         db = opened_connection()
-        params = statements.place_params(
-            amount=amount,
-            account_id=account_id,
-            needed=needed,
-            reference=reference,
-            now=now,
-            expires=hold.expires_at,
-            also=also,
-        )
-        sql = statements.place_sql(unflushed=not in_transaction(db), also=statements.place_also_shape(also))
-        row = _statement(sql, params, db)
-        if row is None:
-            raise _refused(account_id, needed)
-        hold.pk, hold.available_after = row
-        hold._state.adding = False
-        return hold
+        if _holds.cooperative and not in_transaction(db):
+            if db is not None:
+                # The writer borrows a pooled connection: callers waiting on it must not keep theirs, or
+                # with every connection held by one of them the writer would get none.
+                release_db()
+            return _placed(placement, _holds.submit(placement))
+        return _placed(placement, _place_alone(placement, db))
     with transaction.atomic():
         reserved = Account.objects.filter(
-            pk=account_id, status=Account.Status.ACTIVE, balance__gte=F("held") + needed
-        ).update(held=F("held") + amount)
+            pk=account_id, status=Account.Status.ACTIVE, balance__gte=F("held") + placement.needed
+        ).update(held=F("held") + placement.amount)
         if not reserved:
-            raise _refused(account_id, needed)
+            raise _refused(account_id, placement.needed)
+        hold = _hold(placement)
         hold.save(force_insert=True)
         if also:
             also.model._default_manager.create(**also.values)
     return hold
+
+
+def hold_place_many(*, placements: Sequence[Placement]) -> list[Hold | Exception]:
+    """Place many holds at once, each exactly as `hold_place` alone in the same order: its hold, or its error.
+
+    PostgreSQL only (the group commit's path, run here in the caller): the holds go in one statement
+    (`statements.place_many_sql`), or, when that statement fails other than by the database being down,
+    one statement each, so that one bad hold fails alone.
+    """
+    rows = _place_rows(placements, opened_connection())
+    return [
+        row if isinstance(row, Exception) else _outcome(lambda p=p, row=row: _placed(p, row))
+        for p, row in zip(placements, rows, strict=True)
+    ]
+
+
+def _hold(placement: Placement) -> Hold:
+    return Hold(
+        account_id=placement.account_id,
+        amount=placement.amount,
+        reference=placement.reference,
+        created_at=placement.now,
+        expires_at=placement.expires,
+    )
+
+
+def _placed(placement: Placement, row: PlaceRow) -> Hold:
+    """The hold a statement placed, or the refusal it returned raised."""
+    hold_id, status, available = row
+    if hold_id is None:
+        raise _refused(placement.account_id, placement.needed, status, available)
+    hold = _hold(placement)
+    hold.pk, hold.available_after = hold_id, available
+    hold._state.adding = False
+    return hold
+
+
+# A hold as the statements return it: its id, the account's status and its available balance right after
+# (when refused: the id is None, and the status None unless the statement read why).
+PlaceRow = tuple[int | None, str | None, Decimal | None]
+
+
+def _place_alone(placement: Placement, db: BaseDatabaseWrapper | None) -> PlaceRow:
+    """Place one hold in its own statement (`statements.place_sql`)."""
+    params = statements.place_params(
+        amount=placement.amount,
+        account_id=placement.account_id,
+        needed=placement.needed,
+        reference=placement.reference,
+        now=placement.now,
+        expires=placement.expires,
+        also=placement.also,
+    )
+    sql = statements.place_sql(unflushed=not in_transaction(db), also=statements.place_also_shape(placement.also))
+    row = _statement(sql, params, db)
+    if row is not None:
+        return row[0], Account.Status.ACTIVE, row[1]
+    # Why it was refused, read now: in a batch retried one by one, before the next hold is placed.
+    state = fetch_one(statements.account_state_sql(), {"_account": placement.account_id}, db)
+    return (None, None, None) if state is None else (None, *state)
+
+
+def _place_rows(placements: Sequence[Placement], db: BaseDatabaseWrapper | None) -> list[PlaceRow | Exception]:
+    """Each hold's row or error, placed in order; one statement per run of holds with one shape of `also`."""
+    if len(placements) == 1:
+        return [_outcome(lambda: _place_alone(placements[0], db))]
+    outcomes: list[PlaceRow | Exception] = []
+    start = 0
+    while start < len(placements):
+        shape = statements.place_also_shape(placements[start].also)
+        end = start + 1
+        while end < len(placements) and statements.place_also_shape(placements[end].also) == shape:
+            end += 1
+        outcomes += _place_run(placements[start:end], shape, db)
+        start = end
+    return outcomes
+
+
+def _place_run(
+    placements: Sequence[Placement], shape: Any, db: BaseDatabaseWrapper | None
+) -> list[PlaceRow | Exception]:
+    try:
+        sql = statements.place_many_sql(unflushed=not in_transaction(db), also=shape)
+        rows = fetch_all(sql, statements.place_many_params(placements), db)
+    except DATABASE_DOWN as exc:
+        # Each hold fails as it would alone: its request is refused as when the database is down.
+        return [exc] * len(placements)
+    except Exception as exc:  # one bad hold (a reused reference, a field too long) must not fail the others
+        log.warning("a batch of %d holds failed (%s); placing them one by one", len(placements), exc)
+        return [_outcome(lambda p=p: _place_alone(p, db)) for p in placements]
+    return [(hold_id, status, available) for _, hold_id, status, available in rows]
 
 
 def _close(hold: Hold, *, status: str, reason: str, entry: LedgerEntry | None) -> None:
@@ -429,6 +529,8 @@ def _settled_before(reference: str, key: str) -> LedgerEntry:
 _charges: GroupCommit[Charge, ChargeRow | None] = GroupCommit(
     lambda charges: _settle_rows(charges, None), name="charges"
 )
+# And so do its concurrent holds, each still refused alone for its own funds.
+_holds: GroupCommit[Placement, PlaceRow] = GroupCommit(lambda holds: _place_rows(holds, None), name="holds")
 
 
 @transaction.atomic

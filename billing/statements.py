@@ -8,7 +8,9 @@ parameter, except the constant defaults of the fields a caller's row leaves out,
 them (`core.db.fetch_one`). The ORM path in `billing/services.py` does the same writes, and one property
 test proves the two leave equal rows (`tests/billing/test_money_paths.py`). `settle_many_sql` is
 `settle_sql` for a batch of charges (group commit, `core/group_commit.py`), proven to leave the same
-rows as settling them one by one (`tests/billing/test_charge_batches.py`).
+rows as settling them one by one (`tests/billing/test_charge_batches.py`); `place_many_sql` is
+`place_sql` for a batch of holds, proven to place and refuse what placing them one by one does
+(`tests/billing/test_hold_batches.py`).
 """
 
 from __future__ import annotations
@@ -107,24 +109,27 @@ def _constant(field: models.Field) -> str | None:
 
 
 @functools.lru_cache(maxsize=32)
-def _insert_plan(model: type[models.Model], given: tuple[str, ...]) -> tuple[str, tuple[models.Field, ...]]:
+def _insert_plan(
+    model: type[models.Model], given: tuple[str, ...], source: str = "h"
+) -> tuple[str, tuple[models.Field, ...]]:
     """`INSERT … SELECT … FROM h`: one row of `model`, written only when the hold `h` was placed.
 
     The `given` fields are parameters, and so is a default worked out per row (returned with the
     text); every other field's default is a constant in the text, which PostgreSQL then neither
-    receives nor parses per request.
+    receives nor parses per request. With another `source` (a batch's placed holds joined to their
+    items `r`), each parameter is instead the item's column `r."x_…"`.
     """
     names, values, per_row = [], [], []
     for name, field in _fields(model).items():
         names.append(f'"{field.column}"')
         constant = None if name in given else _constant(field)
         if constant is None:
-            values.append(f"%(x_{field.column})s")
+            values.append(f"%(x_{field.column})s" if source == "h" else f'r."x_{field.column}"')
             if name not in given:
                 per_row.append(field)
         else:
             values.append(constant)
-    sql = f"INSERT INTO {_table(model)} ({', '.join(names)}) SELECT {', '.join(values)} FROM h"  # noqa: S608
+    sql = f"INSERT INTO {_table(model)} ({', '.join(names)}) SELECT {', '.join(values)} FROM {source}"  # noqa: S608
     return sql, tuple(per_row)
 
 
@@ -202,6 +207,14 @@ def place_params(
     if also is not None:
         params.update(_insert_params(also))
     return params
+
+
+@functools.cache
+def account_state_sql() -> str:
+    """An account's status and available balance (why a hold was refused)."""
+    a = Account
+    return f"""SELECT {_col(a, "status")}, {_col(a, "balance")} - {_col(a, "held")} FROM {_table(a)}
+WHERE {_col(a, "id")} = %(_account)s"""  # noqa: S608 (identifiers from _meta, values bound)
 
 
 @functools.lru_cache(maxsize=32)
@@ -346,7 +359,7 @@ def _json_value(value: Any) -> Any:
         return str(value)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} in a batch of charges")
+    raise TypeError(f"cannot send {type(value).__name__} in a batch")
 
 
 def settle_many_params(charges: Sequence[Charge]) -> dict[str, Any]:
@@ -366,3 +379,99 @@ def settle_many_params(charges: Sequence[Charge]) -> dict[str, Any]:
             item.update(_update_params(charge.also))
         items.append(item)
     return {"_charges": json.dumps(items, default=_json_value, separators=(",", ":"))}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One hold of a batch: the arguments of `place_params`."""
+
+    account_id: int
+    amount: Decimal
+    needed: Decimal
+    reference: str
+    now: datetime.datetime
+    expires: datetime.datetime
+    also: RowInsert | None = None
+
+
+@functools.lru_cache(maxsize=32)
+def place_many_sql(*, unflushed: bool, also: tuple[type[models.Model], tuple[str, ...]] | None) -> str:
+    """`place_sql` for a batch: each hold of `_holds` (a JSON array, `place_many_params`) as if placed alone, in order.
+
+    It locks the batch's accounts in id order (as `settle_many_sql` does, after its holds), so that
+    batches of holds and of charges never wait on each other in a cycle. Per account, the holds are
+    checked in the batch's order against the balance less what is held, counting the holds placed
+    before them in the batch (`run`, recursive): a hold refused takes nothing, and the next one is
+    checked as if it had not been asked for. The account is updated once by the sum of the holds placed;
+    the placed holds (and the caller's rows) are inserted in the batch's order; `unflushed` as for
+    `place_sql`. The rows, one per hold in order: `i`, the hold's id (NULL when refused), the account's
+    status (NULL when there is no such account), and its available balance right after the hold (when
+    refused: what it could not cover).
+    """
+    a, h = Account, Hold
+    columns, also_cte = "", ""
+    if also:
+        model, names = also
+        sql, per_row = _insert_plan(model, names, "h JOIN r ON r.placed AND r.reference = h.reference")
+        fields = {field.attname: field for field in _fields(model).values()}
+        sent = [fields[n] for n in names] + list(per_row)
+        columns = "".join(f', "x_{f.column}" {f.cast_db_type(connection)}' for f in sent)
+        also_cte = f",\nalso AS ({sql})"
+    money = a._meta.get_field("held").cast_db_type(connection)
+    active = _literal(Account.Status.ACTIVE)
+    unflushed_where = "\nWHERE set_config('synchronous_commit', 'off', true) = 'off'" if unflushed else ""
+    return f"""
+WITH RECURSIVE x AS MATERIALIZED (
+    SELECT *, row_number() OVER (PARTITION BY account ORDER BY i) AS k
+    FROM jsonb_to_recordset(%(_holds)s::jsonb) AS x(i integer, account bigint, amount {money}, needed {money},
+        reference text, now timestamptz, expires timestamptz{columns})
+), locked AS MATERIALIZED (
+    SELECT {_col(a, "id")} AS id, {_col(a, "status")} AS status, {_col(a, "balance")} AS balance,
+        {_col(a, "held")} AS held
+    FROM {_table(a)} WHERE {_col(a, "id")} IN (SELECT account FROM x)
+    ORDER BY {_col(a, "id")} FOR UPDATE
+), run AS (
+    SELECT x.i, x.account, x.k, p.placed, locked.held + CASE WHEN p.placed THEN x.amount ELSE 0 END AS held
+    FROM x JOIN locked ON locked.id = x.account,
+        LATERAL (SELECT locked.status = {active} AND locked.balance >= locked.held + x.needed AS placed) p
+    WHERE x.k = 1
+  UNION ALL
+    SELECT x.i, x.account, x.k, p.placed, run.held + CASE WHEN p.placed THEN x.amount ELSE 0 END
+    FROM run JOIN x ON x.account = run.account AND x.k = run.k + 1 JOIN locked ON locked.id = x.account,
+        LATERAL (SELECT locked.status = {active} AND locked.balance >= run.held + x.needed AS placed) p
+), r AS MATERIALIZED (
+    SELECT x.*, coalesce(run.placed, false) AS placed, locked.status, locked.balance - run.held AS available
+    FROM x LEFT JOIN run ON run.i = x.i LEFT JOIN locked ON locked.id = x.account
+), a AS (
+    UPDATE {_table(a)} acc SET {_col(a, "held")} = acc.{_col(a, "held")} + t.amount
+    FROM (SELECT account, SUM(amount) AS amount FROM r WHERE placed GROUP BY account) t
+    WHERE acc.{_col(a, "id")} = t.account
+), h AS (
+    INSERT INTO {_table(h)} ({_col(h, "account")}, {_col(h, "amount")}, {_col(h, "reference")}, {_col(h, "status")},
+        {_col(h, "created_at")}, {_col(h, "expires_at")}, {_col(h, "close_reason")})
+    SELECT account, amount, reference, {_literal(Hold.Status.OPEN)}, now, expires, '' FROM r WHERE placed ORDER BY i
+    RETURNING {_col(h, "id")} AS id, {_col(h, "reference")} AS reference
+){also_cte}
+SELECT r.i, h.id, r.status, r.available
+FROM r LEFT JOIN h ON r.placed AND h.reference = r.reference{unflushed_where}
+ORDER BY r.i
+"""  # noqa: S608 (identifiers from _meta, values bound)
+
+
+def place_many_params(holds: Sequence[Placement]) -> dict[str, Any]:
+    """The one parameter of `place_many_sql`: the holds (all of one `place_also_shape`) as JSON."""
+    items = []
+    for i, hold in enumerate(holds):
+        item = {
+            "i": i,
+            "account": hold.account_id,
+            "amount": hold.amount,
+            "needed": hold.needed,
+            "reference": hold.reference,
+            "now": hold.now,
+            "expires": hold.expires,
+        }
+        if hold.also is not None:
+            item.update(_insert_params(hold.also))
+        items.append(item)
+    return {"_holds": json.dumps(items, default=_json_value, separators=(",", ":"))}
