@@ -222,12 +222,19 @@ def test_concurrent_holds_under_gevent_share_one_statement(monkeypatch):
     batches: list[int] = []
     batch = services._holds.batch
     monkeypatch.setattr(services._holds, "cooperative", True)
-    monkeypatch.setattr(services._holds, "batch", lambda items: batches.append(len(items)) or batch(items))
+
+    def recorded(items):
+        batches.append(len(items))
+        gevent.sleep(0.01)  # the round trip, which the test's unpatched driver would not yield for
+        return batch(items)
+
+    monkeypatch.setattr(services._holds, "batch", recorded)
     calls = [world.placement(n % 3, Decimal("0.40"), False) for n in range(7)]
     threads = [gevent.spawn(hold_place, **call) for call in calls]
     gevent.joinall(threads)
     outcomes = [world.outcome(t.value if t.successful() else t.exception) for t in threads]
-    assert batches == [7]
+    # The first finds the writer idle and goes alone; the six queued while it was written go together.
+    assert batches == [1, 6]
     assert outcomes == [
         ("hold", 0, Decimal("0.40"), Decimal("0.60")),
         ("hold", 1, Decimal("0.40"), Decimal("0.60")),
