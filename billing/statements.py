@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection, models
 
 from accounts.models import Account
@@ -353,6 +354,16 @@ FROM e JOIN r ON r.reference = e.reference ORDER BY r.i
 """  # noqa: S608 (identifiers from _meta, values bound)
 
 
+def _batch_json(items: list[dict[str, Any]]) -> str:
+    """A batch's items as one JSON text: written by orjson (~2.5 µs an item, json ~12.5), json where orjson
+    refuses a value (an integer wider than 64 bits, say), the same text either way for what PostgreSQL reads.
+    Dates and times go through `_json_value` as with json (orjson's own writer drops an offset's seconds)."""
+    try:
+        return orjson.dumps(items, default=_json_value, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(items, default=_json_value, separators=(",", ":"))
+
+
 def _json_value(value: Any) -> Any:
     # Exact: a Decimal travels as its text, a datetime with its offset; PostgreSQL parses both.
     if isinstance(value, Decimal):
@@ -378,7 +389,7 @@ def settle_many_params(charges: Sequence[Charge]) -> dict[str, Any]:
         if charge.also is not None:
             item.update(_update_params(charge.also))
         items.append(item)
-    return {"_charges": json.dumps(items, default=_json_value, separators=(",", ":"))}
+    return {"_charges": _batch_json(items)}
 
 
 @dataclass(frozen=True)
@@ -474,4 +485,4 @@ def place_many_params(holds: Sequence[Placement]) -> dict[str, Any]:
         if hold.also is not None:
             item.update(_insert_params(hold.also))
         items.append(item)
-    return {"_holds": json.dumps(items, default=_json_value, separators=(",", ":"))}
+    return {"_holds": _batch_json(items)}
