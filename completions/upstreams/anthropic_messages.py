@@ -448,7 +448,7 @@ class NativeEvents:
             key = _COUNTED_KEY.get(delta.get("type")) if isinstance(delta, dict) else None
             if key is not None and self.learns < _SHAPE_LEARNS:
                 self.learns += 1
-                self.shape = checked_shape(frame, (key,), self._agrees) or self.shape
+                self.shape = checked_shape("anthropic-messages", frame, (key,), self._agrees) or self.shape
             return frame + b"\n\n", _generated(delta)
         if kind == "content_block_start":
             return frame + b"\n\n", _generated(data.get("content_block"))

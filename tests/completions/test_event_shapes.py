@@ -62,41 +62,56 @@ anthropic_deltas = st.one_of(
 )
 
 
-@given(
-    events=st.lists(st.tuples(anthropic_deltas, st.integers(0, 2), st.booleans()), min_size=1, max_size=30),
-    raw=st.lists(frame_bytes, max_size=5),
-)
-def test_anthropic_deltas_are_relayed_and_counted_as_the_long_way_does(events, raw):
+@given(events=st.lists(st.tuples(anthropic_deltas, st.integers(0, 2), st.booleans()), min_size=1, max_size=30))
+def test_anthropic_deltas_are_relayed_and_counted_as_the_long_way_does(events):
     reader = anthropic_messages.NativeEvents(STARTED)
     frames = [anthropic_frame({"type": "text_delta", "text": "Hello"})]
     frames += [anthropic_frame(delta, index=index, ascii_only=ascii_only) for delta, index, ascii_only in events]
-    # Any bytes where a learned shape's text goes: a raw control character, a quote, text that is not UTF-8.
-    template = anthropic_frame({"type": "text_delta", "text": HOLE})
-    frames += [template.replace(HOLE.encode(), piece) for piece in raw]
     for frame in frames:
         assert reader.feed(frame) == the_long_way(anthropic_messages.NativeEvents, frame)[0]
 
 
-@given(
-    events=st.lists(st.tuples(texts, st.integers(0, 10**20), st.none() | texts, st.booleans()), max_size=30),
-    raw=st.lists(st.tuples(frame_bytes, st.sampled_from(["delta", "sequence", "obfuscation"])), max_size=5),
-)
-def test_responses_deltas_are_relayed_counted_and_numbered_as_the_long_way_does(events, raw):
+@given(piece=frame_bytes, kind=st.sampled_from(["text_delta", "thinking_delta"]))
+def test_any_bytes_where_a_learned_anthropic_text_goes_are_read_as_the_long_way_reads_them(piece, kind):
+    # A raw control character, a quote, an escape, bytes that are not UTF-8: whatever a provider might write.
+    key = "text" if kind == "text_delta" else "thinking"
+    template = anthropic_frame({"type": kind, key: HOLE})
+    reader = anthropic_messages.NativeEvents(STARTED)
+    reader.feed(template.replace(HOLE.encode(), b"Hello"))
+    frame = template.replace(HOLE.encode(), piece)
+    assert reader.feed(frame) == the_long_way(anthropic_messages.NativeEvents, frame)[0]
+
+
+@given(events=st.lists(st.tuples(texts, st.integers(0, 10**20), st.none() | texts, st.booleans()), max_size=30))
+def test_responses_deltas_are_relayed_counted_and_numbered_as_the_long_way_does(events):
     reader = responses_native.NativeEvents(STARTED)
     frames = [responses_frame("Hello", 3, obfuscation="abc"), responses_frame(" world", 4)]
     frames += [responses_frame(t, n, obfuscation=o, ascii_only=a) for t, n, o, a in events]
-    for piece, where in raw:
-        if where == "sequence":
-            frames.append(responses_frame("x", 12345).replace(b"12345", piece))
-        else:
-            text = responses_frame(HOLE, 5, obfuscation=HOLE if where == "obfuscation" else "pad")
-            frames.append(text.replace(HOLE.encode(), piece, 1) if where == "delta" else text.replace(b"pad", piece))
     sequence = -1
     for frame in frames:
         relayed, number = the_long_way(responses_native.NativeEvents, frame)
         sequence = sequence if number == -1 else number
         assert reader.feed(frame) == relayed
         assert reader.sequence == sequence
+
+
+# What a number may look like, beside any bytes: JSON does not take a leading zero, a sign or a fraction here.
+numbers = st.sampled_from([b"05", b"00", b"0", b"-1", b"1.0", b"1e3", b""]) | st.integers(0).map(str).map(str.encode)
+responses_keys = st.sampled_from([b'"delta":"', b'"sequence_number":', b'"obfuscation":"', b'"item_id":"'])
+
+
+@given(piece=frame_bytes | numbers, where=responses_keys)
+def test_any_bytes_where_a_learned_responses_value_goes_are_read_as_the_long_way_reads_them(piece, where):
+    clean = responses_frame("Hello", 12345, obfuscation="pad")
+    reader = responses_native.NativeEvents(STARTED)
+    reader.feed(clean)
+    at = clean.index(where) + len(where)
+    end = at + 5 if where == b'"sequence_number":' else clean.index(b'"', at)
+    frame = clean[:at] + piece + clean[end:]
+    long_way = responses_native.NativeEvents(STARTED)
+    long_way.sequence = 12345  # where the clean event left it
+    assert reader.feed(frame) == long_way.feed(frame)
+    assert reader.sequence == long_way.sequence
 
 
 def test_a_text_delta_after_the_first_of_its_block_is_not_parsed(monkeypatch):

@@ -25,8 +25,9 @@ FORWARDED_HEADERS = (("HTTP_OPENAI_BETA", "openai-beta"),)
 # The events that end an answer: held back until it is settled, then sent with our usage and cost.
 FINAL = ("response.completed", "response.incomplete")
 # A delta event read as bytes once its shape is learned (completions/upstreams/event_shapes.py): its counted
-# text, its sequence number and OpenAI's random-length `obfuscation` padding are the values that change.
-_DELTA_KEYS = (b'"delta":"', b'"sequence_number":', b'"obfuscation":"')
+# text, its sequence number, OpenAI's random-length `obfuscation` padding and the item's id (which differs
+# from stream to stream, the rest of the shape does not) are the values that change.
+_DELTA_KEYS = (b'"delta":"', b'"sequence_number":', b'"obfuscation":"', b'"item_id":"')
 _SHAPE_LEARNS = 4
 
 
@@ -202,7 +203,7 @@ class NativeEvents:
         if isinstance(kind, str) and kind.endswith(".delta"):
             if isinstance(data.get("delta"), str) and self.learns < _SHAPE_LEARNS:
                 self.learns += 1
-                self.shape = checked_shape(frame, _DELTA_KEYS, self._agrees) or self.shape
+                self.shape = checked_shape("openai-responses", frame, _DELTA_KEYS, self._agrees) or self.shape
             return frame + b"\n\n", _generated(data.get("delta"))
         return frame + b"\n\n", 0
 
