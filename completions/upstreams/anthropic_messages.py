@@ -28,7 +28,7 @@ from ..surfaces.messages import usage_out
 from .base import Passthrough, PlainRead, Upstream
 from .event_shapes import EventShape, checked_shape, plain_chars
 from .openai_chat import completion_chars
-from .sse import data_frames, frame_data, frames
+from .sse import data_frames, frame_batches, frame_data
 
 if TYPE_CHECKING:
     import urllib3
@@ -491,7 +491,7 @@ PASSTHROUGH = Passthrough(
     headers=native_headers,
     read=native_read,
     answer=native_answer,
-    events=frames,
+    events=frame_batches,
     stream=NativeEvents,
 )
 

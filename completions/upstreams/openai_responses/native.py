@@ -10,7 +10,7 @@ from core import exactjson
 
 from ..base import Passthrough, PlainRead
 from ..event_shapes import EventShape, checked_shape, plain_chars
-from ..sse import frame_data, frames
+from ..sse import frame_batches, frame_data
 from .translated import chat_usage
 
 if TYPE_CHECKING:
@@ -239,6 +239,6 @@ PASSTHROUGH = Passthrough(
     headers=native_headers,
     read=native_read,
     answer=native_answer,
-    events=frames,
+    events=frame_batches,
     stream=NativeEvents,
 )
