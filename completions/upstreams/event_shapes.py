@@ -3,13 +3,13 @@
 Almost every event of a native stream (Anthropic's Messages, OpenAI's Responses) is a text delta, relayed
 as it came; the reader only counts the characters it generated (and, for Responses, keeps its sequence
 number). Such events repeat from one to the next but for a few values: the text, the sequence number, an
-`obfuscation` padding. `EventShape` is learned from one event the reader parsed: its bytes cut at those
-values into fixed pieces and holes. A later event whose bytes are the same pieces around holes that each
+`obfuscation` padding, an item's id. `EventShape` is learned from one event the reader parsed: its bytes
+cut at those values into fixed pieces and holes. A later event whose bytes are the same pieces around holes that each
 hold a plain value (a string without a quote, a backslash or a control character, valid UTF-8; or a
 non-negative integer written without a leading zero) is the same JSON but for those values, so parsing it
 would read it as the learned one was read: its holes are handed back. Any other event gets None, and the
 reader parses it as before. It does not guess: a learned shape is checked against the reader's own
-answers for its event and for a probe with other values before it is used (`NativeEvents._learn`).
+answers for its event and for a probe with other values before it is used (`checked_shape`).
 
 This is completions/chat_chunks.py's `MiddleShape` for typed events, whose values sit anywhere in the
 event rather than only between a fixed head and tail.
