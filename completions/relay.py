@@ -210,7 +210,7 @@ class StreamRelay:
         # Each read waits at most the keep-alive interval: an empty batch is a silence (completions/upstreams/sse.py).
         quiet_s = settings.STREAM_KEEPALIVE_SECONDS
         if call.passthrough is not None:
-            self.batches: Iterator[list[bytes]] = _one_by_one(call.passthrough.events)(call.response, quiet_s)
+            self.batches: Iterator[list[bytes]] = call.passthrough.events(call.response, quiet_s)
             self.take: Callable[[list[bytes]], bytes] = self._take_native
         else:
             upstream = call.upstream
@@ -356,7 +356,7 @@ class StreamRelay:
         return self.shape
 
     def _take_native(self, batch: list[bytes]) -> bytes:
-        """One native event: every event relayed as it comes but the answer's end (held for the cost)."""
+        """One read's native events: every event relayed as it comes but the answer's end (held for the cost)."""
         native = self.native
         assert native is not None
         outcome = self.outcome

@@ -26,8 +26,9 @@ from core import exactjson
 from ..chat_chunks import translated_chunk
 from ..surfaces.messages import usage_out
 from .base import Passthrough, PlainRead, Upstream
+from .event_shapes import EventShape, checked_shape, plain_chars
 from .openai_chat import completion_chars
-from .sse import data_frames, frame_data, frames
+from .sse import data_frames, frame_batches, frame_data
 
 if TYPE_CHECKING:
     import urllib3
@@ -398,6 +399,12 @@ def native_answer(body: dict, started: Started, finished: Finished) -> bytes:
     return exactjson.dumps_bytes(answer)
 
 
+# The deltas read as bytes once a shape is learned (completions/upstreams/event_shapes.py): the key of each
+# kind's counted text. Others (`input_json_delta`, whose JSON is full of escaped quotes; signatures) are parsed.
+_COUNTED_KEY = {"text_delta": b'"text":"', "thinking_delta": b'"thinking":"'}
+_SHAPE_LEARNS = 4
+
+
 def _frame(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + exactjson.dumps_bytes(data) + b"\n\n"
 
@@ -415,6 +422,9 @@ class NativeEvents:
         self.error = ""
         self.done = False
         self.held: dict[str, Any] | None = None
+        # The fast path: a text (or thinking) delta with the bytes of the last one around its text, read as bytes.
+        self.shape: EventShape | None = None
+        self.learns = 0  # shapes learned since one was last of use: a stream whose deltas all differ stops
 
     def _count(self, usage: Any) -> None:
         if isinstance(usage, dict):
@@ -422,10 +432,24 @@ class NativeEvents:
             self.usage = chat_usage(self.raw_usage)
 
     def feed(self, frame: bytes) -> tuple[bytes, int]:
+        shape = self.shape
+        if shape is not None:
+            values = shape.match(frame)
+            if values is not None:
+                self.learns = 0
+                return frame + b"\n\n", plain_chars(values[0])
+        return self._parsed(frame)
+
+    def _parsed(self, frame: bytes) -> tuple[bytes, int]:
         data = frame_data(frame)
         kind = data.get("type") if data is not None else None
         if kind == "content_block_delta":
-            return frame + b"\n\n", _generated(data.get("delta"))
+            delta = data.get("delta")
+            key = _COUNTED_KEY.get(delta.get("type")) if isinstance(delta, dict) else None
+            if key is not None and self.learns < _SHAPE_LEARNS:
+                self.learns += 1
+                self.shape = checked_shape("anthropic-messages", frame, (key,), self._agrees) or self.shape
+            return frame + b"\n\n", _generated(delta)
         if kind == "content_block_start":
             return frame + b"\n\n", _generated(data.get("content_block"))
         if kind == "message_start":
@@ -448,6 +472,12 @@ class NativeEvents:
             return b"", 0
         return frame + b"\n\n", 0  # ping, and whatever else Anthropic adds
 
+    def _agrees(self, frame: bytes, values: list[bytes]) -> bool:
+        """Whether the long way relays `frame` as it came, counting the characters of its text, `values[0]`."""
+        probe = NativeEvents(self.started)
+        probe.learns = _SHAPE_LEARNS
+        return probe._parsed(frame) == (frame + b"\n\n", plain_chars(values[0]))
+
     def final(self, finished: Finished | None, error: str = "") -> bytes:
         if finished is None or error:
             return b""  # not settled, or failed: the error event follows
@@ -461,7 +491,7 @@ PASSTHROUGH = Passthrough(
     headers=native_headers,
     read=native_read,
     answer=native_answer,
-    events=frames,
+    events=frame_batches,
     stream=NativeEvents,
 )
 

@@ -88,8 +88,9 @@ class Passthrough:
     headers: Callable[[HttpRequest], dict[str, str]]  # the client's headers the provider should see
     read: Callable[[dict], PlainRead]  # a plain answer, for settlement
     answer: Callable[[dict, Started, Finished], bytes]  # a plain answer, ours: our id, model and exact cost
-    # A stream's events, whole frames; b"" each time the provider was silent for the given seconds (keep-alive).
-    events: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[bytes]]
+    # A stream's events, whole frames, a list per network read; an empty list each time the provider was silent
+    # for the given seconds (keep-alive).
+    events: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[list[bytes]]]
     stream: Callable[[Started], NativeStream]  # a new stream's reader
 
 

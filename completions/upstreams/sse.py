@@ -272,22 +272,35 @@ def _finish(original, reader, rest: bytes, quiet: _Silence | _Watchdog | None) -
     original._close_conn()
 
 
-def frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
-    """The whole SSE frames (`event:` and `data:` lines) of a stream, as they arrive, for the kinds whose events
-    are typed (`event:` and a JSON `data:`): Anthropic's Messages and OpenAI's Responses streams; b"" each
+def frame_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[list[bytes]]:
+    """The whole SSE frames (`event:` and `data:` lines) of a stream, for the kinds whose events are typed
+    (`event:` and a JSON `data:`): Anthropic's Messages and OpenAI's Responses streams; a list per network
+    read, of the frames it completed (relayed in one write, as chat's `sse_batches` are); an empty list each
     time the provider was silent for `quiet_s` seconds."""
     buffer = b""
-    for chunk in body_pieces(response, quiet_s):
-        if not chunk:
-            yield chunk
+    for piece in body_pieces(response, quiet_s):
+        if not piece:
+            yield []
             continue
-        buffer += chunk
+        buffer = buffer + piece if buffer else piece
         if b"\r" in buffer:  # on the whole buffer: a read may end between a CR and its LF
             buffer = buffer.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            frame, buffer = buffer.split(b"\n\n", 1)
-            if frame.strip():
-                yield frame
+        if b"\n\n" not in buffer:
+            continue
+        complete = buffer.split(b"\n\n")
+        buffer = complete.pop()
+        batch = [frame for frame in complete if frame.strip()]
+        if batch:
+            yield batch
+
+
+def frames(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
+    """The whole SSE frames of a stream, one by one (`frame_batches`); b"" each time the provider was silent
+    for `quiet_s` seconds."""
+    for batch in frame_batches(response, quiet_s):
+        if not batch:
+            yield b""
+        yield from batch
 
 
 def frame_data(frame: bytes) -> dict | None:

@@ -12,7 +12,7 @@ import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from completions.upstreams.openai_chat import sse_batches
-from completions.upstreams.sse import body_pieces
+from completions.upstreams.sse import body_pieces, frame_batches, frames
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -92,6 +92,17 @@ def test_events_that_arrive_together_come_as_one_batch_and_one_cut_in_two_comes_
     server = RawServer([[HEAD + together[:cut], together[cut:]]])
     response = stream(pool, server)
     assert list(sse_batches(response)) == [[b'{"n":1}', b'{"n":2}'], [b'{"n":3}', b"[DONE]"]]
+
+
+def test_typed_events_that_arrive_together_come_as_one_batch_of_whole_frames(pool):
+    start, ping = b'event: message_start\ndata: {"n":1}', b"event: ping\ndata: {}"
+    delta, stop = b'event: content_block_delta\ndata: {"n":3}', b"event: message_stop\ndata: {}"
+    together = chunked(start + b"\n\n", ping + b"\n\n" + delta[:20], delta[20:] + b"\n\n\n\n", stop + b"\n\n")
+    cut = together.index(delta[20:])
+    server = RawServer([[HEAD + together[:cut], together[cut:]], [HEAD + together[:cut], together[cut:]]])
+    assert list(frame_batches(stream(pool, server))) == [[start, ping], [delta, stop]]
+    # One by one, the same frames.
+    assert list(frames(stream(pool, server))) == [start, ping, delta, stop]
 
 
 def test_a_stream_cut_off_mid_chunk_raises_urllib3s_protocol_error(pool):

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from core import exactjson
 
 from ..base import Passthrough, PlainRead
-from ..sse import frame_data, frames
+from ..event_shapes import EventShape, checked_shape, plain_chars
+from ..sse import frame_batches, frame_data
 from .translated import chat_usage
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ OURS = ("models", "provider")
 FORWARDED_HEADERS = (("HTTP_OPENAI_BETA", "openai-beta"),)
 # The events that end an answer: held back until it is settled, then sent with our usage and cost.
 FINAL = ("response.completed", "response.incomplete")
+# A delta event read as bytes once its shape is learned (completions/upstreams/event_shapes.py): its counted
+# text, its sequence number, OpenAI's random-length `obfuscation` padding and the item's id (which differs
+# from stream to stream, the rest of the shape does not) are the values that change.
+_DELTA_KEYS = (b'"delta":"', b'"sequence_number":', b'"obfuscation":"', b'"item_id":"')
+_SHAPE_LEARNS = 4
 
 
 # --- The request ----------------------------------------------------------------------------------------
@@ -149,6 +155,9 @@ class NativeEvents:
         self.snapshot: dict[str, Any] = {}  # the latest response object the provider sent
         self.held: dict[str, Any] | None = None  # the final event
         self.sequence = -1  # the last sequence number relayed
+        # The fast path: a delta event with the bytes of the last one around its values, read as bytes.
+        self.shape: EventShape | None = None
+        self.learns = 0  # shapes learned since one was last of use: a stream whose deltas all differ stops
 
     def _response(self, data: dict[str, Any]) -> dict[str, Any]:
         response = data.get("response") if isinstance(data.get("response"), dict) else {}
@@ -157,6 +166,17 @@ class NativeEvents:
         return response
 
     def feed(self, frame: bytes) -> tuple[bytes, int]:
+        shape = self.shape
+        if shape is not None:
+            values = shape.match(frame)
+            if values is not None:
+                self.learns = 0
+                if values[1]:
+                    self.sequence = int(values[1])
+                return frame + b"\n\n", plain_chars(values[0])
+        return self._parsed(frame)
+
+    def _parsed(self, frame: bytes) -> tuple[bytes, int]:
         data = frame_data(frame)
         if data is None:
             return frame + b"\n\n", 0
@@ -181,8 +201,19 @@ class NativeEvents:
             self.error = f"the upstream reported an error mid-stream ({data.get('code') or 'unknown'})"
             return b"", 0
         if isinstance(kind, str) and kind.endswith(".delta"):
+            if isinstance(data.get("delta"), str) and self.learns < _SHAPE_LEARNS:
+                self.learns += 1
+                self.shape = checked_shape("openai-responses", frame, _DELTA_KEYS, self._agrees) or self.shape
             return frame + b"\n\n", _generated(data.get("delta"))
         return frame + b"\n\n", 0
+
+    def _agrees(self, frame: bytes, values: list[bytes]) -> bool:
+        """Whether the long way relays `frame` as it came, counting the characters of its `delta`, `values[0]`,
+        and keeping its sequence number, `values[1]` (none: the last one stays)."""
+        probe = NativeEvents(self.started)
+        probe.learns = _SHAPE_LEARNS
+        sequence = int(values[1]) if values[1] else probe.sequence
+        return probe._parsed(frame) == (frame + b"\n\n", plain_chars(values[0])) and probe.sequence == sequence
 
     def final(self, finished: Finished | None, error: str = "") -> bytes:
         """The final event with our usage and cost: the provider's own, or `response.failed` when the stream
@@ -208,6 +239,6 @@ PASSTHROUGH = Passthrough(
     headers=native_headers,
     read=native_read,
     answer=native_answer,
-    events=frames,
+    events=frame_batches,
     stream=NativeEvents,
 )
