@@ -19,6 +19,7 @@ Environment:
   BENCH_RUNS=5           the selected scenarios five times against the same servers, the books after each
                          (bench/repeat.py), and a markdown table of the runs
   BENCH_P5_STREAMS       P5's concurrent streams, default 200,500 (bench/streams.py)
+  BENCH_P6_ROUNDS        P6's interleaved rounds of the router's variants, default 10
   BENCH_SCALE=1          add P7 to a full run (10M rows: 11–13 minutes); BENCH_P8=0 leaves P8 out (bench/scale.py)
 """
 
@@ -75,10 +76,12 @@ def wanted(step: str) -> bool:
 WARMUP = 1.0 if QUICK else 2.0
 DURATION = 3.0 if QUICK else 10.0
 # P6: short loads at one connection, the router's in interleaved rounds, so that its variants are compared
-# round by round (a shared machine drifts between rounds more than the margin measured): ~2 min (quick: ~1).
-SURFACE_WARMUP = 0.5
-SURFACE_DURATION = 1.0 if QUICK else 1.5
-SURFACE_ROUNDS = 2 if QUICK else 4
+# round by round (a shared machine drifts between rounds more than the margin measured, and within a round
+# by up to ~1 ms of CPU per request: many short rounds, and the median of their differences): ~3.5 min
+# (quick: ~1).
+SURFACE_WARMUP = 0.3
+SURFACE_DURATION = 1.0
+SURFACE_ROUNDS = 2 if QUICK else int(os.environ.get("BENCH_P6_ROUNDS", "10"))
 KEYS = 32
 LITELLM_VENV = BENCH / ".venv-litellm"
 RESULTS = BENCH / "results"
