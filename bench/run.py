@@ -20,7 +20,7 @@ Environment:
                          (bench/repeat.py), and a markdown table of the runs
   BENCH_P5_STREAMS       P5's concurrent streams, default 200,500 (bench/streams.py)
   BENCH_P6_ROUNDS        P6's interleaved rounds of the router's variants, default 10
-  BENCH_SCALE=1          add P7 to a full run (10M rows: 11–13 minutes); BENCH_P8=0 leaves P8 out (bench/scale.py)
+  BENCH_SCALE=1          add P7 to a full run (10M rows: 8–13 minutes); BENCH_P8=0 leaves P8 out (bench/scale.py)
 """
 
 from __future__ import annotations
@@ -302,15 +302,19 @@ class Bench:
             path.write_text("\n".join(seeded[group]) + "\n")
             self.keys[group] = path
 
-    def start_router(self, name: str = "router", app: list[str] | None = None, workers: int = 1) -> None:
+    def start_router(
+        self, name: str = "router", app: list[str] | None = None, workers: int = 1, database_url: str = ""
+    ) -> None:
         """gunicorn + gevent, exactly as production serves it (`app`: another WSGI entry point).
 
-        One worker is pinned to the server's core; more are given every core (P8).
+        One worker is pinned to the server's core; more are given every core (P8). `database_url`: another
+        database than the benchmark's (P7's empty twin).
         """
         port = procs.free_port()
+        url = database_url or DATABASE_URL
         # application_name tells this router's PostgreSQL connections apart from any other's.
         env = django_env(
-            DATABASE_URL=f"{DATABASE_URL}{'&' if '?' in DATABASE_URL else '?'}application_name=bench-{name}",
+            DATABASE_URL=f"{url}{'&' if '?' in url else '?'}application_name=bench-{name}",
             DB_POOL_MAX_SIZE=str(POOL_MAX),
             DB_POOL_MIN_SIZE="4",
             GUNICORN_WORKER_CONNECTIONS="4000",
@@ -443,12 +447,13 @@ class Bench:
         return summary
 
 
-def accounting_check() -> dict:
-    """After the loads: every generation settled, no hold left open, balances equal their ledgers."""
+def accounting_check(dsn: str = "") -> dict:
+    """After the loads: every generation settled, no hold left open, balances equal their ledgers (in the
+    benchmark's database, or the one `dsn` names)."""
     import psycopg
 
     try:
-        return _accounting(psycopg)
+        return _accounting(psycopg, dsn or bench_dsn())
     except psycopg.Error as exc:  # a schema change must not cost the run its figures
         return {"error": str(exc).splitlines()[0]}
 
@@ -459,8 +464,8 @@ def bench_dsn() -> str:
     return urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
 
 
-def _accounting(psycopg) -> dict:
-    with psycopg.connect(bench_dsn(), autocommit=True) as conn:
+def _accounting(psycopg, dsn: str) -> dict:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         statuses = dict(conn.execute("SELECT status, count(*) FROM completions_generation GROUP BY status").fetchall())
         open_holds = conn.execute("SELECT count(*) FROM billing_hold WHERE status = 'open'").fetchone()[0]
         charges = conn.execute("SELECT count(*) FROM billing_ledgerentry WHERE kind = 'charge'").fetchone()[0]

@@ -1,8 +1,10 @@
 """P7 (data at scale) and P8 (beyond one process): steps of `make bench` on its running set.
 
-P7 measures P2 and P4 on the router before and after `manage.py fill_scale` writes 10M generations and
-10M ledger entries over 10,000 new accounts (the run's keys keep the accounts `seed.py` made), times the
-fill, a full reconciliation at that size and an incremental one after the loads, and checks the books.
+P7 copies the seeded benchmark database to an empty twin, has `manage.py fill_scale` write 10M generations
+and 10M ledger entries over 10,000 new accounts into the benchmark's own (the run's keys keep the accounts
+`seed.py` made), then measures P2 and P4 on a router over each, alternating round by round, so that the
+machine's drift between minutes falls on both alike; it times the fill, a full reconciliation at that size
+and an incremental one after the loads, and checks the books of both databases.
 P8 runs P2 against one worker on one core and two workers on both cores, in alternating rounds, and
 divides the CPU of the router, of the PostgreSQL backends serving it and of Redis by the requests served.
 See bench/README.md, "P7: data at scale" and "P8: beyond one process".
@@ -43,30 +45,100 @@ def steps(bench: bench_run.Bench) -> dict:
 
 
 # --- P7 -------------------------------------------------------------------------------------------------
+EMPTY = "router-empty"  # the router on the empty twin
+P7_ROUNDS = 1 if os.environ.get("BENCH_QUICK", "") not in ("", "0") else 4
+
+
 def p7(bench: bench_run.Bench) -> dict:
-    result: dict = {"history": SCALE, "empty": _p2_p4(bench, "empty")}
-    history = f"{SCALE['generations']:,} generations and ledger entries, {SCALE['accounts']:,} accounts"
-    bench_run.log(f"P7 filling: {history}")
-    argv = [bench_run.PY, "manage.py", "fill_scale", "--accounts", str(SCALE["accounts"])]
-    argv += ["--generations", str(SCALE["generations"]), "--ledger", str(SCALE["generations"])]
-    _settled()
-    load_before = bench_run.loadavg()
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=bench_run.ROOT, env=bench_run.django_env(), capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"fill_scale failed:\n{done.stderr[-2000:]}")
-    result["fill"] = {
-        "seconds": round(time.monotonic() - started, 1),
-        "steps": done.stdout.strip().splitlines(),
-        "load_average": f"{load_before} → {bench_run.loadavg()}",
-    }
-    _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
-    bench_run.log(f"    filled in {result['fill']['seconds']} s ({result['fill']['load_average']})")
-    result["reconcile_full"] = _reconcile(full=True)
-    result["filled"] = _p2_p4(bench, "filled")
-    result["reconcile_incremental"] = _reconcile(full=False)
-    result["accounting"] = bench_run.accounting_check()
+    result: dict = {"history": SCALE}
+    twin = _twin(bench)
+    try:
+        history = f"{SCALE['generations']:,} generations and ledger entries, {SCALE['accounts']:,} accounts"
+        bench_run.log(f"P7 filling: {history}")
+        argv = [bench_run.PY, "manage.py", "fill_scale", "--accounts", str(SCALE["accounts"])]
+        argv += ["--generations", str(SCALE["generations"]), "--ledger", str(SCALE["generations"])]
+        load_before = bench_run.loadavg()
+        started = time.monotonic()
+        env = bench_run.django_env()
+        done = subprocess.run(argv, cwd=bench_run.ROOT, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"fill_scale failed:\n{done.stderr[-2000:]}")
+        result["fill"] = {
+            "seconds": round(time.monotonic() - started, 1),
+            "steps": done.stdout.strip().splitlines(),
+            "load_average": f"{load_before} → {bench_run.loadavg()}",
+        }
+        _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
+        bench_run.log(f"    filled in {result['fill']['seconds']} s ({result['fill']['load_average']})")
+        result["reconcile_full"] = _reconcile(full=True)
+        result["empty"], result["filled"] = _paired_p2_p4(bench)
+        result["reconcile_incremental"] = _reconcile(full=False)
+        result["accounting"] = bench_run.accounting_check()
+        result["accounting_empty"] = bench_run.accounting_check(twin)
+    finally:
+        if EMPTY in bench.entries:
+            bench.processes.stop(bench.entries.pop(EMPTY))
+            bench.urls.pop(EMPTY, None)
+        _drop(twin)
     return result
+
+
+def _twin(bench: bench_run.Bench) -> str:
+    """Copy the seeded database, as the loads so far left it, to an empty twin served by a router of its own.
+
+    PostgreSQL copies a database only while no one is connected to it: the router stops for the copy and
+    starts again on the same database (its keys and accounts unchanged), the twin's router beside it.
+    """
+    _settled()
+    _, name = bench_run.admin_dsn()
+    twin_name = f"{name}_empty"
+    bench.processes.stop(bench.entries.pop("router"))
+    _drop(twin_name)
+    _admin_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", name
+    )
+    _admin_sql(f'CREATE DATABASE "{twin_name}" TEMPLATE "{name}"')
+    twin = bench_run.urlunsplit(bench_run.urlsplit(bench_run.bench_dsn())._replace(path=f"/{twin_name}"))
+    bench.start_router("router")
+    bench.start_router(EMPTY, database_url=twin)
+    bench_run.log(f"P7 twin database {twin_name}: a copy of the seeded one, served by its own router")
+    return twin
+
+
+def _drop(twin: str) -> None:
+    name = bench_run.urlsplit(twin).path.lstrip("/") if "://" in twin else twin
+    if name.endswith("_empty") and "bench" in name:
+        _admin_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            name,
+        )
+        _admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def _admin_sql(statement: str, *params: str) -> None:
+    import psycopg
+
+    dsn, _ = bench_run.admin_dsn()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(statement, list(params) or None)
+
+
+def _paired_p2_p4(bench: bench_run.Bench) -> tuple[dict, dict]:
+    """P2 then P4 on the empty twin's router and the filled database's, alternating (which goes first turns
+    each round), P7_ROUNDS times; every round's figures, with the load average."""
+    runs: dict[str, dict[str, list[dict]]] = {"empty": {"P2": [], "P4": []}, "filled": {"P2": [], "P4": []}}
+    for n in range(P7_ROUNDS):
+        for key, keys in (("P2", "spread"), ("P4", "shared")):
+            order = (("empty", EMPTY), ("filled", "router"))
+            for label, target in order if n % 2 == 0 else reversed(order):
+                bench_run.log(f"P7 {key} on the {label} database, round {n + 1}/{P7_ROUNDS}")
+                run = _costed_load(bench, target, keys=keys)
+                bench_run.log(
+                    f"    {run['rps']} RPS, p99 {run['p99_ms']} ms, per request: router {run['router_cpu_ms']} ms, "
+                    f"PostgreSQL {run['postgres_cpu_ms']} ms; load average {run['load_average']}"
+                )
+                runs[label][key].append(run)
+    return runs["empty"], runs["filled"]
 
 
 def _settled(timeout: float = 30) -> None:
@@ -269,7 +341,8 @@ def _postgres_cpu(application: str) -> dict[int, float]:
     dsn, name = bench_run.admin_dsn()
     with psycopg.connect(dsn, autocommit=True) as conn:
         pids = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s", [name, application]
+            "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND application_name = %s",
+            [[name, f"{name}_empty"], application],  # the benchmark's database or P7's empty twin
         ).fetchall()
     return {pid: cpu for (pid,) in pids if (cpu := procs.cpu_seconds(pid)) is not None}
 
@@ -310,17 +383,21 @@ def _p7_text(p7_out: dict) -> list[str]:
     lines = [
         f"\nP7, data at scale: {history['generations']:,} generations and ledger entries over "
         f"{history['accounts']:,} accounts, written in {p7_out['fill']['seconds']} s "
-        f"(load average {p7_out['fill']['load_average']}); router, mean of {ROUNDS} round(s):",
-        "  scenario   empty RPS  filled RPS  ratio   empty p99  filled p99   router CPU ms/req   PostgreSQL CPU ms/req",
+        f"(load average {p7_out['fill']['load_average']}); the empty twin's router and the filled database's,"
+        f" alternating, mean of {P7_ROUNDS} round(s); ratio: the median of the rounds' filled / empty:",
+        "  scenario   empty RPS  filled RPS  ratio   empty p99  filled p99   router CPU ms/req   PostgreSQL CPU ms/req"
+        "   ratio by round",
     ]
     for key in ("P2", "P4"):
         empty, filled = p7_out["empty"][key], p7_out["filled"][key]
         rps = (_mean(empty, "rps"), _mean(filled, "rps"))
+        rounds = [f["rps"] / e["rps"] for e, f in zip(empty, filled, strict=True) if e.get("rps")]
         lines.append(
-            f"  {key:<9} {rps[0]:>10.0f} {rps[1]:>11.0f} {rps[1] / rps[0] if rps[0] else 0:>6.2f}× "
+            f"  {key:<9} {rps[0]:>10.0f} {rps[1]:>11.0f} {statistics.median(rounds) if rounds else 0:>6.2f}× "
             f"{_mean(empty, 'p99_ms'):>10.1f} {_mean(filled, 'p99_ms'):>11.1f} "
             f"{_mean(empty, 'router_cpu_ms'):>9.3f} → {_mean(filled, 'router_cpu_ms'):.3f} "
             f"{_mean(empty, 'postgres_cpu_ms'):>11.3f} → {_mean(filled, 'postgres_cpu_ms'):.3f}"
+            f"   {', '.join(f'{r:.2f}' for r in rounds)}"
         )
     for label in ("empty", "filled"):
         loads = [f"{key} {run['load_average']}" for key in ("P2", "P4") for run in p7_out[label][key]]
@@ -330,8 +407,8 @@ def _p7_text(p7_out: dict) -> list[str]:
         checked = r["counts"].get("generations_checked", "?")
         label = "full audit" if kind == "reconcile_full" else "incremental run after the filled loads"
         lines.append(f"  reconciliation, {label}: {r['seconds']} s, {checked} generations checked, {r['status']}")
-    acc = p7_out["accounting"]
-    lines.append(f"  books after the fill and the loads: {acc}")
+    lines.append(f"  books after the fill and the loads: {p7_out['accounting']}")
+    lines.append(f"  books of the empty twin after its loads: {p7_out.get('accounting_empty')}")
     return lines
 
 
