@@ -71,7 +71,7 @@ def p7(bench: bench_run.Bench) -> dict:
         _sql("CHECKPOINT")  # the loads that follow must not pay for writing the fill's pages out
         bench_run.log(f"    filled in {result['fill']['seconds']} s ({result['fill']['load_average']})")
         result["reconcile_full"] = _reconcile(full=True)
-        result["empty"], result["filled"] = _paired_p2_p4(bench)
+        result["empty"], result["filled"] = _paired_p2_p4(bench, twin)
         result["reconcile_incremental"] = _reconcile(full=False)
         result["accounting"] = bench_run.accounting_check()
         result["accounting_empty"] = bench_run.accounting_check(twin)
@@ -115,6 +115,25 @@ def _drop(twin: str) -> None:
         _admin_sql(f'DROP DATABASE IF EXISTS "{name}"')
 
 
+def _statio(dsn: str) -> dict[str, int]:
+    """Blocks each table and index of `dsn`'s database has read from outside shared buffers so far."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT relname, coalesce(heap_blks_read, 0) FROM pg_statio_user_tables"
+            " UNION ALL SELECT indexrelname, idx_blks_read FROM pg_statio_user_indexes"
+        ).fetchall()
+    return dict(rows)
+
+
+def _reads_per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
+    """The tables and indexes that read most during a load, blocks per request (the five largest)."""
+    reads = {name: (count - before.get(name, 0)) / (requests or 1) for name, count in after.items()}
+    top = sorted(((r, n) for n, r in reads.items() if r > 0), reverse=True)[:5]
+    return {name: round(r, 3) for r, name in top}
+
+
 def _admin_sql(statement: str, *params: str) -> None:
     import psycopg
 
@@ -123,16 +142,20 @@ def _admin_sql(statement: str, *params: str) -> None:
         conn.execute(statement, list(params) or None)
 
 
-def _paired_p2_p4(bench: bench_run.Bench) -> tuple[dict, dict]:
+def _paired_p2_p4(bench: bench_run.Bench, twin: str) -> tuple[dict, dict]:
     """P2 then P4 on the empty twin's router and the filled database's, alternating (which goes first turns
-    each round), P7_ROUNDS times; every round's figures, with the load average."""
+    each round), P7_ROUNDS times; every round's figures, with the load average and the blocks each table and
+    index read from outside PostgreSQL's shared buffers per request."""
     runs: dict[str, dict[str, list[dict]]] = {"empty": {"P2": [], "P4": []}, "filled": {"P2": [], "P4": []}}
+    dsns = {"empty": twin, "filled": bench_run.bench_dsn()}
     for n in range(P7_ROUNDS):
         for key, keys in (("P2", "spread"), ("P4", "shared")):
             order = (("empty", EMPTY), ("filled", "router"))
             for label, target in order if n % 2 == 0 else reversed(order):
                 bench_run.log(f"P7 {key} on the {label} database, round {n + 1}/{P7_ROUNDS}")
+                before = _statio(dsns[label])
                 run = _costed_load(bench, target, keys=keys)
+                run["blocks_read"] = _reads_per_request(before, _statio(dsns[label]), run["requests_total"])
                 bench_run.log(
                     f"    {run['rps']} RPS, p99 {run['p99_ms']} ms, per request: router {run['router_cpu_ms']} ms, "
                     f"PostgreSQL {run['postgres_cpu_ms']} ms; load average {run['load_average']}"
@@ -402,6 +425,9 @@ def _p7_text(p7_out: dict) -> list[str]:
     for label in ("empty", "filled"):
         loads = [f"{key} {run['load_average']}" for key in ("P2", "P4") for run in p7_out[label][key]]
         lines.append(f"  load average after each {label} load: {'; '.join(loads)}")
+    for label in ("empty", "filled"):
+        last = p7_out[label]["P2"][-1].get("blocks_read") if p7_out[label]["P2"] else None
+        lines.append(f"  blocks read from outside shared buffers per request, last {label} P2 load: {last}")
     for kind in ("reconcile_full", "reconcile_incremental"):
         r = p7_out[kind]
         checked = r["counts"].get("generations_checked", "?")
