@@ -12,7 +12,8 @@ the `cost`) and `[DONE]`. A client gone mid-stream closes the iterator: a green 
 provider on for up to STREAM_DRAIN_SECONDS (its usage settles the charge) and settles. Every chunk is
 relayed as it arrives but the one that finishes the answer (it carries a `finish_reason`): that one is
 held back until the stream is settled, so that the surface may write the cost on it (see `StreamEnd`).
-While relaying, no database connection is held.
+While relaying, no database connection is held. Under gevent, the middle chunks of a chat stream are
+relayed by the process's stream pump while its green thread waits (completions/pump.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from core.green import COOPERATIVE, start_beside
 from .chat_chunks import MiddleShape, middle_chunk_chars
 from .errors import ApiError
 from .models import Generation
+from .pump import stream_pump
 from .settlement import Closing, Finished, Outcome, Started, generation_close
 from .spool import commit_or_spool
 from .surfaces.base import ChunkRewriter, StreamEnd
@@ -216,10 +218,14 @@ class StreamRelay:
             upstream = call.upstream
             self.batches = (upstream.event_batches or _one_by_one(upstream.events))(call.response, quiet_s)
             self.take = self._take_chunks
+        # Whether the process's stream pump may relay the middle chunks (completions/pump.py).
+        self.pump = stream_pump() if call.passthrough is None and call.upstream.pumped else None
 
     def response(self) -> StreamingHttpResponse:
         try:
             response = StreamingHttpResponse(_Relayed(self), content_type="text/event-stream")
+            if self.pump is not None:
+                response.after_write = self.pumped  # the chunked writer's call after each piece (mlrouter/handlers.py)
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             response_headers(response, self.started, self.headers)
@@ -340,6 +346,66 @@ class StreamRelay:
                 self.held = (data, chunk)
             else:
                 out.append(surface.stream_event(rewrite.apply(data, chunk)))
+        return b"".join(out)
+
+    def pumped(self, client: Any) -> None:
+        """After a piece was written to `client`: when the stream is in its middle, with a learned shape and
+        nothing read but not relayed, the pump relays it from here until it hands it back (this waits)."""
+        pump, shape, watchdog = self.pump, self.shape, getattr(self.call.response, "stream_watchdog", None)
+        if (
+            pump is None
+            or shape is None
+            or self.shape_learns  # a shape learned anew is of use once here first
+            or not self.reading
+            or self.held is not None
+            or self.outcome.finish_reason
+            or self.client_gone_at is not None
+            or watchdog is None
+            or not watchdog.direct
+            or not watchdog.clean
+            or watchdog.pushback is not None
+            or watchdog.sock is None
+        ):
+            return
+        pump.relay(self, watchdog, client)
+
+    def pumped_read(self, data: bytes) -> bytes | None:
+        """What the client gets for one read of the provider's socket when all of it is whole HTTP chunks of
+        middle chunks of the learned shape, each `data: <chunk>` alone in its event, counted as `_take_chunks`
+        counts them; None (nothing counted) for anything else."""
+        shape = self.shape
+        assert shape is not None
+        out: list[bytes] = []
+        chars = 0
+        at, end = 0, len(data)
+        while at < end:
+            line_end = data.find(b"\r\n", at, at + 10)
+            if line_end <= at:
+                return None
+            try:
+                size = int(data[at:line_end], 16)
+            except ValueError:
+                return None
+            start = line_end + 2
+            stop = start + size
+            if size <= 0 or stop + 2 > end or data[stop : stop + 2] != b"\r\n":
+                return None
+            if data[stop - 2 : stop] != b"\n\n" or b"\r" in data[start:stop]:
+                return None
+            for event in data[start : stop - 2].split(b"\n\n"):
+                if not event.startswith(b"data: ") or b"\n" in event:
+                    return None
+                fast = shape.relay(event[6:])
+                if fast is None:
+                    return None
+                out.append(fast[0])
+                chars += fast[1]
+            at = stop + 2
+        if chars:
+            outcome = self.outcome
+            if outcome.ttft_ms is None:
+                outcome.ttft_ms = int((time.monotonic() - self.started.clock) * 1000)
+            outcome.completion_chars += chars
         return b"".join(out)
 
     def _learn_shape(self, data: bytes, event: bytes) -> MiddleShape | None:

@@ -121,6 +121,8 @@ class ChunkedWriter:
     every later one is framed here and sent with one non-blocking `send` on the connection's own socket,
     and only when the socket buffer is full does gevent's `sendall` wait for the rest. gunicorn ends the
     body (the last chunk) as usual. A client gone raises from the send as it would from gunicorn's write.
+    A response with an `after_write` (a chat stream's, completions/relay.py) has it called with the socket
+    after each piece: the stream pump may relay the next pieces from there (completions/pump.py).
     """
 
     def __init__(self, response: HttpResponse, sock: Any) -> None:
@@ -134,9 +136,12 @@ class ChunkedWriter:
             if piece:
                 yield piece  # through gunicorn: the headers, then this piece as the first chunk
                 break
+        after_write = getattr(self.response, "after_write", None)  # the stream pump's turn (completions/relay.py)
         for piece in pieces:
             if piece:
                 self._send(b"%X\r\n%b\r\n" % (len(piece), piece))
+                if after_write is not None:
+                    after_write(self.sock)
 
     def _send(self, frame: bytes) -> None:
         try:

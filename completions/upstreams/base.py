@@ -123,3 +123,6 @@ class Upstream:
     # The same payloads as `events`, a list per network read (events that arrived together are relayed in one
     # write; an empty list for a silence); None: the relay reads `events` one at a time.
     event_batches: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[list[bytes]]] | None = None
+    # Whether the provider's raw stream is chat chunks as `event_batches` reads them, so that the stream pump
+    # may relay its middle chunks from the socket (completions/pump.py).
+    pumped: bool = False

@@ -249,6 +249,8 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
     buffer = b""
     for piece in body_pieces(response, quiet_s):
         if not piece:
+            if buffer:
+                _holds_part(response)
             yield []
             continue
         buffer = buffer + piece if buffer else piece
@@ -258,6 +260,8 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
         if end < 0:
             continue
         complete, buffer = buffer[:end], buffer[end + 2 :]
+        if buffer:
+            _holds_part(response)
         batch = []
         for event in complete.split(b"\n\n"):
             if event.startswith(b"data:") and b"\n" not in event:  # one data line: the usual event
@@ -268,6 +272,13 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
                 batch.append(b"\n".join(data))
         if batch:
             yield batch
+
+
+def _holds_part(response: urllib3.BaseHTTPResponse) -> None:
+    """The split holds part of an event: the stream pump must not read the socket under it (sse.py `_Watchdog`)."""
+    watchdog = getattr(response, "stream_watchdog", None)
+    if watchdog is not None:
+        watchdog.clean = False
 
 
 def sse_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:
@@ -308,6 +319,7 @@ UPSTREAM = Upstream(
     siblings=("openai-embeddings",),
     events=sse_events,
     event_batches=sse_batches,
+    pumped=True,
     completion_chars=completion_chars,
     answer_ok=answer_ok,
 )

@@ -24,7 +24,7 @@ urllib3 as before, without quiet pieces: urllib3 closes the connection on a time
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import urllib3
 from greenlet import getcurrent
@@ -49,6 +49,7 @@ def body_pieces(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
         quiet: _Silence | _Watchdog | None = None
         if quiet_s and isinstance(raw, socket.SocketIO):
             quiet = _Watchdog(raw, quiet_s) if COOPERATIVE else _Silence(raw, quiet_s)
+            response.stream_watchdog = quiet  # the stream pump's way to the socket (completions/pump.py)
         try:
             yield from _dechunked(original, reader, quiet)
         finally:
@@ -62,6 +63,8 @@ def body_pieces(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
 
 class _Silence:
     """How long the provider has been silent, told by the socket's timeouts: the keep-alive interval each."""
+
+    clean = False  # see _Watchdog
 
     def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
         self.raw = raw
@@ -114,6 +117,11 @@ class _Watchdog:
 
     A read marks the stream heard; a tick that finds it unheard counts the silence, and interrupts the
     read waiting then with `_Quiet` once per keep-alive interval, or `_Deadline` once the read timeout is up.
+
+    It is also what the stream pump (completions/pump.py) reads the socket through while it relays the
+    stream's middle: `clean` tells that the readers above the socket hold no part of an event, the pump
+    marks the stream heard, a tick that finds the pumped stream silent hands it back (`pumped`), and the
+    pump hands back what it read but could not relay (`pushback`: the next read returns it, or raises it).
     """
 
     def __init__(self, raw: socket.SocketIO, quiet_s: float) -> None:
@@ -133,9 +141,18 @@ class _Watchdog:
         # The socket read directly once the reader's buffer is empty: a plain gevent socket only (TLS decrypts).
         self.sock = sock if type(sock) is _green_socket() else None
         self.direct = False
+        self.clean = False  # whether the last read ended where an event does: `_dechunked` and the split say
+        self.pushback: bytes | BaseException | None = None
+        self.pumped: Callable[[], None] | None = None  # while the pump relays the stream: its hand-back
 
     def read(self, reader) -> bytes | None:
         """One network read, or None when the provider was silent for the quiet interval."""
+        pushback = self.pushback
+        if pushback is not None:  # read by the pump, which could not relay it
+            self.pushback = None
+            if isinstance(pushback, BaseException):
+                raise pushback
+            return pushback
         self.waiting = getcurrent()
         try:
             if self.direct:
@@ -173,6 +190,8 @@ class _Watchdog:
         self.silent += self.tick_s
         waiting = self.waiting
         if waiting is None:
+            if self.pumped is not None:
+                self.pumped()  # silent under the pump: back to its own green thread, which keeps the client alive
             return  # not reading (writing to the client, say): nothing to interrupt
         if self.limit is not None and self.silent >= self.limit:
             waiting.throw(_Deadline())
@@ -220,6 +239,8 @@ def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator
                 except ValueError:
                     size = -1
                 if size > 0 and line_end + size + 4 == len(data):
+                    if quiet is not None:
+                        quiet.clean = True
                     yield data[line_end + 2 : -2]
                     continue
         out = []
@@ -261,6 +282,8 @@ def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator
                 return
             left = size
         if out:
+            if quiet is not None:
+                quiet.clean = not (pending or left or skip)
             yield out[0] if len(out) == 1 else b"".join(out)
 
 

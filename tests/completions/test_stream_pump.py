@@ -1,0 +1,255 @@
+"""The stream pump (completions/pump.py) relays a chat stream's middle chunks for its green thread: the client gets
+the same bytes and the stream counts the same characters as when the green thread relays every chunk itself,
+whatever the provider sends, however its bytes are cut, and whatever the client does."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from completions.relay import StreamRelay
+from completions.surfaces.chat import SURFACE
+from completions.upstreams.openai_chat import UPSTREAM
+
+HARNESS = Path(__file__).with_name("pump_streams.py")
+TEXTS = ["Hel", "lo", " world", 'say "hi"', "back\\slash", "naïve", "日本語", "", " ", "🎉", "a\nb", "x" * 40]
+
+
+def _chunk(created: int, delta: dict, finish: str | None = None) -> dict:
+    return {
+        "id": "chatcmpl-up",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": "up-model",
+        "system_fingerprint": "fp_1",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def _event(obj: dict | str) -> bytes:
+    data = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return b"data: " + data.encode() + b"\n\n"
+
+
+def _http(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def _events(rng: random.Random, middles: int, text=None) -> list[bytes]:
+    created = 1764000000
+    events = [_event(_chunk(created, {"role": "assistant", "content": ""}))]
+    for _ in range(middles):
+        if rng.random() < 0.08:
+            created += 1  # a new second: the chunk's bytes change outside its text
+        content = text(rng) if text else rng.choice(TEXTS)
+        events.append(_event(_chunk(created, {"content": content})))
+    events.append(_event(_chunk(created, {}, "stop")))
+    usage = {"prompt_tokens": 7, "completion_tokens": middles, "total_tokens": 7 + middles}
+    events.append(_event({**_chunk(created, {}), "choices": [], "usage": usage}))
+    events.append(_event("[DONE]"))
+    return events
+
+
+def _writes(rng: random.Random, events: list[bytes], *, end: bool = True) -> list[list]:
+    """The provider's writes: an event per HTTP chunk, sometimes two; chunks sometimes written together, a write
+    sometimes cut in two."""
+    chunks: list[bytes] = []
+    i = 0
+    while i < len(events):
+        take = 2 if rng.random() < 0.15 and i + 1 < len(events) else 1
+        chunks.append(_http(b"".join(events[i : i + take])))
+        i += take
+    writes: list[bytes] = []
+    for chunk in chunks:
+        if writes and rng.random() < 0.2:
+            writes[-1] += chunk
+        else:
+            writes.append(chunk)
+    if end:
+        writes[-1] += b"0\r\n\r\n"
+    cut: list[bytes] = []
+    for write in writes:
+        if len(write) > 2 and rng.random() < 0.1:
+            at = rng.randrange(1, len(write))
+            cut += [write[:at], write[at:]]
+        else:
+            cut.append(write)
+    return [[rng.uniform(0.002, 0.004), write.decode("latin-1")] for write in cut]
+
+
+def _run(scenarios: list[dict], **env: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(HARNESS)],
+        input=json.dumps(scenarios),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _body(client: str) -> str:
+    """The client's body without its HTTP chunk framing: events that arrive within a tick of each other may
+    share a chunk, or not, as the reads fall (the events, their order and their bytes are what must match)."""
+    raw, body, at = client.encode("latin-1"), [], 0
+    while at < len(raw):
+        line_end = raw.index(b"\r\n", at)
+        size = int(raw[at:line_end], 16)
+        body.append(raw[line_end + 2 : line_end + 2 + size])
+        at = line_end + 2 + size + 2
+    return b"".join(body).decode("utf-8")
+
+
+def _seen(result: dict) -> dict:
+    return {**result, "client": _body(result["client"])}
+
+
+def _without_keepalives(client: str) -> str:
+    return _body(client).replace(SURFACE.stream_keepalive.decode(), "")
+
+
+@pytest.fixture(scope="module")
+def relayed() -> tuple[list[dict], dict]:
+    rng = random.Random(16)
+    scenarios = [{"writes": _writes(rng, _events(rng, rng.randrange(20, 60)))} for _ in range(8)]
+    # Most chunks of a usual stream are middle chunks of one shape: these the pump relays.
+    plain = lambda r: r.choice(["Hel", "lo", " world", "naïve", "日本語", "🎉"])  # noqa: E731
+    scenarios.append({"writes": _writes(rng, _events(rng, 200, plain)), "name": "plain"})
+    # A client that reads slowly through a small buffer, chunks of a few KiB: the pump's send comes back short.
+    big = lambda r: "".join(r.choice("abcdefgh ") for _ in range(3000))  # noqa: E731
+    scenarios.append({"writes": _writes(rng, _events(rng, 30, big)), "client_slow": True, "name": "slow"})
+    # The provider drops the connection mid-stream.
+    events = _events(rng, 40)
+    scenarios.append({"writes": _writes(rng, events[:25], end=False), "drop": True, "name": "drop"})
+    # The client leaves mid-stream: the stream is drained for its usage and settled as cancelled.
+    scenarios.append({"writes": _writes(rng, _events(rng, 60)), "client_reads": 3000, "name": "gone"})
+    # The provider falls silent mid-stream for longer than the keep-alive interval.
+    writes = _writes(rng, _events(rng, 40))
+    writes[len(writes) // 2][0] = 0.5
+    scenarios.append({"writes": writes, "name": "silent"})
+    return scenarios, _run(scenarios, STREAM_KEEPALIVE_SECONDS="0.3")
+
+
+def test_the_client_gets_the_same_bytes_and_the_bill_the_same_characters(relayed):
+    scenarios, out = relayed
+    for scenario, alone, pumped in zip(scenarios, out["alone"], out["pumped"], strict=True):
+        if scenario.get("name") in ("gone", "silent"):
+            continue
+        assert _seen(pumped) == _seen(alone), scenario.get("name")
+        assert alone["failure"] == ""
+    assert out["alone"][0]["settled"] == ["completed", True, ""]
+    assert out["alone"][0]["usage"]["completion_tokens"] > 0
+
+
+def test_most_middle_chunks_went_through_the_pump(relayed):
+    _, out = relayed
+    assert out["alone_relayed_reads"] == 0
+    # The plain stream's ~190 reads of middle chunks alone (but those after a new second) and some of the others'.
+    assert out["pumped_relayed_reads"] > 200
+    assert out["pumped_left_in_pump"] == 0
+
+
+def test_a_provider_dropping_mid_stream_ends_it_with_the_same_error(relayed):
+    scenarios, out = relayed
+    i = next(i for i, s in enumerate(scenarios) if s.get("name") == "drop")
+    assert _seen(out["pumped"][i]) == _seen(out["alone"][i])
+    assert out["pumped"][i]["settled"][0] == "failed"
+    assert "dropped" in out["pumped"][i]["settled"][2]
+
+
+def test_a_client_gone_mid_stream_is_drained_and_settled_as_cancelled(relayed):
+    scenarios, out = relayed
+    i = next(i for i, s in enumerate(scenarios) if s.get("name") == "gone")
+    alone, pumped = out["alone"][i], out["pumped"][i]
+    assert pumped["settled"] == alone["settled"]
+    assert pumped["settled"][0] == "cancelled"
+    # Drained to the end: every character generated is counted, and the usage read.
+    assert (pumped["chars"], pumped["usage"]) == (alone["chars"], alone["usage"])
+    assert pumped["usage"] is not None
+
+
+def test_a_silent_provider_gets_the_client_a_keepalive_and_the_stream_goes_on(relayed):
+    scenarios, out = relayed
+    i = next(i for i, s in enumerate(scenarios) if s.get("name") == "silent")
+    alone, pumped = out["alone"][i], out["pumped"][i]
+    keepalive = SURFACE.stream_keepalive.decode("latin-1")
+    assert keepalive in pumped["client"]
+    assert _without_keepalives(pumped["client"]) == _without_keepalives(alone["client"])
+    assert (pumped["chars"], pumped["settled"]) == (alone["chars"], alone["settled"])
+    assert pumped["settled"][0] == "completed"
+
+
+# pumped_read alone: whatever a read holds, it relays exactly what the green thread would, or nothing.
+
+
+def _relay() -> StreamRelay:
+    started = SimpleNamespace(
+        generation_id="gen-00000001",
+        surface=SURFACE,
+        clock=0.0,
+        entry=SimpleNamespace(public_id="test/model"),
+        request=SimpleNamespace(wants_usage=True, reasoning_exclude=False),
+    )
+    response = SimpleNamespace(chunked=False, headers={})
+    call = SimpleNamespace(response=response, upstream=UPSTREAM, passthrough=None, route=None)
+    relay = StreamRelay(started, call, {})
+    learn = [_event(_chunk(1764000000, {"content": text})) for text in ("", "Hi", " there", "!")]
+    relay._take_chunks([event[6:-2] for event in learn])
+    assert relay.shape is not None
+    return relay
+
+
+def _green(relay: StreamRelay, data: bytes) -> bytes | None:
+    """What the green thread relays for `data`, when it is whole HTTP chunks of one-line `data: ` events."""
+    events = []
+    at = 0
+    while at < len(data):
+        line_end = data.find(b"\r\n", at)
+        size = int(data[at:line_end], 16)
+        body = data[line_end + 2 : line_end + 2 + size]
+        events += [event[6:] for event in body[:-2].split(b"\n\n")]
+        at = line_end + 2 + size + 2
+    return relay._take_chunks(events)
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_text, min_size=1, max_size=3), min_size=1, max_size=4), st.integers(0, 3), st.data())
+def test_pumped_read_relays_what_the_green_thread_would_or_leaves_the_read_alone(groups, created_bump, data):
+    data_bytes = b"".join(
+        _http(b"".join(_event(_chunk(1764000000 + created_bump, {"content": text})) for text in group))
+        for group in groups
+    )
+    mutate = data.draw(st.booleans())
+    if mutate:  # a byte changed anywhere: a frame, a key, the text
+        at = data.draw(st.integers(0, len(data_bytes) - 1))
+        data_bytes = data_bytes[:at] + bytes([data.draw(st.integers(0, 255))]) + data_bytes[at + 1 :]
+    pumped, green = _relay(), _relay()
+    got = pumped.pumped_read(data_bytes)
+    if got is None:
+        # Nothing counted: the green thread reads it next.
+        assert pumped.outcome.completion_chars == green.outcome.completion_chars
+        # Whole chunks of the learned shape, with texts JSON writes without an escape, are always relayed.
+        assert mutate or created_bump or not all(_plain(text) for group in groups for text in group)
+        return
+    assert got == _green(green, data_bytes)
+    assert pumped.outcome.completion_chars == green.outcome.completion_chars
+
+
+def _plain(text: str) -> bool:
+    written = json.dumps(text, ensure_ascii=False)[1:-1]
+    return '"' not in written and "\\" not in written
