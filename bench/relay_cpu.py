@@ -7,7 +7,8 @@ Over sockets: a provider process writes `streams` chunked SSE chat streams over 
 every 10-20 ms (as P5's emulator paces them), and reads the clients' ends. This process relays them as the
 gevent worker does: urllib3's response, `StreamRelay` (its settlement a no-op), `ChunkedWriter` on a gevent
 socket, the first piece written as gunicorn would. Printed: this process's CPU (user, system) per middle chunk,
-the streams' set-up and end included.
+the streams' set-up and end included. The middle chunks go through the stream pump (completions/pump.py) as in
+the worker; `STREAM_PUMP_TICK_MS=0` relays them in each stream's own green thread instead.
 
 `python`: the same relay over reads held in memory, one HTTP chunk a read, and a socket whose `send` only
 counts, so no wait, switch or system call; then one function doing the same per-read work inline (check the

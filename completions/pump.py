@@ -1,11 +1,12 @@
-"""The stream pump: the middle of every chat stream relayed by one green thread per process, a tick at a time.
+"""The stream pump: the middle of every stream relayed by one green thread per process, a tick at a time.
 
 A stream's own green thread (the response's iterator, completions/relay.py) pays, for every chunk it
 relays, a wake of gevent's hub and two switches, the socket's wait, and the generator layers from the
 socket to the client (`_dechunked`, the SSE split, the relay, the response's iterator, the chunked
-writer). Once a chat stream's middle chunks have a learned shape (`MiddleShape`), none of that is needed:
-each is the same bytes but for its text. So once its green thread has written a piece and every reader
-above the provider's socket holds nothing, the stream is handed to the pump and its green thread waits.
+writer). Once a stream's middle events have a learned shape (a chat chunk's `MiddleShape`, a Messages or
+Responses event's `EventShape` when passed through), none of that is needed: each is the same bytes but
+for its text. So once its green thread has written a piece and every reader above the provider's socket
+holds nothing, the stream is handed to the pump and its green thread waits.
 
 Every `STREAM_PUMP_TICK_MS` the pump asks one epoll (its own, not gevent's) which of its streams' provider
 sockets hold bytes and, for each, in one pass with no switch: one `recv`, the HTTP chunks and their SSE

@@ -12,7 +12,7 @@ the `cost`) and `[DONE]`. A client gone mid-stream closes the iterator: a green 
 provider on for up to STREAM_DRAIN_SECONDS (its usage settles the charge) and settles. Every chunk is
 relayed as it arrives but the one that finishes the answer (it carries a `finish_reason`): that one is
 held back until the stream is settled, so that the surface may write the cost on it (see `StreamEnd`).
-While relaying, no database connection is held. Under gevent, the middle chunks of a chat stream are
+While relaying, no database connection is held. Under gevent, the middle chunks of a stream are
 relayed by the process's stream pump while its green thread waits (completions/pump.py).
 """
 
@@ -219,7 +219,8 @@ class StreamRelay:
             self.batches = (upstream.event_batches or _one_by_one(upstream.events))(call.response, quiet_s)
             self.take = self._take_chunks
         # Whether the process's stream pump may relay the middle chunks (completions/pump.py).
-        self.pump = stream_pump() if call.passthrough is None and call.upstream.pumped else None
+        pumped = call.passthrough.pumped if call.passthrough is not None else call.upstream.pumped
+        self.pump = stream_pump() if pumped else None
 
     def response(self) -> StreamingHttpResponse:
         try:
@@ -351,13 +352,15 @@ class StreamRelay:
     def pumped(self, client: Any) -> None:
         """After a piece was written to `client`: when the stream is in its middle, with a learned shape and
         nothing read but not relayed, the pump relays it from here until it hands it back (this waits)."""
-        pump, shape, watchdog = self.pump, self.shape, getattr(self.call.response, "stream_watchdog", None)
+        pump, native, watchdog = self.pump, self.native, getattr(self.call.response, "stream_watchdog", None)
+        if native is not None:
+            in_middle = native.in_middle()
+        else:  # a shape learned anew is of use once here first
+            in_middle = self.shape is not None and not self.shape_learns and self.held is None
         if (
             pump is None
-            or shape is None
-            or self.shape_learns  # a shape learned anew is of use once here first
+            or not in_middle
             or not self.reading
-            or self.held is not None
             or self.outcome.finish_reason
             or self.client_gone_at is not None
             or watchdog is None
@@ -371,10 +374,9 @@ class StreamRelay:
 
     def pumped_read(self, data: bytes) -> bytes | None:
         """What the client gets for one read of the provider's socket when all of it is whole HTTP chunks of
-        middle chunks of the learned shape, each `data: <chunk>` alone in its event, counted as `_take_chunks`
-        counts them; None (nothing counted) for anything else."""
-        shape = self.shape
-        assert shape is not None
+        middle events of the learned shape, counted as `_take_chunks` (a chat chunk, `data: <chunk>` alone in its
+        event) or `_take_native` (a native stream's frame) counts them; None (nothing counted) for anything else."""
+        shape, native = self.shape, self.native
         out: list[bytes] = []
         chars = 0
         at, end = 0, len(data)
@@ -393,9 +395,13 @@ class StreamRelay:
             if data[stop - 2 : stop] != b"\n\n" or b"\r" in data[start:stop]:
                 return None
             for event in data[start : stop - 2].split(b"\n\n"):
-                if not event.startswith(b"data: ") or b"\n" in event:
-                    return None
-                fast = shape.relay(event[6:])
+                if native is not None:
+                    fast = native.fast(event) if event else None  # a frame as `frame_batches` splits them
+                elif event.startswith(b"data: ") and b"\n" not in event:
+                    assert shape is not None
+                    fast = shape.relay(event[6:])
+                else:
+                    fast = None
                 if fast is None:
                     return None
                 out.append(fast[0])

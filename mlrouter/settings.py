@@ -344,7 +344,7 @@ CATALOG_CACHE_SECONDS = env.float("CATALOG_CACHE_SECONDS", default=5.0)
 # reading the upstream at most this long to learn the real usage before charging an estimate.
 STREAM_KEEPALIVE_SECONDS = env.float("STREAM_KEEPALIVE_SECONDS", default=15.0)
 STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=30.0)
-# Under gevent, a chat stream's middle chunks are relayed by one green thread per process that wakes this
+# Under gevent, a stream's middle chunks are relayed by one green thread per process that wakes this
 # often and relays every stream whose provider sent something (completions/pump.py): a chunk waits at most
 # this much longer, and streams share the wakes. 0: each stream's own green thread relays all of it.
 STREAM_PUMP_TICK_MS = env.float("STREAM_PUMP_TICK_MS", default=1.0)

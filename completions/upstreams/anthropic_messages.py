@@ -432,13 +432,19 @@ class NativeEvents:
             self.usage = chat_usage(self.raw_usage)
 
     def feed(self, frame: bytes) -> tuple[bytes, int]:
+        return self.fast(frame) or self._parsed(frame)
+
+    def fast(self, frame: bytes) -> tuple[bytes, int] | None:
         shape = self.shape
         if shape is not None:
             values = shape.match(frame)
             if values is not None:
                 self.learns = 0
                 return frame + b"\n\n", plain_chars(values[0])
-        return self._parsed(frame)
+        return None
+
+    def in_middle(self) -> bool:
+        return self.shape is not None and not self.learns and self.held is None and not self.done and not self.error
 
     def _parsed(self, frame: bytes) -> tuple[bytes, int]:
         data = frame_data(frame)
@@ -493,6 +499,7 @@ PASSTHROUGH = Passthrough(
     answer=native_answer,
     events=frame_batches,
     stream=NativeEvents,
+    pumped=True,
 )
 
 UPSTREAM = Upstream(

@@ -74,6 +74,16 @@ class NativeStream(Protocol):
         """One upstream event (its whole SSE frame) -> (the bytes to relay now, characters it generated)."""
         ...
 
+    def fast(self, event: bytes) -> tuple[bytes, int] | None:
+        """`feed` for a middle event of the learned shape, read from its bytes; None (nothing counted) for any other.
+        Feeding the same events again, in order, leaves the stream as one feed of them does."""
+        ...
+
+    def in_middle(self) -> bool:
+        """Whether the stream is between its start and its end with a learned shape of use (the stream pump's
+        turn, completions/pump.py)."""
+        ...
+
     def final(self, finished: Finished | None, error: str) -> bytes:
         """The held-back end of the answer with our usage and cost (`finished` None: settling failed; `error`:
         why the stream failed, if it did; then the surface's error event follows)."""
@@ -92,6 +102,9 @@ class Passthrough:
     # for the given seconds (keep-alive).
     events: Callable[[urllib3.BaseHTTPResponse, float | None], Iterator[list[bytes]]]
     stream: Callable[[Started], NativeStream]  # a new stream's reader
+    # Whether the provider's raw stream is the frames `events` reads, so that the stream pump may relay its
+    # middle events from the socket through the reader's `fast` (completions/pump.py).
+    pumped: bool = False
 
 
 def _same(body: bytes) -> bytes:

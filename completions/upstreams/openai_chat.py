@@ -29,7 +29,7 @@ from ..candidates import Candidate
 from ..errors import ApiError
 from ..routing import RouteInfo
 from .base import Outgoing, Upstream, UpstreamCall
-from .sse import body_pieces
+from .sse import body_pieces, holds_part
 from .wire import OneWrite, Prebuilt, RequestHead
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
     for piece in body_pieces(response, quiet_s):
         if not piece:
             if buffer:
-                _holds_part(response)
+                holds_part(response)
             yield []
             continue
         buffer = buffer + piece if buffer else piece
@@ -261,7 +261,7 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
             continue
         complete, buffer = buffer[:end], buffer[end + 2 :]
         if buffer:
-            _holds_part(response)
+            holds_part(response)
         batch = []
         for event in complete.split(b"\n\n"):
             if event.startswith(b"data:") and b"\n" not in event:  # one data line: the usual event
@@ -272,13 +272,6 @@ def sse_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None
                 batch.append(b"\n".join(data))
         if batch:
             yield batch
-
-
-def _holds_part(response: urllib3.BaseHTTPResponse) -> None:
-    """The split holds part of an event: the stream pump must not read the socket under it (sse.py `_Watchdog`)."""
-    watchdog = getattr(response, "stream_watchdog", None)
-    if watchdog is not None:
-        watchdog.clean = False
 
 
 def sse_events(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[bytes]:

@@ -295,6 +295,13 @@ def _finish(original, reader, rest: bytes, quiet: _Silence | _Watchdog | None) -
     original._close_conn()
 
 
+def holds_part(response: urllib3.BaseHTTPResponse) -> None:
+    """A reader above the socket holds part of an event: the stream pump must not read the socket under it."""
+    watchdog = getattr(response, "stream_watchdog", None)
+    if watchdog is not None:
+        watchdog.clean = False
+
+
 def frame_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = None) -> Iterator[list[bytes]]:
     """The whole SSE frames (`event:` and `data:` lines) of a stream, for the kinds whose events are typed
     (`event:` and a JSON `data:`): Anthropic's Messages and OpenAI's Responses streams; a list per network
@@ -303,6 +310,8 @@ def frame_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = No
     buffer = b""
     for piece in body_pieces(response, quiet_s):
         if not piece:
+            if buffer:
+                holds_part(response)
             yield []
             continue
         buffer = buffer + piece if buffer else piece
@@ -312,6 +321,8 @@ def frame_batches(response: urllib3.BaseHTTPResponse, quiet_s: float | None = No
             continue
         complete = buffer.split(b"\n\n")
         buffer = complete.pop()
+        if buffer:
+            holds_part(response)
         batch = [frame for frame in complete if frame.strip()]
         if batch:
             yield batch

@@ -4,8 +4,9 @@ stream pump, and print what each client received and what each stream counted (J
 Run by tests/completions/test_stream_pump.py in a process of its own, because the pump works only where gevent
 has patched the socket module: `python tests/completions/pump_streams.py < scenarios.json`. A scenario is a
 provider's script: a list of writes, each `[delay_s, bytes as latin-1]`, and `drop` (close without the
-chunked terminator); `client_reads` makes the client leave after that many bytes, `client_slow` makes it read
-1 KiB at a time with a small receive buffer.
+chunked terminator); `kind: anthropic` passes a Messages stream through instead of relaying chat;
+`client_reads` makes the client leave after that many bytes, `client_slow` makes it read 1 KiB at a time
+with a small receive buffer.
 """
 
 from __future__ import annotations
@@ -33,14 +34,21 @@ import urllib3  # noqa: E402
 
 from completions.pump import Pump  # noqa: E402
 from completions.relay import StreamRelay  # noqa: E402
-from completions.surfaces.chat import SURFACE  # noqa: E402
-from completions.upstreams.openai_chat import UPSTREAM  # noqa: E402
+from completions.surfaces import chat, messages  # noqa: E402
+from completions.upstreams import anthropic_messages, openai_chat  # noqa: E402
 from mlrouter.handlers import ChunkedWriter  # noqa: E402
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 class Relay(StreamRelay):
+    pumped_reads = 0
+
+    def pumped_read(self, data):
+        out = super().pumped_read(data)
+        self.pumped_reads += out is not None
+        return out
+
     def _settle(self, outcome, done):
         self.settled = True
         status = "cancelled" if self.client_gone_at is not None else "completed" if done else "failed"
@@ -87,14 +95,20 @@ def relay_one(pool: urllib3.PoolManager, port: int, n: int, scenario: dict, pump
         retries=False,
         timeout=urllib3.Timeout(connect=5, read=10),
     )
+    native = scenario.get("kind") == "anthropic"  # Messages passed through to an anthropic-messages route
     started = SimpleNamespace(
         generation_id=f"gen-{n:08d}",
-        surface=SURFACE,
+        surface=messages.SURFACE if native else chat.SURFACE,
         clock=time.monotonic(),
         entry=SimpleNamespace(public_id="test/model"),
         request=SimpleNamespace(wants_usage=True, reasoning_exclude=False),
     )
-    call = SimpleNamespace(response=response, upstream=UPSTREAM, passthrough=None, route=None)
+    call = SimpleNamespace(
+        response=response,
+        upstream=anthropic_messages.UPSTREAM if native else openai_chat.UPSTREAM,
+        passthrough=anthropic_messages.PASSTHROUGH if native else None,
+        route=None,
+    )
     relay = Relay(started, call, {})
     relay.pump = pump
     ours, theirs = socket.socketpair()
@@ -139,9 +153,10 @@ def relay_one(pool: urllib3.PoolManager, port: int, n: int, scenario: dict, pump
         "client": got.decode("latin-1"),
         "chars": relay.outcome.completion_chars,
         "finish": relay.outcome.finish_reason,
-        "usage": relay.usage,
+        "usage": relay.native.usage if relay.native is not None else relay.usage,
         "settled": list(relay.settled_as) if relay.settled else None,
         "failure": failure,
+        "pumped_reads": relay.pumped_reads,
     }
 
 

@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 
 from completions.relay import StreamRelay
 from completions.surfaces.chat import SURFACE
+from completions.surfaces.messages import SURFACE as MESSAGES
+from completions.upstreams.anthropic_messages import PASSTHROUGH
+from completions.upstreams.anthropic_messages import UPSTREAM as ANTHROPIC
 from completions.upstreams.openai_chat import UPSTREAM
 
 HARNESS = Path(__file__).with_name("pump_streams.py")
@@ -56,6 +59,33 @@ def _events(rng: random.Random, middles: int, text=None) -> list[bytes]:
     usage = {"prompt_tokens": 7, "completion_tokens": middles, "total_tokens": 7 + middles}
     events.append(_event({**_chunk(created, {}), "choices": [], "usage": usage}))
     events.append(_event("[DONE]"))
+    return events
+
+
+def _frame(kind: str, data: dict) -> bytes:
+    data_bytes = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()  # compact, as Anthropic's
+    return b"event: " + kind.encode() + b"\ndata: " + data_bytes + b"\n\n"
+
+
+def _anthropic(rng: random.Random, deltas: int, text=None) -> list[bytes]:
+    """A Messages stream as Anthropic writes it: start, a text block of `deltas` deltas, a ping, the end."""
+    message = {"id": "msg_up", "type": "message", "role": "assistant", "model": "up-claude", "content": []}
+    events = [
+        _frame("message_start", {"type": "message_start", "message": {**message, "usage": {"input_tokens": 9}}}),
+        _frame("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}),
+    ]
+    for i in range(deltas):
+        if i == deltas // 2:
+            events.append(_frame("ping", {"type": "ping"}))
+        content = text(rng) if text else rng.choice(TEXTS)
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": content}}
+        events.append(_frame("content_block_delta", delta))
+    events.append(_frame("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    usage = {"output_tokens": deltas}
+    events.append(
+        _frame("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage})
+    )
+    events.append(_frame("message_stop", {"type": "message_stop"}))
     return events
 
 
@@ -113,7 +143,8 @@ def _body(client: str) -> str:
 
 
 def _seen(result: dict) -> dict:
-    return {**result, "client": _body(result["client"])}
+    """What the client and the bill saw (not how many reads the pump relayed)."""
+    return {**{k: v for k, v in result.items() if k != "pumped_reads"}, "client": _body(result["client"])}
 
 
 def _without_keepalives(client: str) -> str:
@@ -127,6 +158,11 @@ def relayed() -> tuple[list[dict], dict]:
     # Most chunks of a usual stream are middle chunks of one shape: these the pump relays.
     plain = lambda r: r.choice(["Hel", "lo", " world", "naïve", "日本語", "🎉"])  # noqa: E731
     scenarios.append({"writes": _writes(rng, _events(rng, 200, plain)), "name": "plain"})
+    # Messages passed through: its text deltas read from their bytes.
+    scenarios += [
+        {"writes": _writes(rng, _anthropic(rng, rng.randrange(20, 60))), "kind": "anthropic"} for _ in range(3)
+    ]
+    scenarios.append({"writes": _writes(rng, _anthropic(rng, 200, plain)), "kind": "anthropic", "name": "plain"})
     # A client that reads slowly through a small buffer, chunks of a few KiB: the pump's send comes back short.
     big = lambda r: "".join(r.choice("abcdefgh ") for _ in range(3000))  # noqa: E731
     scenarios.append({"writes": _writes(rng, _events(rng, 30, big)), "client_slow": True, "name": "slow"})
@@ -149,15 +185,20 @@ def test_the_client_gets_the_same_bytes_and_the_bill_the_same_characters(relayed
             continue
         assert _seen(pumped) == _seen(alone), scenario.get("name")
         assert alone["failure"] == ""
-    assert out["alone"][0]["settled"] == ["completed", True, ""]
-    assert out["alone"][0]["usage"]["completion_tokens"] > 0
+    for i in (0, next(i for i, s in enumerate(scenarios) if s.get("kind") == "anthropic")):
+        assert out["alone"][i]["settled"] == ["completed", True, ""]
+        assert out["alone"][i]["usage"]["completion_tokens"] > 0
+        assert out["alone"][i]["chars"] > 0
 
 
 def test_most_middle_chunks_went_through_the_pump(relayed):
-    _, out = relayed
+    scenarios, out = relayed
     assert out["alone_relayed_reads"] == 0
-    # The plain stream's ~190 reads of middle chunks alone (but those after a new second) and some of the others'.
-    assert out["pumped_relayed_reads"] > 200
+    assert out["pumped_relayed_reads"] == sum(result["pumped_reads"] for result in out["pumped"])
+    for scenario, result in zip(scenarios, out["pumped"], strict=True):
+        if scenario.get("name") == "plain":  # middle events of one shape but a few: most reads went through it
+            assert result["pumped_reads"] > len(scenario["writes"]) / 3, scenario.get("kind")
+    assert all(r["pumped_reads"] for s, r in zip(scenarios, out["pumped"], strict=True) if s.get("kind"))
     assert out["pumped_left_in_pump"] == 0
 
 
@@ -253,3 +294,52 @@ def test_pumped_read_relays_what_the_green_thread_would_or_leaves_the_read_alone
 def _plain(text: str) -> bool:
     written = json.dumps(text, ensure_ascii=False)[1:-1]
     return '"' not in written and "\\" not in written
+
+
+def _native_relay() -> StreamRelay:
+    started = SimpleNamespace(
+        generation_id="gen-00000002",
+        surface=MESSAGES,
+        clock=0.0,
+        entry=SimpleNamespace(public_id="test/model"),
+        request=SimpleNamespace(wants_usage=True, reasoning_exclude=False),
+    )
+    response = SimpleNamespace(chunked=False, headers={})
+    call = SimpleNamespace(response=response, upstream=ANTHROPIC, passthrough=PASSTHROUGH, route=None)
+    relay = StreamRelay(started, call, {})
+    learn = _anthropic(random.Random(1), 3, lambda r: "Hi")
+    relay._take_native([event[:-2] for event in learn[:5]])
+    assert relay.native is not None and relay.native.in_middle()
+    return relay
+
+
+def _delta(text: str) -> bytes:
+    return _frame(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_text, min_size=1, max_size=3), min_size=1, max_size=4), st.data())
+def test_pumped_read_of_a_native_stream_relays_what_the_green_thread_would_or_leaves_the_read_alone(groups, data):
+    data_bytes = b"".join(_http(b"".join(_delta(text) for text in group)) for group in groups)
+    mutate = data.draw(st.booleans())
+    if mutate:
+        at = data.draw(st.integers(0, len(data_bytes) - 1))
+        data_bytes = data_bytes[:at] + bytes([data.draw(st.integers(0, 255))]) + data_bytes[at + 1 :]
+    pumped, green = _native_relay(), _native_relay()
+    got = pumped.pumped_read(data_bytes)
+    if got is None:
+        assert pumped.outcome.completion_chars == green.outcome.completion_chars
+        assert mutate or not all(_plain(text) for group in groups for text in group)
+        return
+    frames = []
+    at = 0
+    while at < len(data_bytes):
+        line_end = data_bytes.find(b"\r\n", at)
+        size = int(data_bytes[at:line_end], 16)
+        frames += data_bytes[line_end + 2 : line_end + 2 + size][:-2].split(b"\n\n")
+        at = line_end + 2 + size + 2
+    assert got == green._take_native(frames)
+    assert pumped.outcome.completion_chars == green.outcome.completion_chars

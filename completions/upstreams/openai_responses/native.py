@@ -166,6 +166,9 @@ class NativeEvents:
         return response
 
     def feed(self, frame: bytes) -> tuple[bytes, int]:
+        return self.fast(frame) or self._parsed(frame)
+
+    def fast(self, frame: bytes) -> tuple[bytes, int] | None:
         shape = self.shape
         if shape is not None:
             values = shape.match(frame)
@@ -174,7 +177,10 @@ class NativeEvents:
                 if values[1]:
                     self.sequence = int(values[1])
                 return frame + b"\n\n", plain_chars(values[0])
-        return self._parsed(frame)
+        return None
+
+    def in_middle(self) -> bool:
+        return self.shape is not None and not self.learns and self.held is None and not self.done and not self.error
 
     def _parsed(self, frame: bytes) -> tuple[bytes, int]:
         data = frame_data(frame)
@@ -241,4 +247,5 @@ PASSTHROUGH = Passthrough(
     answer=native_answer,
     events=frame_batches,
     stream=NativeEvents,
+    pumped=True,
 )
