@@ -343,3 +343,119 @@ def test_pumped_read_of_a_native_stream_relays_what_the_green_thread_would_or_le
         at = line_end + 2 + size + 2
     assert got == green._take_native(frames)
     assert pumped.outcome.completion_chars == green.outcome.completion_chars
+
+
+# The pump's own guards, on gevent sockets in this process: what happens to a stream it holds.
+
+
+class _Relay:
+    """A relay whose every read is relayed as it came (or raises, or is refused)."""
+
+    def __init__(self, refuse: bytes = b"") -> None:
+        self.refuse = refuse
+        self.started = SimpleNamespace(generation_id="gen-test")
+
+    def pumped_read(self, data: bytes) -> bytes | None:
+        if self.refuse and self.refuse in data:
+            return None
+        if b"boom" in data:
+            raise RuntimeError("a bug")
+        return data
+
+
+def _held(relay: _Relay | None = None):
+    from gevent import socket as green
+
+    from completions.pump import Pump
+
+    provider, upstream = green.socketpair()
+    ours, client = green.socketpair()
+    watchdog = SimpleNamespace(sock=upstream, pushback=None, heard=False, pumped=None)
+    pump = Pump(0.001)
+    return pump, relay or _Relay(), watchdog, provider, ours, client
+
+
+def _chunks(sock, want: int) -> bytes:
+    got = b""
+    while len(got) < want:
+        got += sock.recv(65536)
+    return got
+
+
+def test_the_pump_relays_what_the_provider_sends_and_hands_back_what_it_refuses():
+    import gevent
+
+    pump, relay, watchdog, provider, ours, client = _held(_Relay(refuse=b"end"))
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    provider.sendall(b"one")
+    assert _chunks(client, 8) == b"3\r\none\r\n"
+    provider.sendall(b"the end")
+    waiting.get(timeout=5)  # handed back: its green thread goes on
+    assert watchdog.pushback == b"the end"  # unrelayed: the green thread reads it next
+    assert watchdog.heard and not pump.streams and pump.relayed == 1
+
+
+def test_the_providers_end_or_a_failed_read_goes_back_to_be_read_there():
+    import gevent
+
+    pump, relay, watchdog, provider, ours, _client = _held()
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    gevent.sleep(0.01)
+    provider.close()
+    waiting.get(timeout=5)
+    assert watchdog.pushback == b""  # the end: the green thread's read raises "ended prematurely"
+    assert not pump.streams
+
+
+def test_a_bug_in_a_read_hands_the_stream_back_with_the_read():
+    import gevent
+
+    pump, relay, watchdog, provider, ours, _client = _held()
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    provider.sendall(b"boom")
+    waiting.get(timeout=5)
+    assert watchdog.pushback == b"boom"
+
+
+def test_a_client_gone_raises_in_the_streams_green_thread():
+    import gevent
+
+    pump, relay, watchdog, provider, ours, client = _held()
+    client.close()
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    provider.sendall(b"one")
+    with pytest.raises(OSError):
+        waiting.get(timeout=5)
+    assert not pump.streams
+
+
+def test_a_silent_provider_is_handed_back_by_its_watchdog():
+    import gevent
+
+    pump, relay, watchdog, _provider, ours, _client = _held()  # both ends kept open: the provider only falls silent
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    gevent.sleep(0.01)
+    assert watchdog.pumped is not None
+    watchdog.pumped()  # what the watchdog's tick does when it finds the pumped stream silent
+    waiting.get(timeout=5)
+    assert watchdog.pushback is None and watchdog.pumped is None and not pump.streams
+
+
+def test_a_killed_green_thread_takes_its_stream_out_and_a_stopped_pump_hands_every_stream_back():
+    import gevent
+
+    pump, relay, watchdog, provider, ours, _client = _held()
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    gevent.sleep(0.01)
+    waiting.kill()
+    assert not pump.streams
+    provider.sendall(b"after")  # nobody relays it now: it stays for the green thread's own read
+    gevent.sleep(0.01)
+    assert pump.relayed == 0
+
+    pump, relay, watchdog, provider, ours, _client = _held()
+    waiting = gevent.spawn(pump.relay, relay, watchdog, ours)
+    gevent.sleep(0.01)
+    pump.runner.kill()
+    waiting.get(timeout=5)
+    assert not pump.streams and pump.runner is None
