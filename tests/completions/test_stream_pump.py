@@ -235,17 +235,21 @@ def test_a_silent_provider_gets_the_client_a_keepalive_and_the_stream_goes_on(re
 # pumped_read alone: whatever a read holds, it relays exactly what the green thread would, or nothing.
 
 
-def _relay() -> StreamRelay:
+def _new_relay(surface, upstream, passthrough=None) -> StreamRelay:
     started = SimpleNamespace(
         generation_id="gen-00000001",
-        surface=SURFACE,
+        surface=surface,
         clock=0.0,
         entry=SimpleNamespace(public_id="test/model"),
         request=SimpleNamespace(wants_usage=True, reasoning_exclude=False),
     )
     response = SimpleNamespace(chunked=False, headers={})
-    call = SimpleNamespace(response=response, upstream=UPSTREAM, passthrough=None, route=None)
-    relay = StreamRelay(started, call, {})
+    call = SimpleNamespace(response=response, upstream=upstream, passthrough=passthrough, route=None)
+    return StreamRelay(started, call, {})
+
+
+def _relay() -> StreamRelay:
+    relay = _new_relay(SURFACE, UPSTREAM)
     learn = [_event(_chunk(1764000000, {"content": text})) for text in ("", "Hi", " there", "!")]
     relay._take_chunks([event[6:-2] for event in learn])
     assert relay.shape is not None
@@ -297,16 +301,7 @@ def _plain(text: str) -> bool:
 
 
 def _native_relay() -> StreamRelay:
-    started = SimpleNamespace(
-        generation_id="gen-00000002",
-        surface=MESSAGES,
-        clock=0.0,
-        entry=SimpleNamespace(public_id="test/model"),
-        request=SimpleNamespace(wants_usage=True, reasoning_exclude=False),
-    )
-    response = SimpleNamespace(chunked=False, headers={})
-    call = SimpleNamespace(response=response, upstream=ANTHROPIC, passthrough=PASSTHROUGH, route=None)
-    relay = StreamRelay(started, call, {})
+    relay = _new_relay(MESSAGES, ANTHROPIC, PASSTHROUGH)
     learn = _anthropic(random.Random(1), 3, lambda r: "Hi")
     relay._take_native([event[:-2] for event in learn[:5]])
     assert relay.native is not None and relay.native.in_middle()
