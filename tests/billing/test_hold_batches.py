@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Account
 from accounts.services import api_key_create
-from billing import services
+from billing import services, statements
 from billing.models import Hold, LedgerEntry
 from billing.services import (
     AccountInactive,
@@ -291,3 +291,32 @@ def test_batches_of_holds_and_of_charges_racing_on_shared_accounts_never_deadloc
         assert (account.balance, account.held) == (Decimal("0.80"), Decimal("0.80"))
         assert sum(h.amount for h in open_holds) == account.held
         assert open_holds.count() == 8
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "sql",
+    [
+        statements.place_many_sql(unflushed=True, also=None).replace("%(_holds)s", "$1"),
+        statements.settle_many_sql(also=None).replace("%(_charges)s", "$1"),
+    ],
+    ids=["holds", "charges"],
+)
+def test_a_batch_finds_its_accounts_through_the_primary_key_among_many_accounts(sql):
+    # PostgreSQL prepares the statement and soon plans it once for any batch (a generic plan), expecting a
+    # hundred items of the JSON it cannot see. Joined to those, the accounts were read whole (a sequential
+    # scan of every account, twice per batch of holds); looked up by an array of ids, through their primary key.
+    Account.objects.bulk_create(Account(name=f"Customer {n}", email=f"c{n}@example.com") for n in range(3000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE accounts_account")
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            cursor.execute(f"PREPARE holds AS {sql}")
+            cursor.execute("EXPLAIN EXECUTE holds('[]')")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE ALL")
+            cursor.execute("RESET plan_cache_mode")
+
+    assert "Seq Scan on accounts_account" not in plan
+    assert "Index Scan using accounts_account_pkey" in plan

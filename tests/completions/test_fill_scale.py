@@ -11,11 +11,15 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Sum
+from django.utils import timezone
 
 from accounts.models import Account, ApiKey
+from accounts.services import api_key_create
 from billing.models import LedgerEntry
+from billing.services import hold_place, hold_settle
+from billing.statements import RowInsert, RowUpdate
 from completions.models import Generation
-from tests.factories import funded_account
+from tests.factories import PriceFactory, funded_account
 
 # The command writes over two connections of its own, which see only committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,6 +96,53 @@ def test_history_is_spread_over_exactly_the_accounts_asked_for_and_leaves_others
     assert LedgerEntry.objects.latest("created_at").pk == LedgerEntry.objects.latest("pk").pk
 
 
+def _generation_page(pk: str | None = None) -> int:
+    """The heap page a generation is on (the last page any generation is on, without `pk`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT max((ctid::text::point)[0]::bigint) FROM completions_generation"
+            " WHERE %(pk)s IS NULL OR id = %(pk)s",
+            {"pk": pk},
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_request_after_the_history_is_written_at_the_tables_end_and_settled_in_place():
+    _fill("--accounts", "5", "--generations", "3000", "--ledger", "2000")
+    history_ends = _generation_page()  # its last page may have room left: the end of the table
+    account, price = funded_account("5.00"), PriceFactory()
+    reference = "gen-1796000000-abcdefghijklmnopqrst"
+    pending = {
+        "id": reference,
+        "account_id": account.pk,
+        "api_key_id": api_key_create(account=account)[0].pk,
+        "model_id": price.model_id,
+        "price_id": price.pk,
+        "hold_amount": Decimal("0.01"),
+        "started_at": timezone.now(),
+        "request_id": "3f2a9c1e8b7d4e6fa0b1c2d3e4f5a6b7",
+    }
+    settled = {
+        "status": Generation.Status.COMPLETED,
+        "finish_reason": "stop",
+        "upstream_id": "chatcmpl-0123456789abcdefghijklmnopqrstuv",
+        "prompt_tokens": 1200,
+        "completion_tokens": 345,
+        "usage_source": Generation.UsageSource.UPSTREAM,
+        "latency_ms": 1834,
+        "finished_at": timezone.now(),
+    }
+
+    hold_place(account_id=account.pk, amount=Decimal("0.01"), reference=reference, also=RowInsert(Generation, pending))
+    placed = _generation_page(reference)
+    hold_settle(reference=reference, cost=Decimal("0.004"), also=RowUpdate(Generation, reference, settled, "cost"))
+
+    # Not into a gap of a page of history (a cold page per request, and no room left there for its settlement),
+    # and settled on its own page: an update PostgreSQL makes without writing the table's indexes.
+    assert placed >= history_ends
+    assert _generation_page(reference) == placed
+
+
 def test_the_big_tables_get_back_every_index_and_constraint():
     before = _schema()
 
@@ -99,6 +150,9 @@ def test_the_big_tables_get_back_every_index_and_constraint():
 
     assert _schema() == before
     assert any(name == "billing_ledgerentry_idempotency_key_key" for name, _ in before)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'completions_generation'")
+        assert cursor.fetchone()[0] == ["fillfactor=90"]
 
 
 def test_a_ledger_with_more_charges_than_generations_is_refused():

@@ -3,7 +3,8 @@
 Speed comes from three things, none of which touches the schema's end state: the two big tables lose their
 secondary indexes and foreign keys while they are written and get them back (built once, sorted, instead of
 maintained row by row; foreign keys validated in one pass each), generations and ledger are written at the same
-time over two connections, and every transaction commits asynchronously with generous sort memory.
+time over two connections, and every transaction commits asynchronously with generous sort memory. The history's
+pages are written full, as settled rows leave them (`_packed`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         self._step("accounts and keys", lambda cursor: _run(cursor, [_ACCOUNTS, _KEYS], params))
         set_aside = _secondary_indexes_drop()
+        unpack = _packed()
         try:
             _parallel(
                 lambda: self._step("generations", lambda cursor: _write(cursor, _GENERATIONS, params, models)),
@@ -177,6 +179,9 @@ class Command(BaseCommand):
         finally:
             # Also after a failure: the schema must come back whole, whatever was written.
             jobs = [(table, [sql for t, sql in set_aside if t == table]) for table in _BIG_TABLES]
+            with connection.cursor() as cursor:
+                for sql in unpack:
+                    cursor.execute(sql)
             _parallel(*(lambda t=t, s=s: self._step(f"{t} indexes", lambda c: _run(c, s, params)) for t, s in jobs))
         self._step("balances", lambda cursor: _run(cursor, [_BALANCES], params))
         # Vacuumed and analysed, as old history is: otherwise autovacuum reads it all again under the next load.
@@ -271,6 +276,27 @@ def _secondary_indexes_drop() -> list[tuple[str, str]]:
             restore.append((table, definition))
     # Indexes first, so that the unique constraint and the foreign keys are checked with them in place.
     return sorted(restore, key=lambda item: item[1].startswith("ALTER"))
+
+
+def _packed() -> list[str]:
+    """Write the big tables' pages full, whatever free space their fillfactor keeps; the SQL to restore it.
+
+    A fillfactor keeps room on a page for the updates of the rows just inserted there (a generation is
+    settled once, in place). History is written as it ends up, settled and never updated again: had the
+    router written it, the settlements would have taken that room. Left free, it would be a gap in every
+    old page, into which PostgreSQL would put the router's new rows one by one instead of at the table's end.
+    """
+    restore = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, option FROM pg_class, unnest(reloptions) AS option"
+            " WHERE relname = ANY(%s) AND relkind = 'r' AND option LIKE 'fillfactor=%%'",
+            [list(_BIG_TABLES)],
+        )
+        for table, option in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {table} SET (fillfactor = 100)")
+            restore.append(f"ALTER TABLE {table} SET ({option})")
+    return restore
 
 
 def _catalog() -> list[tuple[int, int, int, int, str]]:
