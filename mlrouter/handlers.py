@@ -104,7 +104,7 @@ def _writes_chunked(environ: dict[str, Any], response: HttpResponse) -> bool:
     sock = environ.get("gunicorn.socket")
     return (
         _GREEN_SOCKET is not None
-        and isinstance(sock, _GREEN_SOCKET)
+        and type(sock) is _GREEN_SOCKET  # a plain socket: a TLS one (a subclass) encrypts in its own `send`
         and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
         and environ.get("REQUEST_METHOD") != "HEAD"
         and response.status_code not in (204, 304)

@@ -87,3 +87,13 @@ def test_it_is_not_used_outside_gunicorns_gevent_worker_or_for_a_sized_body():
     with gsock, other:
         assert not _writes_chunked(_environ(gsock), sized)
         assert not _writes_chunked(_environ(gsock), HttpResponse(status=304))
+
+
+def test_a_tls_socket_keeps_gunicorns_writes():
+    """A TLS socket (gevent's `SSLSocket` is a subclass of its socket) encrypts in its own `send`: the bytes must not
+    go to the OS socket under it, so its response is written by gunicorn."""
+    from gevent.ssl import SSLSocket
+
+    assert issubclass(SSLSocket, socket.socket)
+    tls = object.__new__(SSLSocket)  # what gunicorn's TLS listener hands the worker, without a handshake
+    assert not _writes_chunked(_environ(tls), StreamingHttpResponse(iter([b"x"])))
