@@ -78,7 +78,10 @@ class Pump:
         import gevent
 
         stream = _Stream(relay, watchdog, client)
-        self.poll.register(stream.fd, _select.EPOLLIN)
+        try:
+            self.poll.register(stream.fd, _select.EPOLLIN)
+        except (OSError, ValueError):  # a socket closed meanwhile: its own green thread's read tells
+            return
         self.streams[stream.fd] = stream
         watchdog.pumped = lambda: self._hand_back(stream)
         if self.runner is None:

@@ -454,3 +454,10 @@ def test_a_killed_green_thread_takes_its_stream_out_and_a_stopped_pump_hands_eve
     pump.runner.kill()
     waiting.get(timeout=5)
     assert not pump.streams and pump.runner is None
+
+
+def test_a_socket_closed_before_the_pump_takes_it_stays_with_its_green_thread():
+    pump, relay, watchdog, _provider, ours, _client = _held()
+    watchdog.sock.close()
+    pump.relay(relay, watchdog, ours)  # returns at once: nothing to watch
+    assert not pump.streams and pump.runner is None
