@@ -352,14 +352,16 @@ class StreamRelay:
     def pumped(self, client: Any) -> None:
         """After a piece was written to `client`: when the stream is in its middle, with a learned shape and
         nothing read but not relayed, the pump relays it from here until it hands it back (this waits)."""
-        pump, native, watchdog = self.pump, self.native, getattr(self.call.response, "stream_watchdog", None)
+        pump, native = self.pump, self.native
+        if pump is None:
+            return
         if native is not None:
             in_middle = native.in_middle()
         else:  # a shape learned anew is of use once here first
             in_middle = self.shape is not None and not self.shape_learns and self.held is None
+        watchdog = getattr(self.call.response, "stream_watchdog", None)
         if (
-            pump is None
-            or not in_middle
+            not in_middle
             or not self.reading
             or self.outcome.finish_reason
             or self.client_gone_at is not None
