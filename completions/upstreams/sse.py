@@ -226,6 +226,8 @@ def _dechunked(original, reader, quiet: _Silence | _Watchdog | None) -> Iterator
     while True:
         data = _read(reader, quiet)
         if data is None:  # silent for the quiet interval
+            if quiet is not None:  # a read since the last yield may have left part of a chunk here
+                quiet.clean = not (pending or left or skip)
             yield b""
             continue
         if pending:

@@ -80,3 +80,26 @@ def test_a_read_of_exactly_one_chunk_is_yielded_as_that_event():
 def test_a_chunk_with_an_extension_or_a_bad_size_is_read_by_the_full_path():
     got, _, _ = _relayed(b'f;x=1\r\ndata: {"a":1}\n\n\r\n0\r\n\r\n', [])
     assert got == [b'data: {"a":1}\n\n']
+
+
+def test_a_silence_after_part_of_a_chunk_says_the_reader_holds_part_of_an_event():
+    """What the stream pump reads before it takes a stream (completions/pump.py): `clean` is exact at every yield,
+    a silence's too, so that the pump never reads the socket under a chunk begun but not finished."""
+    first = b'data: {"n":1}\n\n'
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(LINE + b"%x\r\n%b\r\n" % (len(first), first))
+        reader = ours.makefile("rb")
+        assert reader.readline() == LINE
+        watchdog = _Watchdog(reader.raw, quiet_s=0.2)
+        try:
+            pieces = _dechunked(_Original(), reader, watchdog)
+            assert next(pieces) == first
+            assert watchdog.clean
+            theirs.sendall(b"1")  # the next chunk's size line, cut: nothing to yield yet
+            assert next(pieces) == b""  # then a silence
+            assert not watchdog.clean
+            theirs.sendall(b"0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n")
+            assert next(pieces) == b"x" * 16
+        finally:
+            watchdog.close()
