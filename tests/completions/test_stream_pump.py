@@ -130,16 +130,21 @@ def _run(scenarios: list[dict], **env: str) -> dict:
     return json.loads(done.stdout)
 
 
-def _body(client: str) -> str:
-    """The client's body without its HTTP chunk framing: events that arrive within a tick of each other may
-    share a chunk, or not, as the reads fall (the events, their order and their bytes are what must match)."""
-    raw, body, at = client.encode("latin-1"), [], 0
+def _payloads(raw: bytes) -> list[bytes]:
+    """The payloads of a body of whole HTTP chunks."""
+    payloads, at = [], 0
     while at < len(raw):
         line_end = raw.index(b"\r\n", at)
         size = int(raw[at:line_end], 16)
-        body.append(raw[line_end + 2 : line_end + 2 + size])
+        payloads.append(raw[line_end + 2 : line_end + 2 + size])
         at = line_end + 2 + size + 2
-    return b"".join(body).decode("utf-8")
+    return payloads
+
+
+def _body(client: str) -> str:
+    """The client's body without its HTTP chunk framing: events that arrive within a tick of each other may
+    share a chunk, or not, as the reads fall (the events, their order and their bytes are what must match)."""
+    return b"".join(_payloads(client.encode("latin-1"))).decode("utf-8")
 
 
 def _seen(result: dict) -> dict:
@@ -258,15 +263,15 @@ def _relay() -> StreamRelay:
 
 def _green(relay: StreamRelay, data: bytes) -> bytes | None:
     """What the green thread relays for `data`, when it is whole HTTP chunks of one-line `data: ` events."""
-    events = []
-    at = 0
-    while at < len(data):
-        line_end = data.find(b"\r\n", at)
-        size = int(data[at:line_end], 16)
-        body = data[line_end + 2 : line_end + 2 + size]
-        events += [event[6:] for event in body[:-2].split(b"\n\n")]
-        at = line_end + 2 + size + 2
-    return relay._take_chunks(events)
+    return relay._take_chunks([event[6:] for body in _payloads(data) for event in body[:-2].split(b"\n\n")])
+
+
+def _mutated(data_bytes: bytes, data: st.DataObject) -> tuple[bytes, bool]:
+    """`data_bytes`, or (drawn so) with one byte changed anywhere: a frame, a key, the text."""
+    if not data.draw(st.booleans()):
+        return data_bytes, False
+    at = data.draw(st.integers(0, len(data_bytes) - 1))
+    return data_bytes[:at] + bytes([data.draw(st.integers(0, 255))]) + data_bytes[at + 1 :], True
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -279,10 +284,7 @@ def test_pumped_read_relays_what_the_green_thread_would_or_leaves_the_read_alone
         _http(b"".join(_event(_chunk(1764000000 + created_bump, {"content": text})) for text in group))
         for group in groups
     )
-    mutate = data.draw(st.booleans())
-    if mutate:  # a byte changed anywhere: a frame, a key, the text
-        at = data.draw(st.integers(0, len(data_bytes) - 1))
-        data_bytes = data_bytes[:at] + bytes([data.draw(st.integers(0, 255))]) + data_bytes[at + 1 :]
+    data_bytes, mutate = _mutated(data_bytes, data)
     pumped, green = _relay(), _relay()
     got = pumped.pumped_read(data_bytes)
     if got is None:
@@ -319,24 +321,14 @@ def _delta(text: str) -> bytes:
 @given(st.lists(st.lists(_text, min_size=1, max_size=3), min_size=1, max_size=4), st.data())
 def test_pumped_read_of_a_native_stream_relays_what_the_green_thread_would_or_leaves_the_read_alone(groups, data):
     data_bytes = b"".join(_http(b"".join(_delta(text) for text in group)) for group in groups)
-    mutate = data.draw(st.booleans())
-    if mutate:
-        at = data.draw(st.integers(0, len(data_bytes) - 1))
-        data_bytes = data_bytes[:at] + bytes([data.draw(st.integers(0, 255))]) + data_bytes[at + 1 :]
+    data_bytes, mutate = _mutated(data_bytes, data)
     pumped, green = _native_relay(), _native_relay()
     got = pumped.pumped_read(data_bytes)
     if got is None:
         assert pumped.outcome.completion_chars == green.outcome.completion_chars
         assert mutate or not all(_plain(text) for group in groups for text in group)
         return
-    frames = []
-    at = 0
-    while at < len(data_bytes):
-        line_end = data_bytes.find(b"\r\n", at)
-        size = int(data_bytes[at:line_end], 16)
-        frames += data_bytes[line_end + 2 : line_end + 2 + size][:-2].split(b"\n\n")
-        at = line_end + 2 + size + 2
-    assert got == green._take_native(frames)
+    assert got == green._take_native([frame for body in _payloads(data_bytes) for frame in body[:-2].split(b"\n\n")])
     assert pumped.outcome.completion_chars == green.outcome.completion_chars
 
 
